@@ -1,0 +1,74 @@
+//! The `Detector` trait: from an image to faces with boxes, scores and
+//! landmarks.
+//!
+//! A trait because there are two families of detectors (dlib's HOG/CNN and
+//! the ONNX models), chosen by configuration. Detectors take `&mut self`:
+//! the native models inside are not safe to use from two threads at once,
+//! and the signature makes the caller own that exclusivity (one detector per
+//! worker thread) instead of hiding a lock inside.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::{BoundingBox, Landmarks};
+use crate::FaceError;
+
+/// One face found by a detector, in the coordinates of the image it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DetectedFace {
+    /// The face box; may extend past the image border.
+    pub bbox: BoundingBox,
+    /// The detector's confidence. Its scale is the detector's own (dlib HOG:
+    /// SVM margin, usually 0–3; CNN: MMOD score; ONNX: probability 0–1), so
+    /// compare scores only within one detector.
+    pub score: f32,
+    /// Five landmarks, used for alignment and quality.
+    pub landmarks: Landmarks,
+}
+
+impl DetectedFace {
+    /// This face with box and landmarks multiplied by `factor`.
+    pub fn scaled(&self, factor: f32) -> DetectedFace {
+        DetectedFace {
+            bbox: self.bbox.scaled(factor),
+            score: self.score,
+            landmarks: self.landmarks.scaled(factor),
+        }
+    }
+}
+
+/// Finds faces in an image.
+pub trait Detector: Send {
+    /// A short stable name, e.g. `"dlib-hog"`.
+    fn name(&self) -> &str;
+
+    /// All faces in `image`, in no particular order.
+    fn detect(&mut self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError>;
+}
+
+/// How many times to double a small image before detection.
+///
+/// dlib's HOG detector slides an 80×80 window, so it misses faces smaller
+/// than about 80 px. Images whose longest side is under `upsample_below`
+/// are doubled once (faces down to about 40 px are then found); larger
+/// images are not, because doubling quadruples the cost and a face under
+/// 80 px in a large photo is too small to enrol anyway.
+pub fn upsample_steps(width: u32, height: u32, upsample_below: u32) -> u32 {
+    if width.max(height) < upsample_below {
+        1
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_small_images_are_upsampled() {
+        assert_eq!(upsample_steps(250, 250, 800), 1);
+        assert_eq!(upsample_steps(640, 480, 640), 0);
+        assert_eq!(upsample_steps(1920, 1080, 800), 0);
+    }
+}

@@ -1,0 +1,171 @@
+//! Finding and verifying model files.
+//!
+//! Models are never downloaded at run time. They are looked up, in order,
+//! in: the directory given in configuration, `$FACEGATE_MODELS_DIR`,
+//! `./models`, `$XDG_DATA_HOME/facegate/models` (default
+//! `~/.local/share/facegate/models`), `/usr/local/share/facegate/models` and
+//! `/usr/share/facegate/models`. `scripts/fetch-models.sh` fills the first
+//! of these. Files we know are checked against their SHA-256 before the
+//! native loader sees them: dlib's deserialiser trusts its input, so a
+//! truncated or substituted file must be refused here, with a message that
+//! names the file.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::FaceError;
+
+/// A model file FaceGate knows by name and checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownModel {
+    /// File name inside the models directory.
+    pub file_name: &'static str,
+    /// Lower-case hex SHA-256 of the file.
+    pub sha256: &'static str,
+}
+
+/// dlib's ResNet face encoder (128-D). Free for commercial use.
+pub const DLIB_RESNET: KnownModel = KnownModel {
+    file_name: "dlib_face_recognition_resnet_model_v1.dat",
+    sha256: "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+};
+
+/// dlib's 5-point landmark predictor. Free for commercial use.
+pub const DLIB_LANDMARKS_5: KnownModel = KnownModel {
+    file_name: "shape_predictor_5_face_landmarks.dat",
+    sha256: "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+};
+
+/// dlib's CNN (MMOD) face detector.
+pub const DLIB_MMOD: KnownModel = KnownModel {
+    file_name: "mmod_human_face_detector.dat",
+    sha256: "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+};
+
+/// The ordered list of directories to search for model files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLocator {
+    dirs: Vec<PathBuf>,
+}
+
+impl ModelLocator {
+    /// The standard search order, with `configured` (from the config file)
+    /// first when given.
+    pub fn new(configured: Option<&Path>) -> Self {
+        let mut dirs = Vec::new();
+        if let Some(dir) = configured {
+            dirs.push(dir.to_path_buf());
+        }
+        if let Some(dir) = std::env::var_os("FACEGATE_MODELS_DIR").filter(|d| !d.is_empty()) {
+            dirs.push(PathBuf::from(dir));
+        }
+        dirs.push(PathBuf::from("models"));
+        let data_home = std::env::var_os("XDG_DATA_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+        if let Some(data_home) = data_home {
+            dirs.push(data_home.join("facegate/models"));
+        }
+        dirs.push(PathBuf::from("/usr/local/share/facegate/models"));
+        dirs.push(PathBuf::from("/usr/share/facegate/models"));
+        Self { dirs }
+    }
+
+    /// Only the given directories, in order (for tests and embedders that
+    /// manage their own files).
+    pub fn with_dirs(dirs: Vec<PathBuf>) -> Self {
+        Self { dirs }
+    }
+
+    /// The directories searched, in order.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// The path of `file_name` in the first directory that has it.
+    pub fn find(&self, file_name: &str) -> Result<PathBuf, FaceError> {
+        self.dirs
+            .iter()
+            .map(|d| d.join(file_name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| FaceError::ModelMissing {
+                file: file_name.to_string(),
+                searched: self
+                    .dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Finds a known model and verifies its checksum.
+    pub fn find_verified(&self, model: &KnownModel) -> Result<PathBuf, FaceError> {
+        let path = self.find(model.file_name)?;
+        verify_sha256(&path, model.sha256)?;
+        Ok(path)
+    }
+}
+
+/// Checks that the file at `path` has the SHA-256 `expected` (lower-case hex).
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), FaceError> {
+    let io = |source| FaceError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let actual: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if actual != expected {
+        return Err(FaceError::ModelCorrupt {
+            path: path.to_path_buf(),
+            reason: format!("SHA-256 is {actual}, expected {expected}"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn missing_model_names_file_and_directories() {
+        let loc = ModelLocator::with_dirs(vec![PathBuf::from("/nonexistent/a")]);
+        let err = loc.find("x.dat").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("x.dat") && msg.contains("/nonexistent/a"),
+            "{msg}"
+        );
+        assert!(msg.contains("fetch-models.sh"), "{msg}");
+    }
+
+    #[test]
+    fn checksum_mismatch_is_a_corrupt_model() {
+        let dir = std::env::temp_dir().join(format!("fg-models-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(DLIB_RESNET.file_name), b"truncated").unwrap();
+        let loc = ModelLocator::with_dirs(vec![dir.clone()]);
+        let err = loc.find_verified(&DLIB_RESNET).unwrap_err();
+        assert!(matches!(err, FaceError::ModelCorrupt { .. }), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
