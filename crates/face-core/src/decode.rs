@@ -77,12 +77,20 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, FaceE
         return Err(FaceError::UnsupportedFormat);
     }
 
+    if format == ImageFormat::Jpeg {
+        check_jpeg_complete(bytes)?;
+    }
+
+    // First read only the header, with no limits of the decoder's own, so
+    // an oversized image gets our typed error naming the limit and value.
+    let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+    header.no_limits();
+    let (width, height) = header.into_dimensions().map_err(map_image_error)?;
+    check_dimensions(width, height, limits)?;
+
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decoder_limits(limits));
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
-
-    let (width, height) = decoder.dimensions();
-    check_dimensions(width, height, limits)?;
 
     // A broken EXIF block is not worth refusing the photo over: decode it as
     // stored.
@@ -102,6 +110,43 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, FaceE
         format,
         reoriented,
     })
+}
+
+/// JPEG decoders fill a truncated image's missing rows with grey and call
+/// it a success; a half-grey face would then be embedded as if real. Refuse
+/// a JPEG unless its end-of-image marker follows the first scan. Walks the
+/// marker segments (so an EXIF thumbnail's own markers are skipped) to the
+/// first start-of-scan, then looks for `FF D9`, which entropy-coded data
+/// cannot contain (a data byte `FF` is always stuffed as `FF 00`).
+fn check_jpeg_complete(bytes: &[u8]) -> Result<(), FaceError> {
+    let truncated = |what: &str| FaceError::CorruptImage(format!("truncated JPEG: {what}"));
+    let mut pos = 2; // after SOI
+    loop {
+        while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
+            pos += 1; // fill bytes
+        }
+        match (bytes.get(pos), bytes.get(pos + 1)) {
+            (Some(0xFF), Some(0xDA)) => break,
+            (Some(0xFF), Some(m)) if (0xD0..=0xD7).contains(m) || *m == 0x01 => pos += 2,
+            (Some(0xFF), Some(_)) => {
+                let len = match (bytes.get(pos + 2), bytes.get(pos + 3)) {
+                    (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
+                    _ => return Err(truncated("ends inside a segment header")),
+                };
+                pos += 2 + len;
+            }
+            (Some(_), Some(_)) => {
+                return Err(FaceError::CorruptImage("malformed JPEG marker".into()))
+            }
+            _ => return Err(truncated("ends before the image data")),
+        }
+    }
+    let scan = &bytes[pos..];
+    if scan.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        Ok(())
+    } else {
+        Err(truncated("no end-of-image marker after the image data"))
+    }
 }
 
 fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), FaceError> {
