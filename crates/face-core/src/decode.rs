@@ -8,9 +8,11 @@
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 use serde::{Deserialize, Serialize};
 
+use crate::resize::{fit_within, resize_rgb};
 use crate::FaceError;
 
 /// Limits applied to every decoded image. All configurable.
@@ -59,6 +61,69 @@ pub struct DecodedImage {
 /// Grey, grey+alpha, RGBA and 16-bit inputs are converted to RGB8 (alpha is
 /// dropped). Errors are typed: see [`FaceError`].
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, FaceError> {
+    let (format, _, _) = inspect(bytes, limits)?;
+    decode_full(bytes, format, limits)
+}
+
+/// A photo decoded straight to a working copy no larger than a given side.
+#[derive(Debug, Clone)]
+pub struct ScaledImage {
+    /// The upright working copy; its longest side is at most the requested
+    /// maximum.
+    pub image: RgbImage,
+    /// Factor from working-copy pixels to original pixels (≥ 1).
+    pub scale: f32,
+    /// Width of the upright original.
+    pub width: u32,
+    /// Height of the upright original.
+    pub height: u32,
+    /// The detected container format.
+    pub format: ImageFormat,
+    /// Whether an EXIF orientation other than "normal" was applied.
+    pub reoriented: bool,
+}
+
+/// Decodes a photo to an upright working copy whose longest side is at
+/// most `max_side`.
+///
+/// A large JPEG is decoded at 1/2, 1/4 or 1/8 scale inside the decoder
+/// (the inverse DCT computes fewer pixels), so a 12 MP phone photo costs a
+/// fraction of a full decode; the rest is scaled down with a fast filter.
+/// Other formats, and JPEGs near the target size, decode in full first.
+pub fn decode_scaled(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    max_side: u32,
+) -> Result<ScaledImage, FaceError> {
+    let (format, width, height) = inspect(bytes, limits)?;
+    let max_side = max_side.max(limits.min_side).max(1);
+    if format == ImageFormat::Jpeg && width.max(height) >= max_side.saturating_mul(2) {
+        if let Some(scaled) = decode_jpeg_reduced(bytes, width, height, max_side)? {
+            return Ok(scaled);
+        }
+    }
+    let full = decode_full(bytes, format, limits)?;
+    let (w, h) = full.image.dimensions();
+    let (tw, th) = fit_within(w, h, max_side);
+    let (image, scale) = if (tw, th) == (w, h) {
+        (full.image, 1.0)
+    } else {
+        (resize_rgb(&full.image, tw, th), w as f32 / tw as f32)
+    };
+    Ok(ScaledImage {
+        image,
+        scale,
+        width: w,
+        height: h,
+        format,
+        reoriented: full.reoriented,
+    })
+}
+
+/// Checks everything that can be checked without decoding pixels: size,
+/// format, JPEG completeness, header dimensions. Returns the format and the
+/// stored (not yet reoriented) dimensions.
+fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<(ImageFormat, u32, u32), FaceError> {
     if bytes.is_empty() {
         return Err(FaceError::EmptyInput);
     }
@@ -76,29 +141,32 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, FaceE
     ) {
         return Err(FaceError::UnsupportedFormat);
     }
-
     if format == ImageFormat::Jpeg {
         check_jpeg_complete(bytes)?;
     }
-
-    // First read only the header, with no limits of the decoder's own, so
-    // an oversized image gets our typed error naming the limit and value.
+    // Read only the header, with no limits of the decoder's own, so an
+    // oversized image gets our typed error naming the limit and value.
     let mut header = ImageReader::with_format(Cursor::new(bytes), format);
     header.no_limits();
     let (width, height) = header.into_dimensions().map_err(map_image_error)?;
     check_dimensions(width, height, limits)?;
+    Ok((format, width, height))
+}
 
+fn decode_full(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<DecodedImage, FaceError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decoder_limits(limits));
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
 
     // A broken EXIF block is not worth refusing the photo over: decode it as
     // stored.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut dynamic = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
-    let reoriented = orientation != image::metadata::Orientation::NoTransforms;
+    let reoriented = orientation != Orientation::NoTransforms;
     dynamic.apply_orientation(orientation);
 
     let image = match dynamic {
@@ -110,6 +178,72 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, FaceE
         format,
         reoriented,
     })
+}
+
+/// Decodes a large JPEG at a reduced scale. `None` when the JPEG's pixel
+/// format is one this path does not handle (CMYK, 16-bit), so the caller
+/// falls back to a full decode.
+fn decode_jpeg_reduced(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    max_side: u32,
+) -> Result<Option<ScaledImage>, FaceError> {
+    let corrupt = |e: jpeg_decoder::Error| FaceError::CorruptImage(e.to_string());
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.read_info().map_err(corrupt)?;
+    // Ask for the largest reduction that still leaves at least max_side/2
+    // on the longest side; the fast resize below takes it the rest of the
+    // way.
+    let (rw, rh) = fit_within(width, height, (max_side / 2).max(1));
+    let clamp16 = |v: u32| v.min(u32::from(u16::MAX)) as u16;
+    let (dw, dh) = decoder.scale(clamp16(rw), clamp16(rh)).map_err(corrupt)?;
+    let Some(info) = decoder.info() else {
+        return Ok(None);
+    };
+    if !matches!(
+        info.pixel_format,
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+    ) {
+        return Ok(None);
+    }
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let pixels = decoder.decode().map_err(corrupt)?;
+    let (dw, dh) = (u32::from(dw), u32::from(dh));
+    let stored = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            let grey = image::GrayImage::from_raw(dw, dh, pixels);
+            grey.map(|g| DynamicImage::ImageLuma8(g).to_rgb8())
+        }
+        _ => RgbImage::from_raw(dw, dh, pixels),
+    }
+    .ok_or_else(|| FaceError::CorruptImage("JPEG decoded to fewer pixels than its header declares".into()))?;
+
+    let (tw, th) = fit_within(dw, dh, max_side);
+    let stored = if (tw, th) == (dw, dh) {
+        stored
+    } else {
+        resize_rgb(&stored, tw, th)
+    };
+    let mut dynamic = DynamicImage::ImageRgb8(stored);
+    dynamic.apply_orientation(orientation);
+    let image = match dynamic {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    };
+    let swapped = image.width() != tw;
+    let (ow, oh) = if swapped { (height, width) } else { (width, height) };
+    Ok(Some(ScaledImage {
+        scale: ow as f32 / image.width() as f32,
+        image,
+        width: ow,
+        height: oh,
+        format: ImageFormat::Jpeg,
+        reoriented: orientation != Orientation::NoTransforms,
+    }))
 }
 
 /// JPEG decoders fill a truncated image's missing rows with grey and call

@@ -34,11 +34,12 @@ pub mod geometry;
 pub mod models;
 pub mod pipeline;
 pub mod quality;
+pub mod resize;
 
 #[cfg(feature = "dlib")]
 pub mod dlib;
 
-pub use decode::{decode, DecodeLimits, DecodedImage};
+pub use decode::{decode, decode_scaled, DecodeLimits, DecodedImage, ScaledImage};
 pub use detect::{DetectedFace, Detector};
 pub use embed::{Embedder, Embedding, Metric, ModelInfo};
 pub use error::FaceError;

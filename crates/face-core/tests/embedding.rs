@@ -4,7 +4,7 @@
 
 mod common;
 
-use face_core::image::{codecs::jpeg::JpegEncoder, imageops, RgbImage};
+use face_core::image::imageops;
 use face_core::{decode, Embedding};
 
 /// dlib's published same-person threshold (Euclidean) until the calibrated
@@ -91,33 +91,6 @@ fn resolutions_of_one_photo_embed_alike() {
     }
 }
 
-/// A minimal big-endian EXIF APP1 segment holding only an orientation tag.
-fn exif_orientation_segment(orientation: u16) -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // header, IFD at offset 8
-    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
-    tiff.extend_from_slice(&orientation.to_be_bytes());
-    tiff.extend_from_slice(&[0, 0]); // value padding
-    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
-    let mut seg = vec![0xFF, 0xE1];
-    let len = (2 + 6 + tiff.len()) as u16;
-    seg.extend_from_slice(&len.to_be_bytes());
-    seg.extend_from_slice(b"Exif\0\0");
-    seg.extend_from_slice(&tiff);
-    seg
-}
-
-fn jpeg(img: &RgbImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, 95)
-        .encode_image(img)
-        .unwrap();
-    out
-}
-
 #[test]
 fn exif_rotated_photo_is_found_upright() {
     let upright = decode(
@@ -129,9 +102,9 @@ fn exif_rotated_photo_is_found_upright() {
     // A camera held sideways stores the pixels turned 90° and tags the file
     // with orientation 6 ("rotate 90° clockwise to display").
     let stored = imageops::rotate270(&upright);
-    let plain = jpeg(&stored);
+    let plain = common::jpeg(&stored);
     let mut tagged = plain[..2].to_vec(); // SOI
-    tagged.extend(exif_orientation_segment(6));
+    tagged.extend(common::exif_orientation_segment(6));
     tagged.extend_from_slice(&plain[2..]);
 
     let decoded = decode(&tagged, &Default::default()).unwrap();
@@ -146,7 +119,7 @@ fn exif_rotated_photo_is_found_upright() {
         sideways.faces.len()
     );
 
-    let reference = embed_one(&jpeg(&upright)).unwrap();
+    let reference = embed_one(&common::jpeg(&upright)).unwrap();
     let rotated = embed_one(&tagged).expect("no face in the EXIF-rotated photo");
     let d = reference.distance(&rotated).unwrap();
     println!("upright vs EXIF-rotated: {d:.4}");
@@ -156,7 +129,7 @@ fn exif_rotated_photo_is_found_upright() {
     assert!(d < 0.1, "{d}");
     assert!(sideways.faces.is_empty());
 
-    let a = common::pipeline().analyze(&jpeg(&upright)).unwrap();
+    let a = common::pipeline().analyze(&common::jpeg(&upright)).unwrap();
     let b = common::pipeline().analyze(&tagged).unwrap();
     let iou = a.faces[0].detection.bbox.iou(&b.faces[0].detection.bbox);
     println!("box IoU upright vs EXIF-rotated: {iou:.3}");

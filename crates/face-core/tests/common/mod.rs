@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use face_core::models::ModelLocator;
-use face_core::{dlib, FacePipeline, PipelineOptions};
+use face_core::image::{codecs::jpeg::JpegEncoder, imageops, RgbImage};
+use face_core::{decode, dlib, FacePipeline, PipelineOptions};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -88,4 +89,53 @@ pub fn people() -> Vec<(String, String)> {
 /// The deliberately partial faces.
 pub fn is_partial(path: &str) -> bool {
     path.contains("partial_face")
+}
+
+/// A minimal big-endian EXIF APP1 segment holding only an orientation tag.
+pub fn exif_orientation_segment(orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // header, IFD at offset 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]); // value padding
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut seg = vec![0xFF, 0xE1];
+    let len = (2 + 6 + tiff.len()) as u16;
+    seg.extend_from_slice(&len.to_be_bytes());
+    seg.extend_from_slice(b"Exif\0\0");
+    seg.extend_from_slice(&tiff);
+    seg
+}
+
+pub fn jpeg(img: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 95)
+        .encode_image(img)
+        .unwrap();
+    out
+}
+
+
+/// A 4032x3024 (12 MP phone-sized) JPEG with one face: the 1080p Obama
+/// photo scaled up onto a grey canvas.
+pub fn large_jpeg() -> Vec<u8> {
+    let src = decode(&photo("people/obama/face_recognition_obama-1080p.jpg"), &Default::default())
+        .unwrap()
+        .image;
+    let scaled = imageops::resize(&src, 4032, 2268, imageops::FilterType::Triangle);
+    let mut canvas = RgbImage::from_pixel(4032, 3024, face_core::image::Rgb([120, 120, 120]));
+    imageops::replace(&mut canvas, &scaled, 0, 378);
+    jpeg(&canvas)
+}
+
+/// A 640x480 JPEG with one face (the 480p photo cropped to 4:3).
+pub fn vga_jpeg() -> Vec<u8> {
+    let src = decode(&photo("people/obama/face_recognition_obama-480p.jpg"), &Default::default())
+        .unwrap()
+        .image;
+    let x = (src.width().saturating_sub(640)) / 2;
+    jpeg(&imageops::crop_imm(&src, x, 0, 640, 480).to_image())
 }
