@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Install what FaceGate needs on a fresh Debian/Ubuntu machine, idempotently.
+#
+#   scripts/setup.sh          system packages (dlib, OpenBLAS, build tools) + dlib models
+#   scripts/setup.sh --test   also what the test suite needs (PostgreSQL + pgvector)
+#
+# Safe to run again: each step checks first and does nothing when satisfied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    *) echo "usage: scripts/setup.sh [--test]" >&2; exit 2 ;;
+  esac
+done
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "run as root or install sudo" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
+packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip ca-certificates)
+if [ "$want_test" = 1 ]; then
+  packages+=(postgresql postgresql-contrib)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# python3-pip is only needed when no pip is on PATH already (pyenv, venv).
+if python3 -m pip --version >/dev/null 2>&1; then
+  missing=("${missing[@]/python3-pip}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "==> system packages present"
+fi
+
+if ! command -v cargo >/dev/null; then
+  cat >&2 <<'MSG'
+cargo not found. FaceGate needs Rust 1.80 or newer; install it with rustup
+(see the Rust project's installation page), then run this script again.
+MSG
+  exit 1
+fi
+
+echo "==> dlib models"
+scripts/fetch-models.sh
+
+if [ "$want_test" = 1 ] && [ -x scripts/install-pgvector.sh ]; then
+  echo "==> pgvector"
+  scripts/install-pgvector.sh
+fi
+echo "==> setup done"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole FaceGate test suite, as CI runs it (.ci/run calls this).
+#
+# Installs what is missing (scripts/setup.sh --test), starts a throwaway
+# PostgreSQL with pgvector unless DATABASE_URL is set, then runs format and
+# lint checks and every test on the real models and photos in ../shared
+# (or $FACEGATE_SHARED_DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --test
+
+export FACEGATE_SHARED_DIR="${FACEGATE_SHARED_DIR:-$(cd .. && pwd)/shared}"
+if [ ! -f "$FACEGATE_SHARED_DIR/faces/labels.csv" ]; then
+  echo "test data not found at $FACEGATE_SHARED_DIR: set FACEGATE_SHARED_DIR" >&2
+  exit 1
+fi
+# One BLAS thread per worker: the tests run in parallel already.
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+run_tests() {
+  cargo test --workspace --locked "$@"
+}
+if [ -n "${DATABASE_URL:-}" ] || [ ! -x scripts/with-postgres.sh ]; then
+  run_tests "$@"
+else
+  scripts/with-postgres.sh cargo test --workspace --locked "$@"
+fi
