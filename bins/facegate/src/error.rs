@@ -1,0 +1,161 @@
+//! One JSON error shape for every failure, `{"error", "message", "details"?}`,
+//! and the one exhaustive mapping from service errors to HTTP statuses.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use face_core::FaceError;
+use face_service::ServiceError;
+use serde::Serialize;
+use serde_json::json;
+
+/// An HTTP error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<serde_json::Value>,
+    retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: &'a Option<serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with a status, a machine-readable code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
+    }
+
+    /// Adds details.
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// A 422 for a request field.
+    pub fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("{field}: {message}"),
+        )
+        .details(json!({ "field": field }))
+    }
+
+    /// A 400 for an unusable image payload.
+    pub fn bad_image(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_image", message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(Body {
+            error: self.code,
+            message: &self.message,
+            details: &self.details,
+        })
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let message = e.to_string();
+        // Exhaustive on purpose: a new service error must choose its status.
+        match e {
+            ServiceError::BadImage(face) => match face {
+                FaceError::LimitExceeded { limit, actual, max } => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", message)
+                        .details(json!({ "limit": limit, "actual": actual, "max": max }))
+                }
+                FaceError::EmptyInput
+                | FaceError::UnsupportedFormat
+                | FaceError::CorruptImage(_)
+                | FaceError::DecoderLimit(_)
+                | FaceError::ImageTooSmall { .. }
+                | FaceError::ModelMismatch { .. }
+                | FaceError::ModelMissing { .. }
+                | FaceError::ModelCorrupt { .. }
+                | FaceError::Backend { .. }
+                | FaceError::Io { .. } => ApiError::bad_image(message),
+            },
+            ServiceError::NoFace => {
+                ApiError::new(StatusCode::BAD_REQUEST, "no_face", "No face detected")
+            }
+            ServiceError::MultipleFaces { count } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "multiple_faces", message)
+                    .details(json!({ "count": count }))
+            }
+            ServiceError::LowQuality { issues } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "low_quality", message)
+                    .details(json!({ "issues": issues }))
+            }
+            ServiceError::Invalid { field, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+                    .details(json!({ "field": field }))
+            }
+            ServiceError::UserNotFound(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+                    .details(json!({ "user_id": id }))
+            }
+            ServiceError::Duplicate { user_id, distance } => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_face", message)
+                    .details(json!({ "user_id": user_id, "distance": distance }))
+            }
+            ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            ServiceError::NoTemplateForModel(id) => {
+                ApiError::new(StatusCode::CONFLICT, "no_template_for_model", message)
+                    .details(json!({ "user_id": id }))
+            }
+            ServiceError::Busy => {
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message);
+                e.retry_after = Some(1);
+                e
+            }
+            ServiceError::StoreUnavailable(detail) => {
+                tracing::error!(%detail, "store unavailable");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the database is unavailable; retry later",
+                );
+                e.retry_after = Some(5);
+                e
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; it has been logged",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Request bodies: JSON with base64 images (optionally `data:image/...;base64,`
+//! prefixed), or `multipart/form-data` uploads. Both become the same
+//! [`ImageRequest`], so handlers do not care which the client sent.
+
+use actix_multipart::Multipart;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest};
+use base64::Engine;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// The fields any image endpoint may receive.
+#[derive(Debug, Default)]
+pub struct ImageRequest {
+    /// `name` (register).
+    pub name: Option<String>,
+    /// Decoded images, in order.
+    pub images: Vec<Vec<u8>>,
+    /// `external_ref` (register).
+    pub external_ref: Option<String>,
+    /// `metadata` (register).
+    pub metadata: Option<serde_json::Value>,
+    /// `allow_duplicate`.
+    pub allow_duplicate: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonBody {
+    name: Option<String>,
+    image: Option<String>,
+    images: Option<Vec<String>>,
+    external_ref: Option<String>,
+    metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    allow_duplicate: bool,
+}
+
+/// Most images in one request.
+pub const MAX_IMAGES: usize = 10;
+
+/// Decodes a base64 image, with or without a `data:` URL prefix and line
+/// breaks.
+pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    let payload = match text.strip_prefix("data:") {
+        Some(rest) => match rest.split_once(',') {
+            Some((meta, data)) if meta.ends_with(";base64") => data,
+            _ => {
+                return Err(ApiError::bad_image(format!(
+                    "{field}: a data URL must look like data:image/jpeg;base64,..."
+                )))
+            }
+        },
+        None => text,
+    };
+    let clean: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if clean.is_empty() {
+        return Err(ApiError::bad_image(format!("{field}: the image is empty")));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(clean.as_bytes()))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(clean.trim_end_matches('=').as_bytes()))
+        .map_err(|e| ApiError::bad_image(format!("{field}: not valid base64 ({e})")))
+}
+
+/// Reads an image request from a JSON or multipart body.
+pub async fn read(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<ImageRequest, ApiError> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        read_json(payload, limit).await
+    } else if content_type.starts_with("multipart/form-data") {
+        read_multipart(req, payload, limit).await
+    } else {
+        Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {:?} is not accepted; send application/json with a base64 image, or multipart/form-data",
+                content_type
+            ),
+        ))
+    }
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_image(format!("reading the body failed: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than the limit of {limit} bytes"),
+    )
+    .details(serde_json::json!({ "limit": limit }))
+}
+
+async fn read_json(payload: web::Payload, limit: usize) -> Result<ImageRequest, ApiError> {
+    let body = read_body(payload, limit).await?;
+    let parsed: JsonBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_json",
+            format!("the JSON body is invalid: {e}"),
+        )
+    })?;
+    let mut images = Vec::new();
+    if let Some(one) = &parsed.image {
+        images.push(decode_base64("image", one)?);
+    }
+    for (i, text) in parsed.images.iter().flatten().enumerate() {
+        images.push(decode_base64(&format!("images[{i}]"), text)?);
+    }
+    check_count(images.len())?;
+    Ok(ImageRequest {
+        name: parsed.name,
+        images,
+        external_ref: parsed.external_ref,
+        metadata: parsed.metadata,
+        allow_duplicate: parsed.allow_duplicate,
+    })
+}
+
+fn check_count(n: usize) -> Result<(), ApiError> {
+    if n == 0 {
+        return Err(ApiError::invalid("image", "an image is required (base64 in \"image\", or \"images\")"));
+    }
+    if n > MAX_IMAGES {
+        return Err(ApiError::invalid("images", format!("at most {MAX_IMAGES} images per request")));
+    }
+    Ok(())
+}
+
+async fn read_multipart(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<ImageRequest, ApiError> {
+    let mut form = Multipart::new(req.headers(), payload.into_inner());
+    let mut out = ImageRequest::default();
+    let mut total = 0usize;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
+        let name = field.name().unwrap_or("").to_string();
+        let mut data = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
+            total += chunk.len();
+            if total > limit {
+                return Err(too_large(limit));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        let text = || {
+            String::from_utf8(data.clone()).map_err(|_| ApiError::invalid(&name, "must be UTF-8 text"))
+        };
+        match name.as_str() {
+            "image" | "images" | "file" | "files" => out.images.push(data),
+            "name" => out.name = Some(text()?),
+            "external_ref" => out.external_ref = Some(text()?),
+            "metadata" => {
+                out.metadata = Some(
+                    serde_json::from_str(&text()?).map_err(|e| ApiError::invalid("metadata", e))?,
+                )
+            }
+            "allow_duplicate" => out.allow_duplicate = matches!(text()?.trim(), "true" | "1" | "yes"),
+            other => return Err(ApiError::invalid(other, "unknown form field")),
+        }
+    }
+    check_count(out.images.len())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn base64_with_and_without_data_prefix() {
+        assert_eq!(decode_base64("image", "aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("image", "aGVsbG8").unwrap(), b"hello");
+        assert_eq!(decode_base64("image", "data:image/png;base64,aGVs\nbG8=").unwrap(), b"hello");
+        assert!(decode_base64("image", "data:image/png,aGVsbG8=").is_err());
+        assert!(decode_base64("image", "not base64 !!").is_err());
+        assert!(decode_base64("image", "").is_err());
+    }
+}

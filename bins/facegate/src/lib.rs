@@ -1,0 +1,9 @@
+//! facegate: the HTTP server. Thin by design: settings, routes, one error
+//! mapping; all logic lives in `face-service`.
+
+pub mod error;
+pub mod input;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;

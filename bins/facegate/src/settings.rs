@@ -1,0 +1,171 @@
+//! Typed settings, layered from `config/default.toml`, an optional
+//! `config/$FACEGATE_ENV.toml`, and `FACEGATE__SECTION__KEY` environment
+//! variables. Invalid settings stop startup with a message naming the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// HTTP server.
+    pub server: ServerSettings,
+    /// Storage.
+    pub store: StoreSettings,
+    /// Face pipeline.
+    pub face: FaceSettings,
+    /// Thresholds.
+    pub thresholds: ThresholdSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port; 0 picks a free one (tests).
+    pub port: u16,
+    /// Largest request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Grace period on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// Which store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL with pgvector.
+    Postgres,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    /// Which store.
+    pub kind: StoreKind,
+    /// Directory for the SQLite file.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; from the environment only.
+    #[serde(default)]
+    pub postgres_url: Option<String>,
+    /// PostgreSQL pool size.
+    #[serde(default = "default_pool")]
+    pub pool_size: usize,
+}
+
+fn default_pool() -> usize {
+    16
+}
+
+/// Which detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorSetting {
+    /// dlib HOG.
+    Hog,
+    /// dlib CNN.
+    Cnn,
+}
+
+/// `[face]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FaceSettings {
+    /// Detector.
+    pub detector: DetectorSetting,
+    /// Models directory; empty for the standard search.
+    pub models_dir: String,
+    /// Worker threads; 0 = cores.
+    pub workers: usize,
+    /// Queue depth.
+    pub queue_depth: usize,
+    /// Working-copy size.
+    pub max_working_side: u32,
+    /// Enrolment minimum face size.
+    pub min_face_size: u32,
+}
+
+/// `[thresholds]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThresholdSettings {
+    /// Calibration directory.
+    pub calibration_dir: PathBuf,
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// Format.
+    pub format: LogFormat,
+    /// Filter.
+    pub level: String,
+}
+
+/// A setting that is wrong, by key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(pub String);
+
+impl Settings {
+    /// Loads settings from `config_dir` and the environment.
+    pub fn load(config_dir: &Path) -> Result<Self, SettingsError> {
+        let env = std::env::var("FACEGATE_ENV").unwrap_or_else(|_| "local".into());
+        let built = config::Config::builder()
+            .add_source(config::File::from(config_dir.join("default")).required(true))
+            .add_source(config::File::from(config_dir.join(&env)).required(false))
+            .add_source(
+                config::Environment::with_prefix("FACEGATE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|e| SettingsError(format!("{e} (config dir {})", config_dir.display())))?;
+        let settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, msg: &str| Err(SettingsError(format!("{key}: {msg}")));
+        if self.server.body_limit_bytes < 1024 {
+            return bad("server.body_limit_bytes", "must be at least 1024");
+        }
+        if self.face.queue_depth == 0 {
+            return bad("face.queue_depth", "must be at least 1");
+        }
+        if self.face.max_working_side < 160 {
+            return bad("face.max_working_side", "must be at least 160");
+        }
+        if self.store.kind == StoreKind::Postgres
+            && self.store.postgres_url.as_deref().unwrap_or("").is_empty()
+        {
+            return bad(
+                "store.postgres_url",
+                "is required when store.kind = \"postgres\"; set FACEGATE__STORE__POSTGRES_URL",
+            );
+        }
+        if self.store.pool_size == 0 {
+            return bad("store.pool_size", "must be at least 1");
+        }
+        Ok(())
+    }
+}

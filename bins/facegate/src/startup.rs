@@ -1,0 +1,160 @@
+//! Building the application: models, store, service, HTTP server.
+//!
+//! `Application::build` binds the listener first, so tests pass port 0 and
+//! read the real port back before the server runs.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use face_core::models::ModelLocator;
+use face_core::{dlib, PipelineOptions, QualityPolicy};
+use face_service::{FaceService, FaceWorkers, Thresholds};
+use face_store::{FaceStore, PgStore, PostgresConfig, SqliteConfig, SqliteStore};
+
+use crate::error::ApiError;
+use crate::routes::{self, AppState};
+use crate::settings::{DetectorSetting, Settings, StoreKind};
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Models missing or corrupt, or the pipeline failed to load.
+    #[error("face models: {0}")]
+    Models(#[from] face_core::FaceError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] face_store::StoreError),
+    /// The service could not start.
+    #[error("service: {0}")]
+    Service(#[from] face_service::ServiceError),
+    /// Binding the port failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Loads models, opens the store and binds the port.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let service = build_service(&settings).await?;
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(settings.server.port);
+        let state = web::Data::new(AppState {
+            service,
+            body_limit: settings.server.body_limit_bytes,
+        });
+        let query_cfg = web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::invalid("query", err).into()
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(query_cfg.clone())
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr, source })?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until stopped (SIGINT/SIGTERM finish in-flight requests first).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn build_service(settings: &Settings) -> Result<FaceService, StartupError> {
+    let face = &settings.face;
+    let models_dir = (!face.models_dir.is_empty()).then(|| PathBuf::from(&face.models_dir));
+    let locator = ModelLocator::new(models_dir.as_deref());
+    let options = PipelineOptions {
+        max_working_side: face.max_working_side,
+        quality: QualityPolicy {
+            min_face_size: face.min_face_size,
+            ..QualityPolicy::default()
+        },
+        ..PipelineOptions::default()
+    };
+    let kind = match face.detector {
+        DetectorSetting::Hog => dlib::DetectorKind::Hog,
+        DetectorSetting::Cnn => dlib::DetectorKind::Cnn,
+    };
+    let workers = if face.workers == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        face.workers
+    };
+    let pipelines = (0..workers)
+        .map(|_| dlib::pipeline(&locator, kind, options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let workers = FaceWorkers::start(pipelines, face.queue_depth)?;
+    tracing::info!(
+        workers = workers.threads(),
+        detector = workers.detector(),
+        model = %workers.model().id,
+        "face workers started"
+    );
+
+    let (store, kind): (Arc<dyn FaceStore>, &'static str) = match settings.store.kind {
+        StoreKind::Sqlite => {
+            std::fs::create_dir_all(&settings.store.data_dir).map_err(|e| {
+                face_store::StoreError::Unavailable(format!(
+                    "cannot create data directory {}: {e}",
+                    settings.store.data_dir.display()
+                ))
+            })?;
+            let store = SqliteStore::open(SqliteConfig::in_data_dir(&settings.store.data_dir)).await?;
+            tracing::info!(path = %store.path().display(), "embedded SQLite store open");
+            (Arc::new(store), "sqlite")
+        }
+        StoreKind::Postgres => {
+            let url = settings.store.postgres_url.clone().unwrap_or_default();
+            let mut config = PostgresConfig::new(url);
+            config.pool_size = settings.store.pool_size;
+            let store = PgStore::open(config).await?;
+            tracing::info!("PostgreSQL store open");
+            (Arc::new(store), "postgresql")
+        }
+    };
+
+    let thresholds = load_thresholds(settings, &workers.model().id);
+    tracing::info!(
+        verify = thresholds.verify,
+        identify = thresholds.identify,
+        source = %thresholds.source,
+        "thresholds"
+    );
+    Ok(FaceService::new(workers, store, kind, thresholds))
+}
+
+fn load_thresholds(settings: &Settings, model_id: &str) -> Thresholds {
+    let _ = (&settings.thresholds.calibration_dir, model_id, Duration::ZERO);
+    Thresholds::dlib_published()
+}

@@ -1,0 +1,96 @@
+//! The service's error type: every way a use case can fail, classified so
+//! the server maps each to one HTTP status in one exhaustive `match`.
+
+use face_core::{FaceError, QualityIssue};
+use face_store::StoreError;
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The image could not be decoded or broke a limit.
+    #[error("{0}")]
+    BadImage(FaceError),
+    /// No face was found.
+    #[error("No face detected in the image")]
+    NoFace,
+    /// Enrolment needs exactly one face.
+    #[error("Multiple faces detected ({count}); enrolment needs a photo with exactly one face")]
+    MultipleFaces {
+        /// How many faces were found.
+        count: usize,
+    },
+    /// The face is not good enough to enrol.
+    #[error("Face quality too low: {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; "))]
+    LowQuality {
+        /// Every problem found.
+        issues: Vec<QualityIssue>,
+    },
+    /// A request field is invalid (name, threshold, page, …).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// No such user.
+    #[error("user {0} not found")]
+    UserNotFound(i64),
+    /// The face already belongs to an enrolled user.
+    #[error("this face already matches enrolled user {user_id} (distance {distance:.3}); pass allow_duplicate to enrol anyway")]
+    Duplicate {
+        /// The existing user.
+        user_id: i64,
+        /// Distance to their closest template.
+        distance: f32,
+    },
+    /// A write clashes with stored data (e.g. a duplicate external reference).
+    #[error("{0}")]
+    Conflict(String),
+    /// The user has no template of the active model (enrolled under another model).
+    #[error("user {0} has no face template for the active model; re-enrol them")]
+    NoTemplateForModel(i64),
+    /// Too many requests are queued for face processing; retry shortly.
+    #[error("the face workers are busy; retry in a moment")]
+    Busy,
+    /// The database cannot be reached.
+    #[error("storage unavailable: {0}")]
+    StoreUnavailable(String),
+    /// A bug or a backend failure; logged, reported without detail.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<FaceError> for ServiceError {
+    fn from(e: FaceError) -> Self {
+        if e.is_bad_input() {
+            ServiceError::BadImage(e)
+        } else {
+            ServiceError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ServiceError::Internal(format!("unexpected not-found: {m}")),
+            StoreError::Conflict(m) => ServiceError::Conflict(m),
+            StoreError::Unavailable(m) => ServiceError::StoreUnavailable(m),
+            StoreError::BadData(m) => ServiceError::Invalid {
+                field: "request",
+                message: m,
+            },
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Maps a store error for an operation on one user: not-found becomes
+/// [`ServiceError::UserNotFound`].
+pub(crate) fn for_user(id: i64) -> impl Fn(StoreError) -> ServiceError {
+    move |e| match e {
+        StoreError::NotFound(_) => ServiceError::UserNotFound(id),
+        other => other.into(),
+    }
+}
