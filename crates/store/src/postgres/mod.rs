@@ -1,0 +1,1 @@
+pub struct PgStore; pub struct PostgresConfig;
