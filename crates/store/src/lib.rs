@@ -25,7 +25,7 @@ pub mod types;
 pub mod validate;
 
 pub use error::StoreError;
-pub use postgres::{PgStore, PostgresConfig};
+pub use postgres::{IndexState, PgStore, PostgresConfig};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::FaceStore;
 pub use types::{
