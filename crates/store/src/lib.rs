@@ -14,8 +14,8 @@
 //! Schema migrations live in the workspace's top-level `migrations/` folder
 //! and are embedded at compile time; `open` applies them.
 
-pub mod error;
 pub mod distance;
+pub mod error;
 mod migrate;
 mod model_cache;
 pub mod postgres;

@@ -77,9 +77,9 @@ fn json_has_nul(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(s) => s.contains('\0'),
         serde_json::Value::Array(items) => items.iter().any(json_has_nul),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.contains('\0') || json_has_nul(v)),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v))
+        }
         _ => false,
     }
 }
@@ -129,7 +129,11 @@ pub fn embedding(model: &ModelKey, v: &[f32]) -> Result<()> {
 }
 
 /// Checks a batch of templates; `at_least_one` for enrolment.
-pub fn templates(model_key: &ModelKey, templates: &[NewTemplate], at_least_one: bool) -> Result<()> {
+pub fn templates(
+    model_key: &ModelKey,
+    templates: &[NewTemplate],
+    at_least_one: bool,
+) -> Result<()> {
     model(model_key)?;
     if at_least_one && templates.is_empty() {
         return Err(StoreError::bad("a user needs at least one template"));

@@ -111,7 +111,11 @@ impl PgStore {
         }
         let cfg = &self.inner.config;
         client
-            .batch_execute(&sql::create_index(model, cfg.hnsw_m, cfg.hnsw_ef_construction))
+            .batch_execute(&sql::create_index(
+                model,
+                cfg.hnsw_m,
+                cfg.hnsw_ef_construction,
+            ))
             .await?;
         Ok(())
     }

@@ -27,7 +27,9 @@ pub use index::IndexState;
 use crate::error::{Result, StoreError};
 use crate::model_cache::{self, ModelCache};
 use crate::store::FaceStore;
-use crate::types::{Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId};
+use crate::types::{
+    Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId,
+};
 use crate::validate;
 
 /// Arbitrary constant key for the advisory lock that serialises migrations
@@ -150,12 +152,12 @@ impl PgStore {
     async fn dedicated_connection(&self) -> Result<tokio_postgres::Client> {
         let mut pg = self.inner.pg.clone();
         pg.options("-c statement_timeout=0");
-        let (client, connection) = tokio::time::timeout(
-            self.inner.config.connect_timeout,
-            pg.connect(NoTls),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("connecting to PostgreSQL timed out".into()))??;
+        let (client, connection) =
+            tokio::time::timeout(self.inner.config.connect_timeout, pg.connect(NoTls))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable("connecting to PostgreSQL timed out".into())
+                })??;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("dedicated PostgreSQL connection ended: {e}");
@@ -295,14 +297,22 @@ impl PgStore {
             ))
             .await?;
         let rows = client
-            .query(&stmt, &[&page.after_id(), &page.effective_limit(), &without_model])
+            .query(
+                &stmt,
+                &[&page.after_id(), &page.effective_limit(), &without_model],
+            )
             .await?;
         rows.iter().map(user_from_row).collect()
     }
 
     /// The query plan of a search, for tests and documentation (shows
     /// whether the HNSW index is used).
-    pub async fn explain_search(&self, model: &ModelKey, query: &[f32], k: usize) -> Result<String> {
+    pub async fn explain_search(
+        &self,
+        model: &ModelKey,
+        query: &[f32],
+        k: usize,
+    ) -> Result<String> {
         validate::search(model, query, k)?;
         let client = self.inner.pool.get().await?;
         let limit = (k * CANDIDATES_PER_USER).max(MIN_CANDIDATES) as i64;
@@ -398,7 +408,9 @@ impl FaceStore for PgStore {
         self.bounded(async {
             let client = self.inner.pool.get().await?;
             let stmt = client
-                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"))
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+                ))
                 .await?;
             match client.query_opt(&stmt, &[&id]).await? {
                 Some(row) => user_from_row(&row),

@@ -121,9 +121,8 @@ fn open_connection(config: &SqliteConfig, writer: bool) -> Result<Connection> {
 fn open_blocking(config: SqliteConfig) -> Result<Inner> {
     if let Some(dir) = config.path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("creating {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         }
     }
     let mut writer = open_connection(&config, true)?;
@@ -174,7 +173,8 @@ impl FaceStore for SqliteStore {
     }
 
     async fn list_users(&self, page: Page) -> Result<Vec<User>> {
-        self.read(move |conn| ops::list_users(conn, page, None)).await
+        self.read(move |conn| ops::list_users(conn, page, None))
+            .await
     }
 
     async fn delete_user(&self, id: UserId) -> Result<()> {

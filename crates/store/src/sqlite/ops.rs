@@ -30,7 +30,12 @@ fn ensure_model(tx: &Transaction<'_>, models: &ModelCache, model: &ModelKey) -> 
     tx.execute(
         "INSERT INTO models (id, dimension, metric, created_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (id) DO NOTHING",
-        params![model.id, model.dimension as i64, model.metric.as_str(), now_micros()],
+        params![
+            model.id,
+            model.dimension as i64,
+            model.metric.as_str(),
+            now_micros()
+        ],
     )?;
     let (dimension, metric): (i64, String) = tx.query_row(
         "SELECT dimension, metric FROM models WHERE id = ?1",
@@ -175,7 +180,11 @@ pub(super) fn list_users(
          ORDER BY u.id LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![page.after_id(), page.effective_limit(), without_model])?;
+    let mut rows = stmt.query(params![
+        page.after_id(),
+        page.effective_limit(),
+        without_model
+    ])?;
     let mut users = Vec::new();
     while let Some(r) = rows.next()? {
         users.push(user_from_row(r)?);

@@ -61,7 +61,11 @@ pub async fn crud_round_trip(store: &dyn FaceStore) {
         metadata: Some(json!({"team": "analytics", "level": 3, "tags": ["a", "b"]})),
     };
     let user = store
-        .create_user(new.clone(), &model, &[tpl(rng.vector(128)), tpl(rng.vector(128))])
+        .create_user(
+            new.clone(),
+            &model,
+            &[tpl(rng.vector(128)), tpl(rng.vector(128))],
+        )
         .await
         .unwrap();
     assert_eq!(user.name, new.name);
@@ -87,7 +91,9 @@ pub async fn crud_round_trip(store: &dyn FaceStore) {
     assert_not_found(store.get_user(user.id).await, "get deleted user");
     assert_not_found(store.delete_user(user.id).await, "delete twice");
     assert_not_found(
-        store.add_templates(user.id, &model, &[tpl(rng.vector(128))]).await,
+        store
+            .add_templates(user.id, &model, &[tpl(rng.vector(128))])
+            .await,
         "add templates to deleted user",
     );
     assert_not_found(store.get_user(987_654_321).await, "get never-existing user");
@@ -131,7 +137,11 @@ pub async fn cascade_delete(store: &dyn FaceStore) {
     let hits = store.search(&model, &gone_vec, 10).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].user_id, keep.id);
-    assert!(store.search(&other, &rng.vector(16), 5).await.unwrap().is_empty());
+    assert!(store
+        .search(&other, &rng.vector(16), 5)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn atomic_create_on_conflict(store: &dyn FaceStore) {
@@ -178,13 +188,19 @@ pub async fn model_isolation(store: &dyn FaceStore) {
 
     // The exact vector stored under model a is invisible to model b searches.
     let in_b = store.search(&b, &va, 10).await.unwrap();
-    assert_eq!(in_b.iter().map(|m| m.user_id).collect::<Vec<_>>(), vec![ub.id]);
+    assert_eq!(
+        in_b.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        vec![ub.id]
+    );
     let in_a = store.search(&a, &va, 10).await.unwrap();
     assert_eq!(in_a.len(), 1);
     assert_eq!(in_a[0].user_id, ua.id);
     assert!(in_a[0].distance.abs() < 1e-5);
     let in_wide = store.search(&wide, &rng.vector(512), 10).await.unwrap();
-    assert_eq!(in_wide.iter().map(|m| m.user_id).collect::<Vec<_>>(), vec![ua.id]);
+    assert_eq!(
+        in_wide.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        vec![ua.id]
+    );
 
     // A model id keeps its shape forever.
     let a_reshaped = ModelKey::new("model_a", 16, Metric::Euclidean);
@@ -196,7 +212,9 @@ pub async fn model_isolation(store: &dyn FaceStore) {
     );
     let a_cosine = ModelKey::new("model_a", 8, Metric::Cosine);
     assert_conflict(
-        store.add_templates(ua.id, &a_cosine, &[tpl(rng.vector(8))]).await,
+        store
+            .add_templates(ua.id, &a_cosine, &[tpl(rng.vector(8))])
+            .await,
         "same model id, other metric",
     );
     assert_conflict(
@@ -235,9 +253,17 @@ fn brute_force(
                 .sum::<f64>()
                 .sqrt() as f32,
             Metric::Cosine => {
-                let dot: f64 = v.iter().zip(query).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                let dot: f64 = v
+                    .iter()
+                    .zip(query)
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
                 let na: f64 = v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-                let nb: f64 = query.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+                let nb: f64 = query
+                    .iter()
+                    .map(|a| f64::from(*a).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 (1.0 - dot / (na * nb)) as f32
             }
         };
@@ -286,7 +312,12 @@ async fn top_k_against_reference(store: &dyn FaceStore, model: ModelKey, seed: u
                 "query {q}, k {k}: users in order"
             );
             for (g, w) in got.iter().zip(&want) {
-                assert!((g.distance - w.1).abs() < 1e-4, "distance {} vs {}", g.distance, w.1);
+                assert!(
+                    (g.distance - w.1).abs() < 1e-4,
+                    "distance {} vs {}",
+                    g.distance,
+                    w.1
+                );
             }
             assert!(got.windows(2).all(|p| p[0].distance <= p[1].distance));
         }
@@ -326,7 +357,10 @@ pub async fn best_template_per_user(store: &dyn FaceStore) {
             .unwrap();
         others.push(u.id);
     }
-    let hits = store.search(&model, &[0.0, 0.0, 0.0, 0.0], 4).await.unwrap();
+    let hits = store
+        .search(&model, &[0.0, 0.0, 0.0, 0.0], 4)
+        .await
+        .unwrap();
     let ids: Vec<UserId> = hits.iter().map(|m| m.user_id).collect();
     assert_eq!(ids, vec![crowd.id, others[0], others[1], others[2]]);
     assert!(hits[0].distance.abs() < 1e-6);
@@ -344,7 +378,10 @@ pub async fn concurrent_inserts(store: &dyn FaceStore) {
     assert_eq!(ids.len(), tasks * per_task, "every insert got its own id");
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.users, (tasks * per_task) as i64);
-    assert_eq!(templates_of(store, &model.id).await, (tasks * per_task * 2) as i64);
+    assert_eq!(
+        templates_of(store, &model.id).await,
+        (tasks * per_task * 2) as i64
+    );
     let mut seen = Vec::new();
     let mut page = Page::first(64);
     loop {
@@ -410,7 +447,9 @@ async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    out.into_iter().map(|o| o.expect("every future completed")).collect()
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
 }
 
 pub async fn pagination_is_stable(store: &dyn FaceStore) {
@@ -419,7 +458,11 @@ pub async fn pagination_is_stable(store: &dyn FaceStore) {
     let mut ids = Vec::new();
     for i in 0..25 {
         let u = store
-            .create_user(NewUser::named(format!("p{i}")), &model, &[tpl(rng.vector(128))])
+            .create_user(
+                NewUser::named(format!("p{i}")),
+                &model,
+                &[tpl(rng.vector(128))],
+            )
             .await
             .unwrap();
         ids.push(u.id);
@@ -442,7 +485,10 @@ pub async fn pagination_is_stable(store: &dyn FaceStore) {
     }
     let mut expected: Vec<UserId> = ids.clone();
     expected.retain(|id| *id != ids[20]);
-    assert_eq!(seen, expected, "each remaining user exactly once, ascending");
+    assert_eq!(
+        seen, expected,
+        "each remaining user exactly once, ascending"
+    );
     // Limits are clamped, never unbounded.
     let all = store.list_users(Page::first(usize::MAX)).await.unwrap();
     assert_eq!(all.len(), 23);
@@ -470,7 +516,10 @@ pub async fn users_without_model(store: &dyn FaceStore) {
         .create_user(NewUser::named("c"), &new, &[tpl(rng.vector(512))])
         .await
         .unwrap();
-    store.add_templates(a.id, &new, &[tpl(rng.vector(512))]).await.unwrap();
+    store
+        .add_templates(a.id, &new, &[tpl(rng.vector(512))])
+        .await
+        .unwrap();
     let missing: Vec<UserId> = store
         .users_without_model(&new, Page::first(10))
         .await
@@ -519,13 +568,20 @@ pub async fn hostile_and_unicode_names(store: &dyn FaceStore) {
             .unwrap_or_else(|e| panic!("{name:?} rejected: {e}"));
         let got = store.get_user(u.id).await.unwrap();
         assert_eq!(got.name, name);
-        assert_eq!(got.external_ref.as_deref(), Some(format!("ref:{name}").as_str()));
+        assert_eq!(
+            got.external_ref.as_deref(),
+            Some(format!("ref:{name}").as_str())
+        );
         assert_eq!(got.metadata, Some(json!({ "note": name, name: [name] })));
     }
     // Long but within bounds: 4000 bytes round-trip.
     let long = "é".repeat(2000);
     let u = store
-        .create_user(NewUser::named(long.clone()), &model, &[tpl(rng.vector(128))])
+        .create_user(
+            NewUser::named(long.clone()),
+            &model,
+            &[tpl(rng.vector(128))],
+        )
         .await
         .unwrap();
     assert_eq!(store.get_user(u.id).await.unwrap().name, long);
@@ -533,29 +589,54 @@ pub async fn hostile_and_unicode_names(store: &dyn FaceStore) {
     let users_before = store.stats().await.unwrap().users;
     let t = [tpl(rng.vector(128))];
     assert_bad(
-        store.create_user(NewUser::named("x".repeat(10 * 1024)), &model, &t).await,
+        store
+            .create_user(NewUser::named("x".repeat(10 * 1024)), &model, &t)
+            .await,
         "10 kB name",
     );
     assert_bad(
-        store.create_user(NewUser::named("nul\0byte"), &model, &t).await,
+        store
+            .create_user(NewUser::named("nul\0byte"), &model, &t)
+            .await,
         "NUL in name",
     );
-    assert_bad(store.create_user(NewUser::named(""), &model, &t).await, "empty name");
-    assert_bad(store.create_user(NewUser::named("   "), &model, &t).await, "blank name");
     assert_bad(
-        store.create_user(NewUser::named("bell\u{7}"), &model, &t).await,
+        store.create_user(NewUser::named(""), &model, &t).await,
+        "empty name",
+    );
+    assert_bad(
+        store.create_user(NewUser::named("   "), &model, &t).await,
+        "blank name",
+    );
+    assert_bad(
+        store
+            .create_user(NewUser::named("bell\u{7}"), &model, &t)
+            .await,
         "control character",
     );
     let mut with_ref = NewUser::named("ok");
     with_ref.external_ref = Some("ref\0".into());
-    assert_bad(store.create_user(with_ref, &model, &t).await, "NUL in external_ref");
+    assert_bad(
+        store.create_user(with_ref, &model, &t).await,
+        "NUL in external_ref",
+    );
     let mut with_meta = NewUser::named("ok");
     with_meta.metadata = Some(json!({"k": "v\u{0}"}));
-    assert_bad(store.create_user(with_meta, &model, &t).await, "NUL in metadata");
+    assert_bad(
+        store.create_user(with_meta, &model, &t).await,
+        "NUL in metadata",
+    );
     let mut big_meta = NewUser::named("ok");
     big_meta.metadata = Some(json!({"blob": "x".repeat(100 * 1024)}));
-    assert_bad(store.create_user(big_meta, &model, &t).await, "oversized metadata");
-    assert_eq!(store.stats().await.unwrap().users, users_before, "rejected users left no rows");
+    assert_bad(
+        store.create_user(big_meta, &model, &t).await,
+        "oversized metadata",
+    );
+    assert_eq!(
+        store.stats().await.unwrap().users,
+        users_before,
+        "rejected users left no rows"
+    );
 
     // Names are data, never SQL: the tables are intact.
     let users = store.list_users(Page::first(100)).await.unwrap();
@@ -581,7 +662,9 @@ pub async fn bad_embeddings_rejected(store: &dyn FaceStore) {
         ("empty", Vec::new()),
     ] {
         assert_bad(
-            store.create_user(NewUser::named("x"), &model, &[tpl(v.clone())]).await,
+            store
+                .create_user(NewUser::named("x"), &model, &[tpl(v.clone())])
+                .await,
             what,
         );
         assert_bad(store.add_templates(ok.id, &model, &[tpl(v)]).await, what);
@@ -614,7 +697,9 @@ pub async fn bad_embeddings_rejected(store: &dyn FaceStore) {
     );
     let cosine = ModelKey::new("cos", 4, Metric::Cosine);
     assert_bad(
-        store.create_user(NewUser::named("x"), &cosine, &[tpl(vec![0.0; 4])]).await,
+        store
+            .create_user(NewUser::named("x"), &cosine, &[tpl(vec![0.0; 4])])
+            .await,
         "zero vector under cosine",
     );
     for bad_model in [
@@ -624,7 +709,9 @@ pub async fn bad_embeddings_rejected(store: &dyn FaceStore) {
         ModelKey::new("huge_dim", 100_000, Metric::Euclidean),
     ] {
         assert_bad(
-            store.search(&bad_model, &vec![0.5; bad_model.dimension], 1).await,
+            store
+                .search(&bad_model, &vec![0.5; bad_model.dimension], 1)
+                .await,
             "bad model key",
         );
     }
@@ -639,17 +726,31 @@ pub async fn search_edge_cases(store: &dyn FaceStore) {
     let model = dlib();
     let mut rng = Rng::new(11);
     let q = rng.vector(128);
-    assert!(store.search(&model, &q, 5).await.unwrap().is_empty(), "empty store");
+    assert!(
+        store.search(&model, &q, 5).await.unwrap().is_empty(),
+        "empty store"
+    );
     let unknown = ModelKey::new("never_used", 128, Metric::Euclidean);
     assert!(store.search(&unknown, &q, 5).await.unwrap().is_empty());
     for i in 0..3 {
         store
-            .create_user(NewUser::named(format!("u{i}")), &model, &[tpl(rng.vector(128))])
+            .create_user(
+                NewUser::named(format!("u{i}")),
+                &model,
+                &[tpl(rng.vector(128))],
+            )
             .await
             .unwrap();
     }
-    assert!(store.search(&model, &q, 0).await.unwrap().is_empty(), "k = 0");
-    assert_eq!(store.search(&model, &q, 50).await.unwrap().len(), 3, "k > users");
+    assert!(
+        store.search(&model, &q, 0).await.unwrap().is_empty(),
+        "k = 0"
+    );
+    assert_eq!(
+        store.search(&model, &q, 50).await.unwrap().len(),
+        3,
+        "k > users"
+    );
     assert_bad(store.search(&model, &q, 1_000_000).await, "huge k");
 }
 

@@ -26,7 +26,9 @@ impl Harness {
 
     /// Drops the per-test database (PostgreSQL); the temp dir goes on drop.
     pub async fn cleanup(self) {
-        let Harness { store, pg, pg_db, .. } = self;
+        let Harness {
+            store, pg, pg_db, ..
+        } = self;
         drop(store);
         drop(pg);
         if let Some(db) = pg_db {
@@ -126,7 +128,10 @@ impl TestDatabase {
     pub async fn drop_database(self) {
         let client = admin_client(&self.admin_url).await;
         if let Err(e) = client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await
         {
             eprintln!("warning: could not drop test database {}: {e}", self.name);
