@@ -117,6 +117,9 @@ impl PgStore {
                 cfg.hnsw_ef_construction,
             ))
             .await?;
+        // Fresh statistics, so the planner sees how many rows the model has
+        // and prefers the new index over a scan right away.
+        client.batch_execute("ANALYZE templates").await?;
         Ok(())
     }
 

@@ -35,7 +35,8 @@ pub(crate) fn literal(s: &str) -> String {
 /// count, `$3` k. The inner query takes the `$2` nearest templates (an HNSW
 /// index scan when the model has an index, an exact scan otherwise); the
 /// outer query keeps each user's best template and returns the `$3` best
-/// users. `n_candidates` tells the caller whether the candidate set was cut
+/// users (names by primary-key lookup, never a scan of `users`).
+/// `n_candidates` tells the caller whether the candidate set was cut
 /// short, i.e. whether a larger `$2` could find more users.
 pub(crate) fn search(model: &ModelKey) -> String {
     let d = model.dimension;
@@ -52,9 +53,9 @@ pub(crate) fn search(model: &ModelKey) -> String {
            SELECT DISTINCT ON (user_id) user_id, id, distance \
            FROM candidates ORDER BY user_id, distance, id \
          ) \
-         SELECT b.user_id, u.name, b.id, b.distance, \
-                (SELECT count(*) FROM candidates) AS n_candidates \
-         FROM best b JOIN users u ON u.id = b.user_id \
+         SELECT b.user_id, (SELECT u.name FROM users u WHERE u.id = b.user_id), \
+                b.id, b.distance, (SELECT count(*) FROM candidates) AS n_candidates \
+         FROM best b \
          ORDER BY b.distance, b.user_id \
          LIMIT $3"
     )

@@ -3,6 +3,7 @@
 //! contract suite that every store implementation must pass.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cluster;
 pub mod contract;
 pub mod rng;
 
