@@ -41,6 +41,10 @@ pub struct SqliteConfig {
     /// How long a statement waits for a lock held by another process before
     /// failing with `Unavailable`.
     pub busy_timeout: Duration,
+    /// Page cache per connection, in KiB (`PRAGMA cache_size`).
+    pub cache_kib: u64,
+    /// Bytes of the file read through a memory map (`PRAGMA mmap_size`).
+    pub mmap_bytes: u64,
 }
 
 impl SqliteConfig {
@@ -54,6 +58,8 @@ impl SqliteConfig {
             synchronous: Synchronous::Full,
             readers: 4,
             busy_timeout: Duration::from_secs(5),
+            cache_kib: 16 * 1024,
+            mmap_bytes: 1 << 30,
         }
     }
 

@@ -112,6 +112,11 @@ fn open_connection(config: &SqliteConfig, writer: bool) -> Result<Connection> {
     }
     conn.pragma_update(None, "synchronous", config.synchronous.pragma_value())?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Search scans every template of a model: keep them in memory. The page
+    // cache is per connection; memory-mapped reads are shared by all of them
+    // through the OS page cache and avoid a read() call per page.
+    conn.pragma_update(None, "cache_size", -(config.cache_kib as i64))?;
+    conn.pragma_update(None, "mmap_size", config.mmap_bytes as i64)?;
     if !writer {
         conn.pragma_update(None, "query_only", true)?;
     }
