@@ -9,6 +9,7 @@
 //! snapshot in parallel with the writer. That is all a pool would give here,
 //! with fewer moving parts.
 
+mod cache;
 mod config;
 mod errors;
 mod ops;
@@ -41,6 +42,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     models: ModelCache,
+    vectors: cache::SharedCache,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -72,12 +74,12 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection, &ModelCache) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Connection, &ModelCache, &cache::SharedCache) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn, &inner.models)
+            f(&mut conn, &inner.models, &inner.vectors)
         })
         .await
         .map_err(|e| StoreError::Internal(format!("SQLite task failed: {e}")))?
@@ -87,13 +89,13 @@ impl SqliteStore {
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Connection, &cache::SharedCache) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
             let mut conn = inner.readers[i].lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn)
+            f(&mut conn, &inner.vectors)
         })
         .await
         .map_err(|e| StoreError::Internal(format!("SQLite task failed: {e}")))?
@@ -143,6 +145,7 @@ fn open_blocking(config: SqliteConfig) -> Result<Inner> {
         readers,
         next_reader: AtomicUsize::new(0),
         models: ModelCache::default(),
+        vectors: Default::default(),
     })
 }
 
@@ -157,8 +160,10 @@ impl FaceStore for SqliteStore {
         validate::user(&user)?;
         validate::templates(model, templates, true)?;
         let (model, templates) = (model.clone(), templates.to_vec());
-        self.write(move |conn, models| ops::create_user(conn, models, &user, &model, &templates))
-            .await
+        self.write(move |conn, models, vectors| {
+            ops::create_user(conn, models, vectors, &user, &model, &templates)
+        })
+        .await
     }
 
     async fn add_templates(
@@ -169,25 +174,28 @@ impl FaceStore for SqliteStore {
     ) -> Result<Vec<TemplateId>> {
         validate::templates(model, templates, false)?;
         let (model, templates) = (model.clone(), templates.to_vec());
-        self.write(move |conn, models| ops::add_templates(conn, models, user, &model, &templates))
-            .await
+        self.write(move |conn, models, vectors| {
+            ops::add_templates(conn, models, vectors, user, &model, &templates)
+        })
+        .await
     }
 
     async fn get_user(&self, id: UserId) -> Result<User> {
-        self.read(move |conn| ops::get_user(conn, id)).await
+        self.read(move |conn, _| ops::get_user(conn, id)).await
     }
 
     async fn list_users(&self, page: Page) -> Result<Vec<User>> {
-        self.read(move |conn| ops::list_users(conn, page, None))
+        self.read(move |conn, _| ops::list_users(conn, page, None))
             .await
     }
 
     async fn delete_user(&self, id: UserId) -> Result<()> {
-        self.write(move |conn, _| ops::delete_user(conn, id)).await
+        self.write(move |conn, _, vectors| ops::delete_user(conn, vectors, id))
+            .await
     }
 
     async fn stats(&self) -> Result<Stats> {
-        self.read(ops::stats).await
+        self.read(|conn, _| ops::stats(conn)).await
     }
 
     async fn search(&self, model: &ModelKey, query: &[f32], k: usize) -> Result<Vec<Match>> {
@@ -196,19 +204,19 @@ impl FaceStore for SqliteStore {
             return Ok(Vec::new());
         }
         let (model, query) = (model.clone(), query.to_vec());
-        self.read(move |conn| search::search(conn, &model, &query, k))
+        self.read(move |conn, vectors| search::search(conn, vectors, &model, &query, k))
             .await
     }
 
     async fn users_without_model(&self, model: &ModelKey, page: Page) -> Result<Vec<User>> {
         validate::model(model)?;
         let model_id = model.id.clone();
-        self.read(move |conn| ops::list_users(conn, page, Some(&model_id)))
+        self.read(move |conn, _| ops::list_users(conn, page, Some(&model_id)))
             .await
     }
 
     async fn health(&self) -> Result<()> {
-        self.read(|conn| {
+        self.read(|conn, _| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok(())
         })

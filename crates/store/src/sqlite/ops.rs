@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
+use super::cache::{self, Change, SharedCache};
 use crate::distance::to_le_bytes;
 use crate::error::{Result, StoreError};
 use crate::model_cache::{self, ModelCache};
@@ -48,6 +49,15 @@ fn ensure_model(tx: &Transaction<'_>, models: &ModelCache, model: &ModelKey) -> 
     Ok(true)
 }
 
+/// Bumps the write generation (see `cache.rs`); returns the new value.
+fn bump_generation(tx: &Transaction<'_>) -> Result<i64> {
+    Ok(tx.query_row(
+        "UPDATE store_meta SET generation = generation + 1 WHERE id = 1 RETURNING generation",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 fn insert_templates(
     tx: &Transaction<'_>,
     user: UserId,
@@ -77,6 +87,7 @@ fn insert_templates(
 pub(super) fn create_user(
     conn: &mut Connection,
     models: &ModelCache,
+    vectors: &SharedCache,
     user: &NewUser,
     model: &ModelKey,
     templates: &[NewTemplate],
@@ -101,11 +112,13 @@ pub(super) fn create_user(
         other => other,
     })?;
     let id = tx.last_insert_rowid();
-    insert_templates(&tx, id, model, templates, now)?;
+    let ids = insert_templates(&tx, id, model, templates, now)?;
+    let generation = bump_generation(&tx)?;
     tx.commit()?;
     if new_model {
         models.remember(model);
     }
+    cache::apply(vectors, generation, added(model, id, ids, templates));
     Ok(User {
         id,
         name: user.name.clone(),
@@ -119,6 +132,7 @@ pub(super) fn create_user(
 pub(super) fn add_templates(
     conn: &mut Connection,
     models: &ModelCache,
+    vectors: &SharedCache,
     user: UserId,
     model: &ModelKey,
     templates: &[NewTemplate],
@@ -133,10 +147,16 @@ pub(super) fn add_templates(
     }
     let new_model = ensure_model(&tx, models, model)?;
     let ids = insert_templates(&tx, user, model, templates, now_micros())?;
+    let generation = bump_generation(&tx)?;
     tx.commit()?;
     if new_model {
         models.remember(model);
     }
+    cache::apply(
+        vectors,
+        generation,
+        added(model, user, ids.clone(), templates),
+    );
     Ok(ids)
 }
 
@@ -192,13 +212,34 @@ pub(super) fn list_users(
     Ok(users)
 }
 
-pub(super) fn delete_user(conn: &mut Connection, id: UserId) -> Result<()> {
+pub(super) fn delete_user(conn: &mut Connection, vectors: &SharedCache, id: UserId) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Templates go by ON DELETE CASCADE (foreign_keys is on for every connection).
-    let n = conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    let n = tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("user {id}")));
     }
+    let generation = bump_generation(&tx)?;
+    tx.commit()?;
+    cache::apply(vectors, generation, Change::UserDeleted(id));
     Ok(())
+}
+
+fn added(
+    model: &ModelKey,
+    user: UserId,
+    ids: Vec<TemplateId>,
+    templates: &[NewTemplate],
+) -> Change {
+    Change::Added {
+        model_id: model.id.clone(),
+        user,
+        templates: ids
+            .into_iter()
+            .zip(templates)
+            .map(|(id, t)| (id, t.embedding.clone()))
+            .collect(),
+    }
 }
 
 pub(super) fn stats(conn: &mut Connection) -> Result<Stats> {

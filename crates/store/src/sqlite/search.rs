@@ -1,23 +1,36 @@
 //! Exact nearest-neighbour search for the SQLite store.
 //!
-//! SQLite has no vector index here: templates of the requested model are
-//! scanned and ranked in Rust, keeping each user's best template. This is
-//! exact (recall 1.0) and fast enough for a single machine's population (see
-//! the crate README for figures); large deployments use PostgreSQL + HNSW.
-//! The scan reads each BLOB in place (no copy) inside one read transaction,
-//! so names and templates come from the same snapshot.
+//! SQLite has no vector index here: each model's embeddings are ranked
+//! exhaustively in Rust (recall 1.0), from the in-memory matrix of
+//! `cache.rs`, loaded from the database on first use and whenever another
+//! process changed the data. Each user is represented by their best template.
+//! Names are read in the same read transaction as the generation check.
 
-use std::collections::HashMap;
+use rusqlite::{Connection, OptionalExtension, Transaction};
 
-use rusqlite::{Connection, OptionalExtension};
-
-use crate::distance::{cosine, squared_l2};
+use super::cache::{ModelMatrix, SharedCache};
+use crate::distance::from_le_bytes_into;
 use crate::error::{Result, StoreError};
 use crate::model_cache;
-use crate::types::{Match, Metric, ModelKey, TemplateId, UserId};
+use crate::types::{Match, Metric, ModelKey};
+
+fn load(tx: &Transaction<'_>, model: &ModelKey) -> Result<ModelMatrix> {
+    let mut matrix = ModelMatrix::new(model.dimension);
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, user_id, embedding FROM templates WHERE model_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([&model.id])?;
+    let mut buf = Vec::with_capacity(model.dimension);
+    while let Some(row) = rows.next()? {
+        from_le_bytes_into(row.get_ref(2)?.as_blob()?, &mut buf);
+        matrix.push(row.get(0)?, row.get(1)?, &buf);
+    }
+    Ok(matrix)
+}
 
 pub(super) fn search(
     conn: &mut Connection,
+    vectors: &SharedCache,
     model: &ModelKey,
     query: &[f32],
     k: usize,
@@ -36,45 +49,45 @@ pub(super) fn search(
     let metric = Metric::parse(&metric)
         .ok_or_else(|| StoreError::Internal(format!("unknown stored metric {metric}")))?;
     model_cache::compare(model, dimension as usize, metric)?;
+    let generation: i64 =
+        tx.query_row("SELECT generation FROM store_meta WHERE id = 1", [], |r| {
+            r.get(0)
+        })?;
 
-    // Score: squared L2 for Euclidean (monotone, square root applied at the
-    // end), cosine distance for cosine.
-    let mut best: HashMap<UserId, (f32, TemplateId)> = HashMap::new();
-    let mut buf = Vec::with_capacity(model.dimension);
-    {
-        let mut stmt =
-            tx.prepare_cached("SELECT id, user_id, embedding FROM templates WHERE model_id = ?1")?;
-        let mut rows = stmt.query([&model.id])?;
-        while let Some(row) = rows.next()? {
-            let template_id: TemplateId = row.get(0)?;
-            let user_id: UserId = row.get(1)?;
-            let blob = row.get_ref(2)?.as_blob()?;
-            crate::distance::from_le_bytes_into(blob, &mut buf);
-            let score = match model.metric {
-                Metric::Euclidean => squared_l2(query, &buf),
-                Metric::Cosine => cosine(query, &buf),
-            };
-            best.entry(user_id)
-                .and_modify(|cur| {
-                    if (score, template_id) < *cur {
-                        *cur = (score, template_id);
-                    }
-                })
-                .or_insert((score, template_id));
+    let cached = {
+        let c = vectors.read().unwrap_or_else(|p| p.into_inner());
+        match c.models.get(&model.id) {
+            Some(m) if c.generation >= generation => Some(m.rank(metric, query, k)),
+            _ => None,
         }
-    }
-    let mut ranked: Vec<(UserId, f32, TemplateId)> =
-        best.into_iter().map(|(u, (s, t))| (u, s, t)).collect();
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(k);
+    };
+    let ranked = match cached {
+        Some(r) => r,
+        None => {
+            let matrix = load(&tx, model)?;
+            let ranked = matrix.rank(metric, query, k);
+            let mut c = vectors.write().unwrap_or_else(|p| p.into_inner());
+            if c.generation < generation {
+                c.models.clear();
+                c.generation = generation;
+            }
+            if c.generation == generation {
+                c.models.insert(model.id.clone(), matrix);
+            }
+            ranked
+        }
+    };
 
     let mut name_stmt = tx.prepare_cached("SELECT name FROM users WHERE id = ?1")?;
     let mut matches = Vec::with_capacity(ranked.len());
-    for (user_id, score, template_id) in ranked {
-        let name: String = name_stmt.query_row([user_id], |r| r.get(0))?;
-        let distance = match model.metric {
-            Metric::Euclidean => score.sqrt(),
-            Metric::Cosine => score,
+    for (user_id, template_id, distance) in ranked {
+        // A user the cache knows but this snapshot does not (committed an
+        // instant ago) is skipped rather than reported half-seen.
+        let Some(name) = name_stmt
+            .query_row([user_id], |r| r.get::<_, String>(0))
+            .optional()?
+        else {
+            continue;
         };
         matches.push(Match {
             user_id,
