@@ -6,6 +6,7 @@
 # when the command exits, whatever its outcome.
 #
 # Usage: scripts/with-postgres.sh cargo test -p face-store
+#        FACEGATE_PG_OPTS="-c shared_buffers=2GB" scripts/with-postgres.sh ...  (extra server settings)
 #
 # PostgreSQL refuses to run as root; as root the cluster runs as the
 # `postgres` user. Installs pgvector first when it is missing (needs root).
@@ -65,7 +66,7 @@ trap cleanup EXIT INT TERM
 
 "${RUN_AS[@]}" "$PG_BIN/initdb" -D "$PGTMP/data" -U postgres -A trust -E UTF8 --no-sync >/dev/null
 "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/log" -w -t 30 \
-    -o "-p $PORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-p $PORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${FACEGATE_PG_OPTS:-}" start >/dev/null
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 echo "with-postgres: throwaway PostgreSQL on port $PORT (data in $PGTMP)"

@@ -39,6 +39,10 @@ CREATE TABLE templates (
     CHECK (vector_dims(embedding) = dimension)
 );
 
+-- Keep embeddings inline in the heap row: a 512-D vector (2 KB) would
+-- otherwise be TOASTed, and every distance computation would detoast it.
+ALTER TABLE templates ALTER COLUMN embedding SET STORAGE MAIN;
+
 -- Cascade deletes, per-user counts, and "users without model X".
 CREATE INDEX templates_user_model ON templates (user_id, model_id);
 -- Exact (sequential) search and per-model counts.
