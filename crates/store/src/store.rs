@@ -2,7 +2,7 @@
 //!
 //! Object-safe through `async_trait`, so the service holds an
 //! `Arc<dyn FaceStore>` and does not care which database sits behind it. Both
-//! implementations pass the same contract tests (`tests/contract/`).
+//! implementations pass the same contract tests (`tests/common/contract.rs`).
 
 use async_trait::async_trait;
 

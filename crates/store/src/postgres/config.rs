@@ -55,7 +55,7 @@ impl PostgresConfig {
             hnsw_ef_search: 100,
             hnsw_m: 16,
             hnsw_ef_construction: 64,
-            hnsw_min_templates: 20_000,
+            hnsw_min_templates: 10_000,
             auto_index: true,
             index_build_memory: "1GB".into(),
             application_name: "facegate".into(),
