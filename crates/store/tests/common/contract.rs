@@ -1,6 +1,7 @@
 //! The store contract: one suite, run against every implementation.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use face_store::{
     FaceStore, Match, Metric, ModelKey, NewTemplate, NewUser, Page, StoreError, UserId,
@@ -52,7 +53,7 @@ async fn templates_of(store: &dyn FaceStore, model: &str) -> i64 {
         .map_or(0, |(_, n)| n)
 }
 
-pub async fn crud_round_trip(store: &dyn FaceStore) {
+pub async fn crud_round_trip(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(1);
     let new = NewUser {
@@ -106,7 +107,7 @@ pub async fn crud_round_trip(store: &dyn FaceStore) {
     assert!(again.id > user.id);
 }
 
-pub async fn cascade_delete(store: &dyn FaceStore) {
+pub async fn cascade_delete(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(2);
     let keep_vec = rng.vector(128);
@@ -128,12 +129,12 @@ pub async fn cascade_delete(store: &dyn FaceStore) {
         .add_templates(gone.id, &other, &[tpl(rng.vector(16))])
         .await
         .unwrap();
-    assert_eq!(templates_of(store, &model.id).await, 3);
-    assert_eq!(templates_of(store, &other.id).await, 1);
+    assert_eq!(templates_of(&**store, &model.id).await, 3);
+    assert_eq!(templates_of(&**store, &other.id).await, 1);
 
     store.delete_user(gone.id).await.unwrap();
-    assert_eq!(templates_of(store, &model.id).await, 1);
-    assert_eq!(templates_of(store, &other.id).await, 0);
+    assert_eq!(templates_of(&**store, &model.id).await, 1);
+    assert_eq!(templates_of(&**store, &other.id).await, 0);
     let hits = store.search(&model, &gone_vec, 10).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].user_id, keep.id);
@@ -144,7 +145,7 @@ pub async fn cascade_delete(store: &dyn FaceStore) {
         .is_empty());
 }
 
-pub async fn atomic_create_on_conflict(store: &dyn FaceStore) {
+pub async fn atomic_create_on_conflict(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(3);
     let mut first = NewUser::named("first");
@@ -164,10 +165,10 @@ pub async fn atomic_create_on_conflict(store: &dyn FaceStore) {
     // Nothing of the failed registration remains.
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.users, 1);
-    assert_eq!(templates_of(store, &model.id).await, 1);
+    assert_eq!(templates_of(&**store, &model.id).await, 1);
 }
 
-pub async fn model_isolation(store: &dyn FaceStore) {
+pub async fn model_isolation(store: &Arc<dyn FaceStore>) {
     let mut rng = Rng::new(4);
     let a = ModelKey::new("model_a", 8, Metric::Euclidean);
     let b = ModelKey::new("model_b", 8, Metric::Euclidean);
@@ -324,15 +325,20 @@ async fn top_k_against_reference(store: &dyn FaceStore, model: ModelKey, seed: u
     }
 }
 
-pub async fn top_k_matches_brute_force_euclidean(store: &dyn FaceStore) {
-    top_k_against_reference(store, dlib(), 5).await;
+pub async fn top_k_matches_brute_force_euclidean(store: &Arc<dyn FaceStore>) {
+    top_k_against_reference(&**store, dlib(), 5).await;
 }
 
-pub async fn top_k_matches_brute_force_cosine(store: &dyn FaceStore) {
-    top_k_against_reference(store, ModelKey::new("arcface_r100", 512, Metric::Cosine), 6).await;
+pub async fn top_k_matches_brute_force_cosine(store: &Arc<dyn FaceStore>) {
+    top_k_against_reference(
+        &**store,
+        ModelKey::new("arcface_r100", 512, Metric::Cosine),
+        6,
+    )
+    .await;
 }
 
-pub async fn best_template_per_user(store: &dyn FaceStore) {
+pub async fn best_template_per_user(store: &Arc<dyn FaceStore>) {
     // One user with many templates near the query must not crowd out others.
     let model = ModelKey::new("crowd", 4, Metric::Euclidean);
     let crowd = store
@@ -368,18 +374,41 @@ pub async fn best_template_per_user(store: &dyn FaceStore) {
     assert_eq!(hits[0].name, "crowd");
 }
 
-pub async fn concurrent_inserts(store: &dyn FaceStore) {
-    // The harness hands out a borrowed store; wrap calls in a scope of tasks.
+pub async fn concurrent_inserts(store: &Arc<dyn FaceStore>) {
+    // Many tokio tasks, each registering users on the shared store.
     let model = dlib();
     let tasks = 16;
     let per_task = 20;
-    let results = futures_join(store, &model, tasks, per_task).await;
-    let ids: HashSet<UserId> = results.iter().copied().collect();
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let store = Arc::clone(store);
+        let model = model.clone();
+        set.spawn(async move {
+            let mut rng = Rng::new(100 + t as u64);
+            let mut ids = Vec::new();
+            for i in 0..per_task {
+                let u = store
+                    .create_user(
+                        NewUser::named(format!("task {t} user {i}")),
+                        &model,
+                        &[tpl(rng.vector(128)), tpl(rng.vector(128))],
+                    )
+                    .await
+                    .unwrap();
+                ids.push(u.id);
+            }
+            ids
+        });
+    }
+    let mut ids = HashSet::new();
+    while let Some(r) = set.join_next().await {
+        ids.extend(r.unwrap());
+    }
     assert_eq!(ids.len(), tasks * per_task, "every insert got its own id");
     let stats = store.stats().await.unwrap();
     assert_eq!(stats.users, (tasks * per_task) as i64);
     assert_eq!(
-        templates_of(store, &model.id).await,
+        templates_of(&**store, &model.id).await,
         (tasks * per_task * 2) as i64
     );
     let mut seen = Vec::new();
@@ -394,65 +423,7 @@ pub async fn concurrent_inserts(store: &dyn FaceStore) {
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
 }
 
-/// Runs `tasks` concurrent streams of `create_user` calls on one store.
-async fn futures_join(
-    store: &dyn FaceStore,
-    model: &ModelKey,
-    tasks: usize,
-    per_task: usize,
-) -> Vec<UserId> {
-    // `tokio::spawn` needs 'static; the calls are driven concurrently on this
-    // task instead (the stores themselves run work on their own threads or
-    // connections, so this still exercises concurrent transactions).
-    let mut streams = Vec::new();
-    for t in 0..tasks {
-        streams.push(async move {
-            let mut rng = Rng::new(100 + t as u64);
-            let mut ids = Vec::new();
-            for i in 0..per_task {
-                let u = store
-                    .create_user(
-                        NewUser::named(format!("task {t} user {i}")),
-                        model,
-                        &[tpl(rng.vector(128)), tpl(rng.vector(128))],
-                    )
-                    .await
-                    .unwrap();
-                ids.push(u.id);
-            }
-            ids
-        });
-    }
-    join_all(streams).await.into_iter().flatten().collect()
-}
-
-/// Minimal `join_all` (drives all futures concurrently on the current task).
-async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
-}
-
-pub async fn pagination_is_stable(store: &dyn FaceStore) {
+pub async fn pagination_is_stable(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(7);
     let mut ids = Vec::new();
@@ -500,7 +471,7 @@ pub async fn pagination_is_stable(store: &dyn FaceStore) {
     assert!(beyond.is_empty());
 }
 
-pub async fn users_without_model(store: &dyn FaceStore) {
+pub async fn users_without_model(store: &Arc<dyn FaceStore>) {
     let mut rng = Rng::new(8);
     let old = dlib();
     let new = ModelKey::new("arcface_r100", 512, Metric::Cosine);
@@ -538,7 +509,7 @@ pub async fn users_without_model(store: &dyn FaceStore) {
     assert_eq!(missing_old, vec![c.id]);
 }
 
-pub async fn hostile_and_unicode_names(store: &dyn FaceStore) {
+pub async fn hostile_and_unicode_names(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(9);
     let accepted = [
@@ -643,7 +614,7 @@ pub async fn hostile_and_unicode_names(store: &dyn FaceStore) {
     assert_eq!(users.len(), accepted.len() + 1);
 }
 
-pub async fn bad_embeddings_rejected(store: &dyn FaceStore) {
+pub async fn bad_embeddings_rejected(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(10);
     let ok = store
@@ -722,7 +693,7 @@ pub async fn bad_embeddings_rejected(store: &dyn FaceStore) {
     assert_eq!(store.stats().await.unwrap().users, 1);
 }
 
-pub async fn search_edge_cases(store: &dyn FaceStore) {
+pub async fn search_edge_cases(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(11);
     let q = rng.vector(128);
@@ -754,6 +725,6 @@ pub async fn search_edge_cases(store: &dyn FaceStore) {
     assert_bad(store.search(&model, &q, 1_000_000).await, "huge k");
 }
 
-pub async fn health_ok(store: &dyn FaceStore) {
+pub async fn health_ok(store: &Arc<dyn FaceStore>) {
     store.health().await.unwrap();
 }

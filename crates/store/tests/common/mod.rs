@@ -192,7 +192,7 @@ macro_rules! contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
                 let Some(h) = $factory().await else { return };
-                common::contract::$name(h.store()).await;
+                common::contract::$name(&h.store).await;
                 h.cleanup().await;
             }
         )*
