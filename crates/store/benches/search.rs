@@ -10,7 +10,10 @@
 //! Environment: `FACEGATE_BENCH_SIZES` (templates, default 5000),
 //! `FACEGATE_BENCH_STORES` (`sqlite,postgres`), `FACEGATE_BENCH_QUERIES`
 //! (per query kind, default 200), `FACEGATE_BENCH_EF` (HNSW ef_search values,
-//! default `40,100,200`), `DATABASE_URL` for PostgreSQL.
+//! default `40,100,200`), `FACEGATE_BENCH_M` / `FACEGATE_BENCH_EFC` (HNSW
+//! build parameters, default 16 / 64), `FACEGATE_BENCH_SKIP_EXACT` (skip the
+//! slow exact PostgreSQL pass), `FACEGATE_BENCH_KEEP` (keep the database),
+//! `DATABASE_URL` for PostgreSQL.
 //!
 //! Data: 128-D unit vectors, two templates per user (the user's base vector
 //! plus small noise), so "best template per user" matters. Queries:
@@ -127,6 +130,13 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+fn env_u32(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -252,6 +262,8 @@ async fn bench_postgres(url: &str, data: &Data, qs: &[Queries], efs: &[u32]) {
         c.auto_index = false;
         c.hnsw_ef_search = ef;
         c.index_build_memory = "4GB".into();
+        c.hnsw_m = env_u32("FACEGATE_BENCH_M", 16);
+        c.hnsw_ef_construction = env_u32("FACEGATE_BENCH_EFC", 64);
         c.statement_timeout = Duration::from_secs(60);
         c.operation_timeout = Duration::from_secs(120);
         c
@@ -321,12 +333,15 @@ async fn bench_postgres(url: &str, data: &Data, qs: &[Queries], efs: &[u32]) {
     client.batch_execute("VACUUM ANALYZE users").await.unwrap();
     eprintln!("postgres: loaded {n} templates in {:.1?}", start.elapsed());
 
-    measure(&store, &user_ids, "pgvector exact", n, qs).await;
+    if std::env::var_os("FACEGATE_BENCH_SKIP_EXACT").is_none() {
+        measure(&store, &user_ids, "pgvector exact", n, qs).await;
+    }
 
     let start = Instant::now();
     store.build_index(&model()).await.unwrap();
+    let (m, efc) = (store.config().hnsw_m, store.config().hnsw_ef_construction);
     eprintln!(
-        "postgres: HNSW index (m=16, ef_construction=64) built in {:.1?}",
+        "postgres: HNSW index (m={m}, ef_construction={efc}) built in {:.1?}",
         start.elapsed()
     );
     for &ef in efs {
@@ -334,7 +349,7 @@ async fn bench_postgres(url: &str, data: &Data, qs: &[Queries], efs: &[u32]) {
         measure(
             &s,
             &user_ids,
-            &format!("pgvector HNSW ef_search={ef}"),
+            &format!("pgvector HNSW m={m} efc={efc} ef_search={ef}"),
             n,
             qs,
         )
