@@ -8,6 +8,9 @@
 //! connections picked round-robin, which in WAL mode read a consistent
 //! snapshot in parallel with the writer. That is all a pool would give here,
 //! with fewer moving parts.
+//!
+//! Search ranks an in-memory copy of each model's embeddings (`cache.rs`,
+//! `search.rs`); the database file stays the source of truth.
 
 mod cache;
 mod config;
