@@ -1,0 +1,549 @@
+//! The production store: PostgreSQL with pgvector, pooled and bounded.
+//!
+//! Connections come from a `deadpool-postgres` pool; every call runs under a
+//! client-side deadline ([`PostgresConfig::operation_timeout`]) on top of the
+//! server's `statement_timeout`, so a database outage surfaces as
+//! `StoreError::Unavailable` quickly. Broken connections are dropped by the
+//! pool's recycle check and replaced on the next call, so the store recovers
+//! by itself when the database comes back — no process restart needed.
+
+mod config;
+mod errors;
+mod index;
+mod sql;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use pgvector::Vector;
+use tokio_postgres::{NoTls, Row};
+
+pub use config::PostgresConfig;
+pub use index::IndexState;
+
+use crate::error::{Result, StoreError};
+use crate::model_cache::{self, ModelCache};
+use crate::store::FaceStore;
+use crate::types::{
+    Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId,
+};
+use crate::validate;
+
+/// Arbitrary constant key for the advisory lock that serialises migrations
+/// when several service instances start at once.
+const MIGRATION_LOCK_KEY: i64 = 0x4661_6365_4761_7465; // "FaceGate"
+
+/// Candidate templates fetched per requested user before keeping each user's
+/// best; grown ×4 when users with many close templates crowd the candidates.
+const CANDIDATES_PER_USER: usize = 4;
+const MIN_CANDIDATES: usize = 40;
+/// pgvector caps `hnsw.ef_search` at 1000.
+const MAX_EF_SEARCH: usize = 1000;
+
+/// The PostgreSQL + pgvector implementation of [`FaceStore`]. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    pg: tokio_postgres::Config,
+    config: PostgresConfig,
+    models: ModelCache,
+    /// Templates inserted since the last index check (drives auto-indexing).
+    inserted_since_check: AtomicI64,
+    /// Serialises index maintenance within the process.
+    index_job: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const USER_COLUMNS: &str = "u.id, u.name, u.external_ref, u.metadata, u.created_at, \
+     (SELECT count(*) FROM templates t WHERE t.user_id = u.id)";
+
+fn user_from_row(r: &Row) -> Result<User> {
+    Ok(User {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        external_ref: r.try_get(2)?,
+        metadata: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        template_count: r.try_get(5)?,
+    })
+}
+
+impl PgStore {
+    /// Connects, applies pending migrations (creating the `vector` extension
+    /// if the role may), and builds the pool. With `auto_index`, starts a
+    /// background check for models large enough to need an HNSW index.
+    pub async fn open(config: PostgresConfig) -> Result<Self> {
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))?;
+        pg.connect_timeout(config.connect_timeout);
+        pg.keepalives(true);
+        pg.keepalives_idle(std::time::Duration::from_secs(30));
+        pg.application_name(&config.application_name);
+        let ms = config.statement_timeout.as_millis().max(1);
+        let mut options = format!(
+            "-c statement_timeout={ms} -c lock_timeout={ms} \
+             -c idle_in_transaction_session_timeout={} -c hnsw.ef_search={}",
+            ms * 2,
+            config.hnsw_ef_search.clamp(1, MAX_EF_SEARCH as u32)
+        );
+        if let Some(extra) = pg.get_options() {
+            options = format!("{extra} {options}");
+        }
+        pg.options(&options);
+
+        let manager = Manager::from_config(
+            pg.clone(),
+            NoTls,
+            ManagerConfig {
+                // Fast: a connection whose socket closed (server restart) is
+                // detected without a round trip and replaced.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Internal(format!("building connection pool: {e}")))?;
+
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                pg,
+                config,
+                models: ModelCache::default(),
+                inserted_since_check: AtomicI64::new(0),
+                index_job: tokio::sync::Mutex::new(()),
+            }),
+        };
+        store.migrate().await?;
+        if store.inner.config.auto_index {
+            store.spawn_index_check();
+        }
+        Ok(store)
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.inner.config
+    }
+
+    /// A connection outside the pool, with no statement timeout: for
+    /// migrations and index builds, which may legitimately run long.
+    async fn dedicated_connection(&self) -> Result<tokio_postgres::Client> {
+        let mut pg = self.inner.pg.clone();
+        pg.options("-c statement_timeout=0");
+        let (client, connection) =
+            tokio::time::timeout(self.inner.config.connect_timeout, pg.connect(NoTls))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable("connecting to PostgreSQL timed out".into())
+                })??;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("dedicated PostgreSQL connection ended: {e}");
+            }
+        });
+        Ok(client)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.dedicated_connection().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await?;
+        let report = crate::migrate::postgres::migrations::runner()
+            .run_async(&mut client)
+            .await;
+        // Unlock even when migrating failed; closing the session would too.
+        let unlocked = client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+            .await;
+        let report = report.map_err(|e| match e.kind() {
+            refinery::error::Kind::Connection(..) => {
+                StoreError::Unavailable(format!("PostgreSQL migration: {e}"))
+            }
+            _ => StoreError::Internal(format!("PostgreSQL migration failed: {e}")),
+        })?;
+        unlocked?;
+        for m in report.applied_migrations() {
+            tracing::info!("applied PostgreSQL migration {}", m);
+        }
+        Ok(())
+    }
+
+    /// Runs `fut` under the client-side deadline.
+    async fn bounded<T>(&self, fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
+        let limit = self.inner.config.operation_timeout;
+        tokio::time::timeout(limit, fut).await.map_err(|_| {
+            StoreError::Unavailable(format!("PostgreSQL did not answer within {limit:?}"))
+        })?
+    }
+
+    /// Registers `model` if new (outside any user transaction, idempotent);
+    /// `Conflict` if it is registered with another dimension or metric.
+    async fn ensure_model(&self, client: &impl GenericClient, model: &ModelKey) -> Result<()> {
+        if let Some(known) = self.inner.models.check(model) {
+            return known;
+        }
+        client
+            .execute(
+                "INSERT INTO models (id, dimension, metric) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&model.id, &(model.dimension as i32), &model.metric.as_str()],
+            )
+            .await?;
+        match self.lookup_model(client, model).await? {
+            true => Ok(()),
+            false => Err(StoreError::Internal(format!(
+                "model {} vanished after registration",
+                model.id
+            ))),
+        }
+    }
+
+    /// Whether `model` is registered (checking its shape); caches the answer.
+    async fn lookup_model(&self, client: &impl GenericClient, model: &ModelKey) -> Result<bool> {
+        if let Some(known) = self.inner.models.check(model) {
+            return known.map(|()| true);
+        }
+        let row = client
+            .query_opt(
+                "SELECT dimension, metric FROM models WHERE id = $1",
+                &[&model.id],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let dimension: i32 = row.try_get(0)?;
+        let metric: String = row.try_get(1)?;
+        let metric = Metric::parse(&metric)
+            .ok_or_else(|| StoreError::Internal(format!("unknown stored metric {metric}")))?;
+        model_cache::compare(model, dimension as usize, metric)?;
+        self.inner.models.remember(model);
+        Ok(true)
+    }
+
+    async fn insert_templates(
+        tx: &deadpool_postgres::Transaction<'_>,
+        user: UserId,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+    ) -> Result<Vec<TemplateId>> {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO templates (user_id, model_id, dimension, embedding, quality) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .await?;
+        let dimension = model.dimension as i32;
+        let mut ids = Vec::with_capacity(templates.len());
+        for t in templates {
+            let embedding = Vector::from(t.embedding.clone());
+            let row = tx
+                .query_one(
+                    &stmt,
+                    &[&user, &model.id, &dimension, &embedding, &t.quality],
+                )
+                .await?;
+            ids.push(row.try_get(0)?);
+        }
+        Ok(ids)
+    }
+
+    fn note_inserted(&self, n: usize) {
+        let cfg = &self.inner.config;
+        if !cfg.auto_index {
+            return;
+        }
+        let every = (cfg.hnsw_min_templates / 10).max(1000);
+        let total = self
+            .inner
+            .inserted_since_check
+            .fetch_add(n as i64, Ordering::Relaxed)
+            + n as i64;
+        if total >= every {
+            self.inner.inserted_since_check.store(0, Ordering::Relaxed);
+            self.spawn_index_check();
+        }
+    }
+
+    async fn users_page(&self, page: Page, without_model: Option<&str>) -> Result<Vec<User>> {
+        let client = self.inner.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.id > $1 \
+                 AND ($3::text IS NULL OR NOT EXISTS \
+                      (SELECT 1 FROM templates t WHERE t.user_id = u.id AND t.model_id = $3)) \
+                 ORDER BY u.id LIMIT $2"
+            ))
+            .await?;
+        let rows = client
+            .query(
+                &stmt,
+                &[&page.after_id(), &page.effective_limit(), &without_model],
+            )
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// The query plan of a search, for tests and documentation (shows
+    /// whether the HNSW index is used).
+    pub async fn explain_search(
+        &self,
+        model: &ModelKey,
+        query: &[f32],
+        k: usize,
+    ) -> Result<String> {
+        validate::search(model, query, k)?;
+        let client = self.inner.pool.get().await?;
+        let limit = (k * CANDIDATES_PER_USER).max(MIN_CANDIDATES) as i64;
+        let rows = client
+            .query(
+                &format!("EXPLAIN {}", sql::search(model)),
+                &[&Vector::from(query.to_vec()), &limit, &(k as i64)],
+            )
+            .await?;
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(lines.join("\n"))
+    }
+}
+
+#[async_trait]
+impl FaceStore for PgStore {
+    async fn create_user(
+        &self,
+        user: NewUser,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+    ) -> Result<User> {
+        validate::user(&user)?;
+        validate::templates(model, templates, true)?;
+        let created = self
+            .bounded(async {
+                let mut client = self.inner.pool.get().await?;
+                self.ensure_model(&client, model).await?;
+                let tx = client.transaction().await?;
+                let row = tx
+                    .query_one(
+                        "INSERT INTO users (name, external_ref, metadata) VALUES ($1, $2, $3) \
+                         RETURNING id, created_at",
+                        &[&user.name, &user.external_ref, &user.metadata],
+                    )
+                    .await
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::Conflict(_) => {
+                            StoreError::Conflict("external_ref already in use".into())
+                        }
+                        other => other,
+                    })?;
+                let id: UserId = row.try_get(0)?;
+                Self::insert_templates(&tx, id, model, templates).await?;
+                tx.commit().await?;
+                Ok(User {
+                    id,
+                    name: user.name.clone(),
+                    external_ref: user.external_ref.clone(),
+                    metadata: user.metadata.clone(),
+                    created_at: row.try_get(1)?,
+                    template_count: templates.len() as i64,
+                })
+            })
+            .await?;
+        self.note_inserted(templates.len());
+        Ok(created)
+    }
+
+    async fn add_templates(
+        &self,
+        user: UserId,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+    ) -> Result<Vec<TemplateId>> {
+        validate::templates(model, templates, false)?;
+        let ids = self
+            .bounded(async {
+                let mut client = self.inner.pool.get().await?;
+                self.ensure_model(&client, model).await?;
+                let tx = client.transaction().await?;
+                // Lock the user row against a concurrent delete.
+                let exists = tx
+                    .query_opt("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE", &[&user])
+                    .await?
+                    .is_some();
+                if !exists {
+                    return Err(StoreError::NotFound(format!("user {user}")));
+                }
+                let ids = Self::insert_templates(&tx, user, model, templates).await?;
+                tx.commit().await?;
+                Ok(ids)
+            })
+            .await?;
+        self.note_inserted(templates.len());
+        Ok(ids)
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<User> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+                ))
+                .await?;
+            match client.query_opt(&stmt, &[&id]).await? {
+                Some(row) => user_from_row(&row),
+                None => Err(StoreError::NotFound(format!("user {id}"))),
+            }
+        })
+        .await
+    }
+
+    async fn list_users(&self, page: Page) -> Result<Vec<User>> {
+        self.bounded(self.users_page(page, None)).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<()> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            // Templates go by ON DELETE CASCADE.
+            let n = client
+                .execute("DELETE FROM users WHERE id = $1", &[&id])
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("user {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        self.bounded(async {
+            let mut client = self.inner.pool.get().await?;
+            // REPEATABLE READ: both counts from one snapshot.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let users: i64 = tx
+                .query_one("SELECT count(*) FROM users", &[])
+                .await?
+                .try_get(0)?;
+            let rows = tx
+                .query(
+                    "SELECT m.id, (SELECT count(*) FROM templates t WHERE t.model_id = m.id) \
+                     FROM models m ORDER BY m.id",
+                    &[],
+                )
+                .await?;
+            tx.commit().await?;
+            let templates_by_model = rows
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<(String, i64)>>>()?;
+            Ok(Stats {
+                users,
+                templates_by_model,
+            })
+        })
+        .await
+    }
+
+    async fn search(&self, model: &ModelKey, query: &[f32], k: usize) -> Result<Vec<Match>> {
+        validate::search(model, query, k)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        self.bounded(async {
+            let mut client = self.inner.pool.get().await?;
+            if !self.lookup_model(&client, model).await? {
+                return Ok(Vec::new());
+            }
+            let stmt_sql = sql::search(model);
+            let vector = Vector::from(query.to_vec());
+            let ef_default = self.inner.config.hnsw_ef_search as usize;
+            let mut limit = (k * CANDIDATES_PER_USER).max(MIN_CANDIDATES);
+            loop {
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                    [&vector, &(limit as i64), &(k as i64)];
+                let rows = if limit <= ef_default {
+                    let stmt = client.prepare_cached(&stmt_sql).await?;
+                    client.query(&stmt, &params).await?
+                } else {
+                    // An HNSW scan returns at most ef_search rows: raise it
+                    // for this query only.
+                    let tx = client.transaction().await?;
+                    tx.batch_execute(&format!(
+                        "SET LOCAL hnsw.ef_search = {}",
+                        limit.min(MAX_EF_SEARCH)
+                    ))
+                    .await?;
+                    let stmt = tx.prepare_cached(&stmt_sql).await?;
+                    let rows = tx.query(&stmt, &params).await?;
+                    tx.commit().await?;
+                    rows
+                };
+                let n_candidates: i64 = match rows.first() {
+                    Some(r) => r.try_get(4)?,
+                    None => 0,
+                };
+                // Done when k users were found, when the candidates were not
+                // cut short (there is nothing more to find), or at the cap.
+                if rows.len() >= k || (n_candidates as usize) < limit || limit >= 64 * MAX_EF_SEARCH
+                {
+                    return rows
+                        .iter()
+                        .map(|r| {
+                            Ok(Match {
+                                user_id: r.try_get(0)?,
+                                name: r.try_get(1)?,
+                                template_id: r.try_get(2)?,
+                                distance: r.try_get::<_, f64>(3)? as f32,
+                            })
+                        })
+                        .collect();
+                }
+                limit *= 4;
+            }
+        })
+        .await
+    }
+
+    async fn users_without_model(&self, model: &ModelKey, page: Page) -> Result<Vec<User>> {
+        validate::model(model)?;
+        self.bounded(self.users_page(page, Some(&model.id))).await
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            client.query_one("SELECT 1", &[]).await?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,57 @@
+//! The one trait of the crate: what the service layer needs from a store.
+//!
+//! Object-safe through `async_trait`, so the service holds an
+//! `Arc<dyn FaceStore>` and does not care which database sits behind it. Both
+//! implementations pass the same contract tests (`tests/common/contract.rs`).
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{Match, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId};
+
+/// A repository of enrolled users and their face templates.
+#[async_trait]
+pub trait FaceStore: Send + Sync {
+    /// Creates a user together with at least one template of `model`,
+    /// atomically: either all rows are stored or none. Registers `model` on
+    /// first use (`Conflict` if its id is known with another dimension/metric).
+    async fn create_user(
+        &self,
+        user: NewUser,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+    ) -> Result<User>;
+
+    /// Adds templates of `model` to an existing user (atomically); returns
+    /// their ids in input order. `NotFound` when the user does not exist.
+    async fn add_templates(
+        &self,
+        user: UserId,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+    ) -> Result<Vec<TemplateId>>;
+
+    /// One user; `NotFound` when absent.
+    async fn get_user(&self, id: UserId) -> Result<User>;
+
+    /// Users in ascending id order, one page at a time.
+    async fn list_users(&self, page: Page) -> Result<Vec<User>>;
+
+    /// Deletes a user and, by cascade, all their templates. `NotFound` when absent.
+    async fn delete_user(&self, id: UserId) -> Result<()>;
+
+    /// User count and template count per registered model.
+    async fn stats(&self) -> Result<Stats>;
+
+    /// The `k` users closest to `query` among templates of `model` only, each
+    /// represented by their best template, in ascending distance (ties by
+    /// user id). Distances are in the model's own metric.
+    async fn search(&self, model: &ModelKey, query: &[f32], k: usize) -> Result<Vec<Match>>;
+
+    /// Users that have no template of `model` (for re-enrolment reports), in
+    /// ascending id order.
+    async fn users_without_model(&self, model: &ModelKey, page: Page) -> Result<Vec<User>>;
+
+    /// Cheap round trip to the database; `Unavailable` when it cannot answer.
+    async fn health(&self) -> Result<()>;
+}

@@ -1,0 +1,730 @@
+//! The store contract: one suite, run against every implementation.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use face_store::{
+    FaceStore, Match, Metric, ModelKey, NewTemplate, NewUser, Page, StoreError, UserId,
+};
+use serde_json::json;
+
+use super::rng::Rng;
+
+pub fn dlib() -> ModelKey {
+    ModelKey::new("dlib_resnet_v1", 128, Metric::Euclidean)
+}
+
+fn tpl(v: Vec<f32>) -> NewTemplate {
+    NewTemplate {
+        embedding: v,
+        quality: 0.9,
+    }
+}
+
+fn assert_bad<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::BadData(_)) => {}
+        other => panic!("{what}: expected BadData, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
+    match r {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("{what}: expected Conflict, got {other:?}"),
+    }
+}
+
+async fn templates_of(store: &dyn FaceStore, model: &str) -> i64 {
+    store
+        .stats()
+        .await
+        .unwrap()
+        .templates_by_model
+        .into_iter()
+        .find(|(m, _)| m == model)
+        .map_or(0, |(_, n)| n)
+}
+
+pub async fn crud_round_trip(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(1);
+    let new = NewUser {
+        name: "Ada Lovelace".into(),
+        external_ref: Some("emp-0001".into()),
+        metadata: Some(json!({"team": "analytics", "level": 3, "tags": ["a", "b"]})),
+    };
+    let user = store
+        .create_user(
+            new.clone(),
+            &model,
+            &[tpl(rng.vector(128)), tpl(rng.vector(128))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.name, new.name);
+    assert_eq!(user.template_count, 2);
+    let age = chrono::Utc::now() - user.created_at;
+    assert!(age.num_seconds().abs() < 60, "created_at is now-ish");
+
+    let got = store.get_user(user.id).await.unwrap();
+    assert_eq!(got, user);
+
+    let ids = store
+        .add_templates(user.id, &model, &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.get_user(user.id).await.unwrap().template_count, 3);
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.users, 1);
+    assert_eq!(stats.templates_by_model, vec![(model.id.clone(), 3)]);
+
+    store.delete_user(user.id).await.unwrap();
+    assert_not_found(store.get_user(user.id).await, "get deleted user");
+    assert_not_found(store.delete_user(user.id).await, "delete twice");
+    assert_not_found(
+        store
+            .add_templates(user.id, &model, &[tpl(rng.vector(128))])
+            .await,
+        "add templates to deleted user",
+    );
+    assert_not_found(store.get_user(987_654_321).await, "get never-existing user");
+
+    // Ids are never reused after a delete.
+    let again = store
+        .create_user(NewUser::named("Next"), &model, &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    assert!(again.id > user.id);
+}
+
+pub async fn cascade_delete(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(2);
+    let keep_vec = rng.vector(128);
+    let gone_vec = rng.vector(128);
+    let keep = store
+        .create_user(NewUser::named("keep"), &model, &[tpl(keep_vec.clone())])
+        .await
+        .unwrap();
+    let gone = store
+        .create_user(
+            NewUser::named("gone"),
+            &model,
+            &[tpl(gone_vec.clone()), tpl(rng.near(&gone_vec, 0.01))],
+        )
+        .await
+        .unwrap();
+    let other = ModelKey::new("other_model", 16, Metric::Cosine);
+    store
+        .add_templates(gone.id, &other, &[tpl(rng.vector(16))])
+        .await
+        .unwrap();
+    assert_eq!(templates_of(&**store, &model.id).await, 3);
+    assert_eq!(templates_of(&**store, &other.id).await, 1);
+
+    store.delete_user(gone.id).await.unwrap();
+    assert_eq!(templates_of(&**store, &model.id).await, 1);
+    assert_eq!(templates_of(&**store, &other.id).await, 0);
+    let hits = store.search(&model, &gone_vec, 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].user_id, keep.id);
+    assert!(store
+        .search(&other, &rng.vector(16), 5)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn atomic_create_on_conflict(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(3);
+    let mut first = NewUser::named("first");
+    first.external_ref = Some("ext-42".into());
+    store
+        .create_user(first.clone(), &model, &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    let mut dup = NewUser::named("second");
+    dup.external_ref = Some("ext-42".into());
+    assert_conflict(
+        store
+            .create_user(dup, &model, &[tpl(rng.vector(128)), tpl(rng.vector(128))])
+            .await,
+        "duplicate external_ref",
+    );
+    // Nothing of the failed registration remains.
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.users, 1);
+    assert_eq!(templates_of(&**store, &model.id).await, 1);
+}
+
+pub async fn model_isolation(store: &Arc<dyn FaceStore>) {
+    let mut rng = Rng::new(4);
+    let a = ModelKey::new("model_a", 8, Metric::Euclidean);
+    let b = ModelKey::new("model_b", 8, Metric::Euclidean);
+    let wide = ModelKey::new("model_wide", 512, Metric::Cosine);
+    let va = rng.vector(8);
+    let ua = store
+        .create_user(NewUser::named("only a"), &a, &[tpl(va.clone())])
+        .await
+        .unwrap();
+    let ub = store
+        .create_user(NewUser::named("only b"), &b, &[tpl(rng.vector(8))])
+        .await
+        .unwrap();
+    store
+        .add_templates(ua.id, &wide, &[tpl(rng.vector(512))])
+        .await
+        .unwrap();
+
+    // The exact vector stored under model a is invisible to model b searches.
+    let in_b = store.search(&b, &va, 10).await.unwrap();
+    assert_eq!(
+        in_b.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        vec![ub.id]
+    );
+    let in_a = store.search(&a, &va, 10).await.unwrap();
+    assert_eq!(in_a.len(), 1);
+    assert_eq!(in_a[0].user_id, ua.id);
+    assert!(in_a[0].distance.abs() < 1e-5);
+    let in_wide = store.search(&wide, &rng.vector(512), 10).await.unwrap();
+    assert_eq!(
+        in_wide.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+        vec![ua.id]
+    );
+
+    // A model id keeps its shape forever.
+    let a_reshaped = ModelKey::new("model_a", 16, Metric::Euclidean);
+    assert_conflict(
+        store
+            .create_user(NewUser::named("x"), &a_reshaped, &[tpl(rng.vector(16))])
+            .await,
+        "same model id, other dimension",
+    );
+    let a_cosine = ModelKey::new("model_a", 8, Metric::Cosine);
+    assert_conflict(
+        store
+            .add_templates(ua.id, &a_cosine, &[tpl(rng.vector(8))])
+            .await,
+        "same model id, other metric",
+    );
+    assert_conflict(
+        store.search(&a_reshaped, &rng.vector(16), 3).await,
+        "search with other dimension",
+    );
+    // Wrong query length for the model: bad data.
+    assert_bad(store.search(&a, &rng.vector(9), 3).await, "query dimension");
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.users, 2);
+    assert_eq!(
+        stats.templates_by_model,
+        vec![
+            ("model_a".to_string(), 1),
+            ("model_b".to_string(), 1),
+            ("model_wide".to_string(), 1)
+        ]
+    );
+}
+
+/// Best template per user, ascending distance, ties by user id: the reference.
+fn brute_force(
+    metric: Metric,
+    stored: &[(UserId, Vec<f32>)],
+    query: &[f32],
+    k: usize,
+) -> Vec<(UserId, f32)> {
+    let mut best: HashMap<UserId, f32> = HashMap::new();
+    for (u, v) in stored {
+        let d = match metric {
+            Metric::Euclidean => v
+                .iter()
+                .zip(query)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum::<f64>()
+                .sqrt() as f32,
+            Metric::Cosine => {
+                let dot: f64 = v
+                    .iter()
+                    .zip(query)
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
+                let na: f64 = v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+                let nb: f64 = query
+                    .iter()
+                    .map(|a| f64::from(*a).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                (1.0 - dot / (na * nb)) as f32
+            }
+        };
+        let e = best.entry(*u).or_insert(f32::INFINITY);
+        if d < *e {
+            *e = d;
+        }
+    }
+    let mut ranked: Vec<(UserId, f32)> = best.into_iter().collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(k);
+    ranked
+}
+
+async fn top_k_against_reference(store: &dyn FaceStore, model: ModelKey, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut stored = Vec::new();
+    for i in 0..150 {
+        let n = 1 + rng.below(3) as usize;
+        let base = rng.vector(model.dimension);
+        let vs: Vec<Vec<f32>> = (0..n).map(|_| rng.near(&base, 0.05)).collect();
+        let user = store
+            .create_user(
+                NewUser::named(format!("user {i}")),
+                &model,
+                &vs.iter().cloned().map(tpl).collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
+        stored.extend(vs.into_iter().map(|v| (user.id, v)));
+    }
+    for q in 0..20 {
+        // Half near-duplicates of stored templates, half random probes.
+        let query = if q % 2 == 0 {
+            let (_, v) = &stored[rng.below(stored.len() as u64) as usize];
+            rng.near(v, 0.02)
+        } else {
+            rng.vector(model.dimension)
+        };
+        for k in [1usize, 5, 10] {
+            let got: Vec<Match> = store.search(&model, &query, k).await.unwrap();
+            let want = brute_force(model.metric, &stored, &query, k);
+            assert_eq!(
+                got.iter().map(|m| m.user_id).collect::<Vec<_>>(),
+                want.iter().map(|w| w.0).collect::<Vec<_>>(),
+                "query {q}, k {k}: users in order"
+            );
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g.distance - w.1).abs() < 1e-4,
+                    "distance {} vs {}",
+                    g.distance,
+                    w.1
+                );
+            }
+            assert!(got.windows(2).all(|p| p[0].distance <= p[1].distance));
+        }
+    }
+}
+
+pub async fn top_k_matches_brute_force_euclidean(store: &Arc<dyn FaceStore>) {
+    top_k_against_reference(&**store, dlib(), 5).await;
+}
+
+pub async fn top_k_matches_brute_force_cosine(store: &Arc<dyn FaceStore>) {
+    top_k_against_reference(
+        &**store,
+        ModelKey::new("arcface_r100", 512, Metric::Cosine),
+        6,
+    )
+    .await;
+}
+
+pub async fn best_template_per_user(store: &Arc<dyn FaceStore>) {
+    // One user with many templates near the query must not crowd out others.
+    let model = ModelKey::new("crowd", 4, Metric::Euclidean);
+    let crowd = store
+        .create_user(
+            NewUser::named("crowd"),
+            &model,
+            &(0..200)
+                .map(|i| tpl(vec![i as f32 * 1e-4, 0.0, 0.0, 0.0]))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    let mut others = Vec::new();
+    for i in 0..5 {
+        let u = store
+            .create_user(
+                NewUser::named(format!("other {i}")),
+                &model,
+                &[tpl(vec![1.0 + i as f32, 0.0, 0.0, 0.0])],
+            )
+            .await
+            .unwrap();
+        others.push(u.id);
+    }
+    let hits = store
+        .search(&model, &[0.0, 0.0, 0.0, 0.0], 4)
+        .await
+        .unwrap();
+    let ids: Vec<UserId> = hits.iter().map(|m| m.user_id).collect();
+    assert_eq!(ids, vec![crowd.id, others[0], others[1], others[2]]);
+    assert!(hits[0].distance.abs() < 1e-6);
+    assert!((hits[1].distance - 1.0).abs() < 1e-5);
+    assert_eq!(hits[0].name, "crowd");
+}
+
+pub async fn concurrent_inserts(store: &Arc<dyn FaceStore>) {
+    // Many tokio tasks, each registering users on the shared store.
+    let model = dlib();
+    let tasks = 16;
+    let per_task = 20;
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let store = Arc::clone(store);
+        let model = model.clone();
+        set.spawn(async move {
+            let mut rng = Rng::new(100 + t as u64);
+            let mut ids = Vec::new();
+            for i in 0..per_task {
+                let u = store
+                    .create_user(
+                        NewUser::named(format!("task {t} user {i}")),
+                        &model,
+                        &[tpl(rng.vector(128)), tpl(rng.vector(128))],
+                    )
+                    .await
+                    .unwrap();
+                ids.push(u.id);
+            }
+            ids
+        });
+    }
+    let mut ids = HashSet::new();
+    while let Some(r) = set.join_next().await {
+        ids.extend(r.unwrap());
+    }
+    assert_eq!(ids.len(), tasks * per_task, "every insert got its own id");
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.users, (tasks * per_task) as i64);
+    assert_eq!(
+        templates_of(&**store, &model.id).await,
+        (tasks * per_task * 2) as i64
+    );
+    let mut seen = Vec::new();
+    let mut page = Page::first(64);
+    loop {
+        let users = store.list_users(page).await.unwrap();
+        let Some(last) = users.last() else { break };
+        page = Page::after(last.id, 64);
+        seen.extend(users.iter().map(|u| u.id));
+    }
+    assert_eq!(seen.len(), tasks * per_task);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+pub async fn pagination_is_stable(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(7);
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let u = store
+            .create_user(
+                NewUser::named(format!("p{i}")),
+                &model,
+                &[tpl(rng.vector(128))],
+            )
+            .await
+            .unwrap();
+        ids.push(u.id);
+    }
+    // Walk in pages of 7 while deleting and inserting behind the cursor.
+    let mut seen = Vec::new();
+    let mut page = Page::first(7);
+    let mut round = 0;
+    loop {
+        let users = store.list_users(page).await.unwrap();
+        assert!(users.len() <= 7);
+        let Some(last) = users.last() else { break };
+        seen.extend(users.iter().map(|u| u.id));
+        page = Page::after(last.id, 7);
+        if round == 0 {
+            store.delete_user(ids[0]).await.unwrap(); // already seen
+            store.delete_user(ids[20]).await.unwrap(); // not yet seen
+        }
+        round += 1;
+    }
+    let mut expected: Vec<UserId> = ids.clone();
+    expected.retain(|id| *id != ids[20]);
+    assert_eq!(
+        seen, expected,
+        "each remaining user exactly once, ascending"
+    );
+    // Limits are clamped, never unbounded.
+    let all = store.list_users(Page::first(usize::MAX)).await.unwrap();
+    assert_eq!(all.len(), 23);
+    assert!(store.list_users(Page::first(0)).await.unwrap().is_empty());
+    let beyond = store
+        .list_users(Page::after(*ids.last().unwrap(), 10))
+        .await
+        .unwrap();
+    assert!(beyond.is_empty());
+}
+
+pub async fn users_without_model(store: &Arc<dyn FaceStore>) {
+    let mut rng = Rng::new(8);
+    let old = dlib();
+    let new = ModelKey::new("arcface_r100", 512, Metric::Cosine);
+    let a = store
+        .create_user(NewUser::named("a"), &old, &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    let b = store
+        .create_user(NewUser::named("b"), &old, &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    let c = store
+        .create_user(NewUser::named("c"), &new, &[tpl(rng.vector(512))])
+        .await
+        .unwrap();
+    store
+        .add_templates(a.id, &new, &[tpl(rng.vector(512))])
+        .await
+        .unwrap();
+    let missing: Vec<UserId> = store
+        .users_without_model(&new, Page::first(10))
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(missing, vec![b.id]);
+    let missing_old: Vec<UserId> = store
+        .users_without_model(&old, Page::first(10))
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(missing_old, vec![c.id]);
+}
+
+pub async fn hostile_and_unicode_names(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(9);
+    let accepted = [
+        "Zoë Ångström-Łukasiewicz",
+        "李小龍",
+        "محمد بن موسى",
+        "😀 emoji 👩‍👩‍👧",
+        "O'Brien \"the quote\" `tick`",
+        "Robert'); DROP TABLE users;--",
+        "' OR '1'='1",
+        "\\x00 literally backslash-x-zero",
+        "$1 $$ dollar $tag$ quoting",
+        "%_ like wildcards",
+    ];
+    for name in accepted {
+        let u = store
+            .create_user(
+                NewUser {
+                    name: name.to_string(),
+                    external_ref: Some(format!("ref:{name}")),
+                    metadata: Some(json!({ "note": name, name: [name] })),
+                },
+                &model,
+                &[tpl(rng.vector(128))],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name:?} rejected: {e}"));
+        let got = store.get_user(u.id).await.unwrap();
+        assert_eq!(got.name, name);
+        assert_eq!(
+            got.external_ref.as_deref(),
+            Some(format!("ref:{name}").as_str())
+        );
+        assert_eq!(got.metadata, Some(json!({ "note": name, name: [name] })));
+    }
+    // Long but within bounds: 4000 bytes round-trip.
+    let long = "é".repeat(2000);
+    let u = store
+        .create_user(
+            NewUser::named(long.clone()),
+            &model,
+            &[tpl(rng.vector(128))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.get_user(u.id).await.unwrap().name, long);
+
+    let users_before = store.stats().await.unwrap().users;
+    let t = [tpl(rng.vector(128))];
+    assert_bad(
+        store
+            .create_user(NewUser::named("x".repeat(10 * 1024)), &model, &t)
+            .await,
+        "10 kB name",
+    );
+    assert_bad(
+        store
+            .create_user(NewUser::named("nul\0byte"), &model, &t)
+            .await,
+        "NUL in name",
+    );
+    assert_bad(
+        store.create_user(NewUser::named(""), &model, &t).await,
+        "empty name",
+    );
+    assert_bad(
+        store.create_user(NewUser::named("   "), &model, &t).await,
+        "blank name",
+    );
+    assert_bad(
+        store
+            .create_user(NewUser::named("bell\u{7}"), &model, &t)
+            .await,
+        "control character",
+    );
+    let mut with_ref = NewUser::named("ok");
+    with_ref.external_ref = Some("ref\0".into());
+    assert_bad(
+        store.create_user(with_ref, &model, &t).await,
+        "NUL in external_ref",
+    );
+    let mut with_meta = NewUser::named("ok");
+    with_meta.metadata = Some(json!({"k": "v\u{0}"}));
+    assert_bad(
+        store.create_user(with_meta, &model, &t).await,
+        "NUL in metadata",
+    );
+    let mut big_meta = NewUser::named("ok");
+    big_meta.metadata = Some(json!({"blob": "x".repeat(100 * 1024)}));
+    assert_bad(
+        store.create_user(big_meta, &model, &t).await,
+        "oversized metadata",
+    );
+    assert_eq!(
+        store.stats().await.unwrap().users,
+        users_before,
+        "rejected users left no rows"
+    );
+
+    // Names are data, never SQL: the tables are intact.
+    let users = store.list_users(Page::first(100)).await.unwrap();
+    assert_eq!(users.len(), accepted.len() + 1);
+}
+
+pub async fn bad_embeddings_rejected(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(10);
+    let ok = store
+        .create_user(NewUser::named("ok"), &model, &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    let mut nan = rng.vector(128);
+    nan[5] = f32::NAN;
+    let mut inf = rng.vector(128);
+    inf[0] = f32::INFINITY;
+    for (what, v) in [
+        ("NaN", nan),
+        ("infinity", inf),
+        ("too short", rng.vector(127)),
+        ("too long", rng.vector(129)),
+        ("empty", Vec::new()),
+    ] {
+        assert_bad(
+            store
+                .create_user(NewUser::named("x"), &model, &[tpl(v.clone())])
+                .await,
+            what,
+        );
+        assert_bad(store.add_templates(ok.id, &model, &[tpl(v)]).await, what);
+    }
+    assert_bad(
+        store.create_user(NewUser::named("x"), &model, &[]).await,
+        "no templates",
+    );
+    assert_bad(
+        store
+            .create_user(
+                NewUser::named("x"),
+                &model,
+                &[NewTemplate {
+                    embedding: rng.vector(128),
+                    quality: f32::NAN,
+                }],
+            )
+            .await,
+        "NaN quality",
+    );
+    // A bad template among good ones: nothing is stored.
+    let mut bad = rng.vector(128);
+    bad[1] = f32::NEG_INFINITY;
+    assert_bad(
+        store
+            .add_templates(ok.id, &model, &[tpl(rng.vector(128)), tpl(bad)])
+            .await,
+        "mixed batch",
+    );
+    let cosine = ModelKey::new("cos", 4, Metric::Cosine);
+    assert_bad(
+        store
+            .create_user(NewUser::named("x"), &cosine, &[tpl(vec![0.0; 4])])
+            .await,
+        "zero vector under cosine",
+    );
+    for bad_model in [
+        ModelKey::new("", 128, Metric::Euclidean),
+        ModelKey::new("bad'id", 128, Metric::Euclidean),
+        ModelKey::new("zero_dim", 0, Metric::Euclidean),
+        ModelKey::new("huge_dim", 100_000, Metric::Euclidean),
+    ] {
+        assert_bad(
+            store
+                .search(&bad_model, &vec![0.5; bad_model.dimension], 1)
+                .await,
+            "bad model key",
+        );
+    }
+    let mut q = rng.vector(128);
+    q[3] = f32::NAN;
+    assert_bad(store.search(&model, &q, 1).await, "NaN query");
+    assert_eq!(store.get_user(ok.id).await.unwrap().template_count, 1);
+    assert_eq!(store.stats().await.unwrap().users, 1);
+}
+
+pub async fn search_edge_cases(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(11);
+    let q = rng.vector(128);
+    assert!(
+        store.search(&model, &q, 5).await.unwrap().is_empty(),
+        "empty store"
+    );
+    let unknown = ModelKey::new("never_used", 128, Metric::Euclidean);
+    assert!(store.search(&unknown, &q, 5).await.unwrap().is_empty());
+    for i in 0..3 {
+        store
+            .create_user(
+                NewUser::named(format!("u{i}")),
+                &model,
+                &[tpl(rng.vector(128))],
+            )
+            .await
+            .unwrap();
+    }
+    assert!(
+        store.search(&model, &q, 0).await.unwrap().is_empty(),
+        "k = 0"
+    );
+    assert_eq!(
+        store.search(&model, &q, 50).await.unwrap().len(),
+        3,
+        "k > users"
+    );
+    assert_bad(store.search(&model, &q, 1_000_000).await, "huge k");
+}
+
+pub async fn health_ok(store: &Arc<dyn FaceStore>) {
+    store.health().await.unwrap();
+}
