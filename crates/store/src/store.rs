@@ -48,6 +48,16 @@ pub trait FaceStore: Send + Sync {
     /// user id). Distances are in the model's own metric.
     async fn search(&self, model: &ModelKey, query: &[f32], k: usize) -> Result<Vec<Match>>;
 
+    /// The distance from `query` to the closest of one user's templates of
+    /// `model` (1:1 verification). `NotFound` when the user does not exist;
+    /// `Ok(None)` when they have no template of `model`.
+    async fn distance_to_user(
+        &self,
+        user: UserId,
+        model: &ModelKey,
+        query: &[f32],
+    ) -> Result<Option<f32>>;
+
     /// Users that have no template of `model` (for re-enrolment reports), in
     /// ascending id order.
     async fn users_without_model(&self, model: &ModelKey, page: Page) -> Result<Vec<User>>;

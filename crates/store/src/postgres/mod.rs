@@ -420,6 +420,33 @@ impl FaceStore for PgStore {
         .await
     }
 
+    async fn distance_to_user(
+        &self,
+        user: UserId,
+        model: &ModelKey,
+        query: &[f32],
+    ) -> Result<Option<f32>> {
+        validate::search(model, query, 1)?;
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let exists = client
+                .query_opt("SELECT 1 FROM users WHERE id = $1", &[&user])
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            if !self.lookup_model(&client, model).await? {
+                return Ok(None);
+            }
+            let stmt = client.prepare_cached(&sql::distance_to_user(model)).await?;
+            let vector = Vector::from(query.to_vec());
+            let row = client.query_one(&stmt, &[&vector, &user]).await?;
+            let d: Option<f64> = row.try_get(0)?;
+            Ok(d.map(|d| d as f32))
+        })
+        .await
+    }
+
     async fn list_users(&self, page: Page) -> Result<Vec<User>> {
         self.bounded(self.users_page(page, None)).await
     }

@@ -61,6 +61,18 @@ pub(crate) fn search(model: &ModelKey) -> String {
     )
 }
 
+/// The smallest distance from `$1` to user `$2`'s templates of `model`
+/// (NULL when they have none).
+pub(crate) fn distance_to_user(model: &ModelKey) -> String {
+    let d = model.dimension;
+    let op = operator(model.metric);
+    let id = literal(&model.id);
+    format!(
+        "SELECT min(t.embedding::vector({d}) {op} $1::vector({d}))::float8 \
+         FROM templates t WHERE t.user_id = $2 AND t.model_id = {id}"
+    )
+}
+
 /// The name of a model's HNSW index: readable prefix plus a hash of the exact
 /// id, so that ids differing only in `.`/`-`/case cannot collide.
 pub(crate) fn index_name(model_id: &str) -> String {

@@ -211,6 +211,18 @@ impl FaceStore for SqliteStore {
             .await
     }
 
+    async fn distance_to_user(
+        &self,
+        user: UserId,
+        model: &ModelKey,
+        query: &[f32],
+    ) -> Result<Option<f32>> {
+        validate::search(model, query, 1)?;
+        let (model, query) = (model.clone(), query.to_vec());
+        self.read(move |conn, _| search::distance_to_user(conn, user, &model, &query))
+            .await
+    }
+
     async fn users_without_model(&self, model: &ModelKey, page: Page) -> Result<Vec<User>> {
         validate::model(model)?;
         let model_id = model.id.clone();

@@ -98,3 +98,31 @@ pub(super) fn search(
     }
     Ok(matches)
 }
+
+/// The smallest distance from `query` to one user's templates of `model`.
+pub(super) fn distance_to_user(
+    conn: &mut Connection,
+    user: i64,
+    model: &ModelKey,
+    query: &[f32],
+) -> Result<Option<f32>> {
+    let tx = conn.transaction()?;
+    let exists: Option<i64> = tx
+        .query_row("SELECT id FROM users WHERE id = ?1", [user], |r| r.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound(format!("user {user}")));
+    }
+    let mut stmt = tx.prepare_cached(
+        "SELECT embedding FROM templates WHERE user_id = ?1 AND model_id = ?2 AND dimension = ?3",
+    )?;
+    let mut rows = stmt.query(rusqlite::params![user, model.id, model.dimension as i64])?;
+    let mut buf = Vec::with_capacity(model.dimension);
+    let mut best: Option<f32> = None;
+    while let Some(row) = rows.next()? {
+        from_le_bytes_into(row.get_ref(0)?.as_blob()?, &mut buf);
+        let d = crate::distance::distance(model.metric, query, &buf);
+        best = Some(best.map_or(d, |b| b.min(d)));
+    }
+    Ok(best)
+}

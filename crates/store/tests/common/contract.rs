@@ -338,6 +338,48 @@ pub async fn top_k_matches_brute_force_cosine(store: &Arc<dyn FaceStore>) {
     .await;
 }
 
+pub async fn distance_to_one_user(store: &Arc<dyn FaceStore>) {
+    // 1:1 verification: the closest of one user's templates, that model only.
+    let model = ModelKey::new("verify", 3, Metric::Euclidean);
+    let other_model = ModelKey::new("verify_other", 3, Metric::Euclidean);
+    let alice = store
+        .create_user(
+            NewUser::named("alice"),
+            &model,
+            &[tpl(vec![1.0, 0.0, 0.0]), tpl(vec![0.0, 1.0, 0.0])],
+        )
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(NewUser::named("bob"), &model, &[tpl(vec![0.0, 0.0, 0.1])])
+        .await
+        .unwrap();
+    let d = store
+        .distance_to_user(alice.id, &model, &[0.0, 0.0, 0.0])
+        .await
+        .unwrap()
+        .unwrap();
+    // Bob's template is closer to the query, but only Alice's count.
+    assert!((d - 1.0).abs() < 1e-5, "{d}");
+    let d = store
+        .distance_to_user(alice.id, &model, &[0.0, 0.9, 0.0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((d - 0.1).abs() < 1e-5, "{d}");
+    assert_eq!(
+        store
+            .distance_to_user(bob.id, &other_model, &[0.0, 0.0, 0.0])
+            .await
+            .unwrap(),
+        None
+    );
+    assert_not_found(
+        store.distance_to_user(i64::MAX, &model, &[0.0, 0.0, 0.0]).await,
+        "distance to a missing user",
+    );
+}
+
 pub async fn best_template_per_user(store: &Arc<dyn FaceStore>) {
     // One user with many templates near the query must not crowd out others.
     let model = ModelKey::new("crowd", 4, Metric::Euclidean);
