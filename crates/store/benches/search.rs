@@ -11,7 +11,7 @@
 //! `FACEGATE_BENCH_STORES` (`sqlite,postgres`), `FACEGATE_BENCH_QUERIES`
 //! (per query kind, default 200), `FACEGATE_BENCH_EF` (HNSW ef_search values,
 //! default `40,100,200`), `FACEGATE_BENCH_M` / `FACEGATE_BENCH_EFC` (HNSW
-//! build parameters, default 16 / 64), `FACEGATE_BENCH_SKIP_EXACT` (skip the
+//! build parameters, default: the store's), `FACEGATE_BENCH_SKIP_EXACT` (skip the
 //! slow exact PostgreSQL pass), `FACEGATE_BENCH_KEEP` (keep the database),
 //! `DATABASE_URL` for PostgreSQL.
 //!
@@ -262,8 +262,8 @@ async fn bench_postgres(url: &str, data: &Data, qs: &[Queries], efs: &[u32]) {
         c.auto_index = false;
         c.hnsw_ef_search = ef;
         c.index_build_memory = "4GB".into();
-        c.hnsw_m = env_u32("FACEGATE_BENCH_M", 16);
-        c.hnsw_ef_construction = env_u32("FACEGATE_BENCH_EFC", 64);
+        c.hnsw_m = env_u32("FACEGATE_BENCH_M", c.hnsw_m);
+        c.hnsw_ef_construction = env_u32("FACEGATE_BENCH_EFC", c.hnsw_ef_construction);
         c.statement_timeout = Duration::from_secs(60);
         c.operation_timeout = Duration::from_secs(120);
         c

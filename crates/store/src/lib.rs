@@ -18,6 +18,7 @@ pub mod distance;
 pub mod error;
 mod migrate;
 mod model_cache;
+pub mod open;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
@@ -25,6 +26,7 @@ pub mod types;
 pub mod validate;
 
 pub use error::StoreError;
+pub use open::{open, StoreConfig};
 pub use postgres::{IndexState, PgStore, PostgresConfig};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::FaceStore;

@@ -38,14 +38,14 @@ async fn fill(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hnsw_index_is_built_and_used() {
-    let Some(h) = common::postgres_with(|c| c.hnsw_min_templates = 5000).await else {
+    let Some(h) = common::postgres_with(|c| c.hnsw_min_templates = 10_000).await else {
         return;
     };
     let pg = h.pg.clone().unwrap();
     let model = dlib();
     let other = ModelKey::new("other", 128, Metric::Cosine);
     let mut rng = Rng::new(21);
-    let stored = fill(h.store(), &model, 6000, &mut rng).await;
+    let stored = fill(h.store(), &model, 10_500, &mut rng).await;
     fill(h.store(), &other, 50, &mut rng).await;
     let q = rng.near(&stored[0].1, 0.01);
 
@@ -69,7 +69,7 @@ async fn hnsw_index_is_built_and_used() {
     println!("search plan with HNSW:\n{plan}");
 
     // Near-duplicates are found through the index; other models stay apart.
-    for (id, v) in stored.iter().step_by(300) {
+    for (id, v) in stored.iter().step_by(500) {
         let hits = h
             .store()
             .search(&model, &rng.near(v, 0.01), 3)

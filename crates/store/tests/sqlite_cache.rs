@@ -62,3 +62,15 @@ async fn search_sees_writes_from_another_store_on_the_same_file() {
     assert_eq!(hits[0].template_id, ids[0]);
     assert!(hits[0].distance < 1e-5);
 }
+
+#[tokio::test]
+async fn open_by_config_gives_a_trait_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = face_store::open(face_store::StoreConfig::Sqlite(SqliteConfig::in_data_dir(
+        dir.path(),
+    )))
+    .await
+    .unwrap();
+    store.health().await.unwrap();
+    assert!(dir.path().join(SqliteConfig::FILE_NAME).exists());
+}
