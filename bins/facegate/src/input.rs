@@ -55,19 +55,29 @@ pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
         },
         None => text,
     };
-    let clean: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let clean: String = payload
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     if clean.is_empty() {
         return Err(ApiError::bad_image(format!("{field}: the image is empty")));
     }
     base64::engine::general_purpose::STANDARD
         .decode(clean.as_bytes())
         .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(clean.as_bytes()))
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(clean.trim_end_matches('=').as_bytes()))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(clean.trim_end_matches('=').as_bytes())
+        })
         .map_err(|e| ApiError::bad_image(format!("{field}: not valid base64 ({e})")))
 }
 
 /// Reads an image request from a JSON or multipart body.
-pub async fn read(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<ImageRequest, ApiError> {
+pub async fn read(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<ImageRequest, ApiError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -93,7 +103,8 @@ pub async fn read(req: &HttpRequest, payload: web::Payload, limit: usize) -> Res
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_image(format!("reading the body failed: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_image(format!("reading the body failed: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
@@ -139,24 +150,36 @@ async fn read_json(payload: web::Payload, limit: usize) -> Result<ImageRequest, 
 
 fn check_count(n: usize) -> Result<(), ApiError> {
     if n == 0 {
-        return Err(ApiError::invalid("image", "an image is required (base64 in \"image\", or \"images\")"));
+        return Err(ApiError::invalid(
+            "image",
+            "an image is required (base64 in \"image\", or \"images\")",
+        ));
     }
     if n > MAX_IMAGES {
-        return Err(ApiError::invalid("images", format!("at most {MAX_IMAGES} images per request")));
+        return Err(ApiError::invalid(
+            "images",
+            format!("at most {MAX_IMAGES} images per request"),
+        ));
     }
     Ok(())
 }
 
-async fn read_multipart(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<ImageRequest, ApiError> {
+async fn read_multipart(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<ImageRequest, ApiError> {
     let mut form = Multipart::new(req.headers(), payload.into_inner());
     let mut out = ImageRequest::default();
     let mut total = 0usize;
     while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
+        let mut field =
+            field.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
         let name = field.name().unwrap_or("").to_string();
         let mut data = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
             total += chunk.len();
             if total > limit {
                 return Err(too_large(limit));
@@ -164,7 +187,8 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, limit: usize) 
             data.extend_from_slice(&chunk);
         }
         let text = || {
-            String::from_utf8(data.clone()).map_err(|_| ApiError::invalid(&name, "must be UTF-8 text"))
+            String::from_utf8(data.clone())
+                .map_err(|_| ApiError::invalid(&name, "must be UTF-8 text"))
         };
         match name.as_str() {
             "image" | "images" | "file" | "files" => out.images.push(data),
@@ -175,7 +199,9 @@ async fn read_multipart(req: &HttpRequest, payload: web::Payload, limit: usize) 
                     serde_json::from_str(&text()?).map_err(|e| ApiError::invalid("metadata", e))?,
                 )
             }
-            "allow_duplicate" => out.allow_duplicate = matches!(text()?.trim(), "true" | "1" | "yes"),
+            "allow_duplicate" => {
+                out.allow_duplicate = matches!(text()?.trim(), "true" | "1" | "yes")
+            }
             other => return Err(ApiError::invalid(other, "unknown form field")),
         }
     }
@@ -192,7 +218,10 @@ mod tests {
     fn base64_with_and_without_data_prefix() {
         assert_eq!(decode_base64("image", "aGVsbG8=").unwrap(), b"hello");
         assert_eq!(decode_base64("image", "aGVsbG8").unwrap(), b"hello");
-        assert_eq!(decode_base64("image", "data:image/png;base64,aGVs\nbG8=").unwrap(), b"hello");
+        assert_eq!(
+            decode_base64("image", "data:image/png;base64,aGVs\nbG8=").unwrap(),
+            b"hello"
+        );
         assert!(decode_base64("image", "data:image/png,aGVsbG8=").is_err());
         assert!(decode_base64("image", "not base64 !!").is_err());
         assert!(decode_base64("image", "").is_err());

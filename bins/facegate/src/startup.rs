@@ -56,14 +56,16 @@ impl Application {
             addr: addr.clone(),
             source,
         })?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(settings.server.port);
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(settings.server.port);
         let state = web::Data::new(AppState {
             service,
             body_limit: settings.server.body_limit_bytes,
         });
-        let query_cfg = web::QueryConfig::default().error_handler(|err, _| {
-            ApiError::invalid("query", err).into()
-        });
+        let query_cfg = web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::invalid("query", err).into());
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(tracing_actix_web::TracingLogger::default())
@@ -107,7 +109,9 @@ async fn build_service(settings: &Settings) -> Result<FaceService, StartupError>
         DetectorSetting::Cnn => dlib::DetectorKind::Cnn,
     };
     let workers = if face.workers == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         face.workers
     };
@@ -130,7 +134,8 @@ async fn build_service(settings: &Settings) -> Result<FaceService, StartupError>
                     settings.store.data_dir.display()
                 ))
             })?;
-            let store = SqliteStore::open(SqliteConfig::in_data_dir(&settings.store.data_dir)).await?;
+            let store =
+                SqliteStore::open(SqliteConfig::in_data_dir(&settings.store.data_dir)).await?;
             tracing::info!(path = %store.path().display(), "embedded SQLite store open");
             (Arc::new(store), "sqlite")
         }
@@ -155,6 +160,10 @@ async fn build_service(settings: &Settings) -> Result<FaceService, StartupError>
 }
 
 fn load_thresholds(settings: &Settings, model_id: &str) -> Thresholds {
-    let _ = (&settings.thresholds.calibration_dir, model_id, Duration::ZERO);
+    let _ = (
+        &settings.thresholds.calibration_dir,
+        model_id,
+        Duration::ZERO,
+    );
     Thresholds::dlib_published()
 }

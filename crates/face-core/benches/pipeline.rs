@@ -37,16 +37,29 @@ fn sizes() -> Vec<(&'static str, RgbImage)> {
     .image;
     vec![
         ("250x250", lfw),
-        ("640x480", decode(&common::vga_jpeg(), &Default::default()).unwrap().image),
+        (
+            "640x480",
+            decode(&common::vga_jpeg(), &Default::default())
+                .unwrap()
+                .image,
+        ),
         ("1920x1080", scaled_photo(1920, 1080)),
-        ("4032x3024", decode(&common::large_jpeg(), &Default::default()).unwrap().image),
+        (
+            "4032x3024",
+            decode(&common::large_jpeg(), &Default::default())
+                .unwrap()
+                .image,
+        ),
     ]
 }
 
 fn bench_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     let limits = DecodeLimits::default();
-    for (name, bytes) in [("640x480", common::vga_jpeg()), ("4032x3024", common::large_jpeg())] {
+    for (name, bytes) in [
+        ("640x480", common::vga_jpeg()),
+        ("4032x3024", common::large_jpeg()),
+    ] {
         g.bench_with_input(BenchmarkId::new("full", name), &bytes, |b, bytes| {
             b.iter(|| decode(bytes, &limits).unwrap())
         });
@@ -59,8 +72,7 @@ fn bench_decode(c: &mut Criterion) {
 
 fn bench_detect(c: &mut Criterion) {
     let models = face_core::dlib::DlibModels::locate(&common::locator()).unwrap();
-    let mut hog =
-        face_core::dlib::HogDetector::new(&models.landmarks, Default::default()).unwrap();
+    let mut hog = face_core::dlib::HogDetector::new(&models.landmarks, Default::default()).unwrap();
     let mut g = c.benchmark_group("hog_detect");
     // Whole images straight into the detector (no working copy), to show
     // what the downscaling policy saves.
@@ -77,29 +89,39 @@ fn bench_detect(c: &mut Criterion) {
 
 fn bench_landmarks_and_embedding(c: &mut Criterion) {
     let models = face_core::dlib::DlibModels::locate(&common::locator()).unwrap();
-    let mut hog =
-        face_core::dlib::HogDetector::new(&models.landmarks, Default::default()).unwrap();
+    let mut hog = face_core::dlib::HogDetector::new(&models.landmarks, Default::default()).unwrap();
     let mut enc = face_core::dlib::ResnetEmbedder::new(&models.resnet, &models.landmarks).unwrap();
-    let img = decode(&common::vga_jpeg(), &Default::default()).unwrap().image;
+    let img = decode(&common::vga_jpeg(), &Default::default())
+        .unwrap()
+        .image;
     let faces = hog.detect(&img).unwrap();
     assert_eq!(faces.len(), 1);
     let mut g = c.benchmark_group("per_face");
-    g.bench_function("landmarks+embedding", |b| b.iter(|| enc.embed(&img, &faces).unwrap()));
+    g.bench_function("landmarks+embedding", |b| {
+        b.iter(|| enc.embed(&img, &faces).unwrap())
+    });
     g.finish();
 }
 
 fn bench_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.measurement_time(Duration::from_secs(8));
-    for (name, bytes) in [("640x480", common::vga_jpeg()), ("4032x3024", common::large_jpeg())] {
-        g.bench_with_input(BenchmarkId::new("jpeg_to_embedding", name), &bytes, |b, bytes| {
-            let mut p = common::pipeline();
-            b.iter(|| {
-                let a = p.analyze(bytes).unwrap();
-                assert_eq!(a.faces.len(), 1);
-                a
-            })
-        });
+    for (name, bytes) in [
+        ("640x480", common::vga_jpeg()),
+        ("4032x3024", common::large_jpeg()),
+    ] {
+        g.bench_with_input(
+            BenchmarkId::new("jpeg_to_embedding", name),
+            &bytes,
+            |b, bytes| {
+                let mut p = common::pipeline();
+                b.iter(|| {
+                    let a = p.analyze(bytes).unwrap();
+                    assert_eq!(a.faces.len(), 1);
+                    a
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -44,11 +44,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             b.height,
             face.detection.score,
             face.quality.score,
-            if face.quality.is_acceptable() { String::new() } else {
-                format!(" ({})", face.quality.issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; "))
+            if face.quality.is_acceptable() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    face.quality
+                        .issues
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             }
         );
-        let values: Vec<String> = face.embedding.values().iter().map(|v| format!("{v:.4}")).collect();
+        let values: Vec<String> = face
+            .embedding
+            .values()
+            .iter()
+            .map(|v| format!("{v:.4}"))
+            .collect();
         println!("  embedding [{}]", values.join(", "));
     }
     let t = analysis.timings;

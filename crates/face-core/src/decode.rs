@@ -220,7 +220,9 @@ fn decode_jpeg_reduced(
         }
         _ => RgbImage::from_raw(dw, dh, pixels),
     }
-    .ok_or_else(|| FaceError::CorruptImage("JPEG decoded to fewer pixels than its header declares".into()))?;
+    .ok_or_else(|| {
+        FaceError::CorruptImage("JPEG decoded to fewer pixels than its header declares".into())
+    })?;
 
     let (tw, th) = fit_within(dw, dh, max_side);
     let stored = if (tw, th) == (dw, dh) {
@@ -235,7 +237,11 @@ fn decode_jpeg_reduced(
         other => other.to_rgb8(),
     };
     let swapped = image.width() != tw;
-    let (ow, oh) = if swapped { (height, width) } else { (width, height) };
+    let (ow, oh) = if swapped {
+        (height, width)
+    } else {
+        (width, height)
+    };
     Ok(Some(ScaledImage {
         scale: ow as f32 / image.width() as f32,
         image,

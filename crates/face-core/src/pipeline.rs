@@ -13,10 +13,10 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{decode_scaled, DecodeLimits};
-use crate::resize::{fit_within, resize_rgb};
 use crate::detect::{DetectedFace, Detector};
 use crate::embed::{Embedder, Embedding, ModelInfo};
 use crate::quality::{assess, Quality, QualityPolicy};
+use crate::resize::{fit_within, resize_rgb};
 use crate::FaceError;
 
 /// Options for a [`FacePipeline`].

@@ -91,9 +91,18 @@ fn cnn_detector_is_selectable_and_finds_the_same_face() {
     let by_cnn = cnn.analyze(&bytes).unwrap();
     let by_hog = common::pipeline().analyze(&bytes).unwrap();
     assert_eq!(by_cnn.faces.len(), 1);
-    let iou = by_cnn.faces[0].detection.bbox.iou(&by_hog.faces[0].detection.bbox);
-    let d = by_cnn.faces[0].embedding.distance(&by_hog.faces[0].embedding).unwrap();
-    println!("CNN vs HOG: box IoU {iou:.2}, embedding distance {d:.3}, CNN score {:.2}", by_cnn.faces[0].detection.score);
+    let iou = by_cnn.faces[0]
+        .detection
+        .bbox
+        .iou(&by_hog.faces[0].detection.bbox);
+    let d = by_cnn.faces[0]
+        .embedding
+        .distance(&by_hog.faces[0].embedding)
+        .unwrap();
+    println!(
+        "CNN vs HOG: box IoU {iou:.2}, embedding distance {d:.3}, CNN score {:.2}",
+        by_cnn.faces[0].detection.score
+    );
     assert!(iou > 0.5, "{iou}");
     // Same person, same photo: far under any same-person threshold.
     assert!(d < 0.3, "{d}");
@@ -107,7 +116,9 @@ fn a_12_megapixel_photo_is_reduced_in_the_decoder_and_mapped_back() {
     assert_eq!((fast.width, fast.height), (4032, 3024));
     assert_eq!(fast.faces.len(), 1);
     // The same photo decoded in full, then scaled by the pipeline.
-    let full = face_core::decode(&bytes, &Default::default()).unwrap().image;
+    let full = face_core::decode(&bytes, &Default::default())
+        .unwrap()
+        .image;
     let slow = p.analyze_image(&full).unwrap();
     let (a, b) = (&fast.faces[0], &slow.faces[0]);
     let iou = a.detection.bbox.iou(&b.detection.bbox);
@@ -116,7 +127,10 @@ fn a_12_megapixel_photo_is_reduced_in_the_decoder_and_mapped_back() {
         "reduced decode: box {:?}, IoU with full decode {iou:.3}, embedding distance {d:.3}, timings {:?}",
         a.detection.bbox, fast.timings
     );
-    assert!(a.detection.bbox.width > 400.0, "box not in original coordinates");
+    assert!(
+        a.detection.bbox.width > 400.0,
+        "box not in original coordinates"
+    );
     // HOG boxes snap to its pyramid levels, so they shift a little between
     // two differently scaled copies; the embedding is the real check.
     assert!(iou > 0.75, "{iou}");

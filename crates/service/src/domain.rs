@@ -106,7 +106,10 @@ mod tests {
     fn names_are_trimmed_normalised_and_checked() {
         assert_eq!(UserName::parse("  Ana  ").unwrap().as_str(), "Ana");
         // "é" as e + combining accent becomes the single code point.
-        assert_eq!(UserName::parse("Jose\u{301}").unwrap().as_str(), "Jos\u{e9}");
+        assert_eq!(
+            UserName::parse("Jose\u{301}").unwrap().as_str(),
+            "Jos\u{e9}"
+        );
         assert!(UserName::parse("   ").is_err());
         assert!(UserName::parse("a\0b").is_err());
         assert!(UserName::parse("Al\u{200B}ice").is_err());

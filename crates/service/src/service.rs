@@ -207,7 +207,11 @@ impl FaceService {
 
     /// Refuses a face that already matches a user other than `except` at
     /// the strict (duplicate) threshold.
-    async fn check_duplicate(&self, embedding: &[f32], except: Option<i64>) -> Result<(), ServiceError> {
+    async fn check_duplicate(
+        &self,
+        embedding: &[f32],
+        except: Option<i64>,
+    ) -> Result<(), ServiceError> {
         let hits = self.store.search(&self.model, embedding, 2).await?;
         if let Some(hit) = hits
             .iter()
@@ -267,7 +271,10 @@ impl FaceService {
         images: Vec<Vec<u8>>,
         allow_duplicate: bool,
     ) -> Result<Enrolled, ServiceError> {
-        self.store.get_user(user_id).await.map_err(for_user(user_id))?;
+        self.store
+            .get_user(user_id)
+            .await
+            .map_err(for_user(user_id))?;
         if images.is_empty() {
             return Err(ServiceError::Invalid {
                 field: "image",
@@ -279,7 +286,8 @@ impl FaceService {
         for image in images {
             let face = self.enrolment_face(image).await?;
             if !allow_duplicate {
-                self.check_duplicate(face.embedding.values(), Some(user_id)).await?;
+                self.check_duplicate(face.embedding.values(), Some(user_id))
+                    .await?;
             }
             faces.push(face_box(&face));
             templates.push(NewTemplate {
@@ -291,7 +299,11 @@ impl FaceService {
             .add_templates(user_id, &self.model, &templates)
             .await
             .map_err(for_user(user_id))?;
-        let user = self.store.get_user(user_id).await.map_err(for_user(user_id))?;
+        let user = self
+            .store
+            .get_user(user_id)
+            .await
+            .map_err(for_user(user_id))?;
         tracing::info!(user_id, added = templates.len(), "faces added");
         Ok(Enrolled { user, faces })
     }
@@ -362,7 +374,10 @@ impl FaceService {
         threshold: Option<Threshold>,
     ) -> Result<Verification, ServiceError> {
         let threshold = threshold.unwrap_or(self.thresholds.verify_threshold());
-        self.store.get_user(user_id).await.map_err(for_user(user_id))?;
+        self.store
+            .get_user(user_id)
+            .await
+            .map_err(for_user(user_id))?;
         let faces = self.analyze(image).await?;
         let face = faces.first().ok_or(ServiceError::NoFace)?;
         let distance = self
@@ -392,11 +407,18 @@ impl FaceService {
 
     /// One user.
     pub async fn get_user(&self, user_id: i64) -> Result<User, ServiceError> {
-        self.store.get_user(user_id).await.map_err(for_user(user_id))
+        self.store
+            .get_user(user_id)
+            .await
+            .map_err(for_user(user_id))
     }
 
     /// Users in ascending id order.
-    pub async fn list_users(&self, after: Option<i64>, limit: usize) -> Result<Vec<User>, ServiceError> {
+    pub async fn list_users(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<User>, ServiceError> {
         if limit == 0 || limit > Page::MAX_LIMIT {
             return Err(ServiceError::Invalid {
                 field: "limit",
@@ -409,7 +431,10 @@ impl FaceService {
     /// Deletes a user and all their templates.
     #[tracing::instrument(skip(self))]
     pub async fn delete_user(&self, user_id: i64) -> Result<(), ServiceError> {
-        self.store.delete_user(user_id).await.map_err(for_user(user_id))?;
+        self.store
+            .delete_user(user_id)
+            .await
+            .map_err(for_user(user_id))?;
         tracing::info!(user_id, "deleted");
         Ok(())
     }
@@ -453,4 +478,3 @@ fn face_box(face: &AnalyzedFace) -> FaceBox {
         quality: face.quality.score,
     }
 }
-

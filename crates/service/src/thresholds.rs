@@ -147,9 +147,21 @@ mod tests {
             medium: 0.5,
             duplicate: 0.42,
             curve: vec![
-                FmrPoint { threshold: 0.42, fmr: 1e-5, fnmr: None },
-                FmrPoint { threshold: 0.5, fmr: 1e-4, fnmr: None },
-                FmrPoint { threshold: 0.55, fmr: 1e-3, fnmr: None },
+                FmrPoint {
+                    threshold: 0.42,
+                    fmr: 1e-5,
+                    fnmr: None,
+                },
+                FmrPoint {
+                    threshold: 0.5,
+                    fmr: 1e-4,
+                    fnmr: None,
+                },
+                FmrPoint {
+                    threshold: 0.55,
+                    fmr: 1e-3,
+                    fnmr: None,
+                },
             ],
             source: "test".into(),
         }

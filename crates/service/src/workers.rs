@@ -36,7 +36,9 @@ impl FaceWorkers {
         let model = first.model().clone();
         let detector = first.detector_name().to_string();
         if pipelines.iter().any(|p| p.model().id != model.id) {
-            return Err(ServiceError::Internal("face workers run different models".into()));
+            return Err(ServiceError::Internal(
+                "face workers run different models".into(),
+            ));
         }
         let (tx, rx) = bounded::<Job>(queue_depth);
         let threads = pipelines.len();
@@ -92,7 +94,8 @@ impl FaceWorkers {
             TrySendError::Full(_) => ServiceError::Busy,
             TrySendError::Disconnected(_) => ServiceError::Internal("face workers stopped".into()),
         })?;
-        rx.await
-            .map_err(|_| ServiceError::Internal("a face worker failed while processing the image".into()))
+        rx.await.map_err(|_| {
+            ServiceError::Internal("a face worker failed while processing the image".into())
+        })
     }
 }

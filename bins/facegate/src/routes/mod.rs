@@ -38,7 +38,9 @@ impl ThresholdQuery {
             let (lo, hi) = Threshold::range(service.model().metric);
             ApiError::invalid(
                 "threshold",
-                format!("{raw:?} is not a number; use a distance greater than {lo} and at most {hi}"),
+                format!(
+                    "{raw:?} is not a number; use a distance greater than {lo} and at most {hi}"
+                ),
             )
         })?;
         Ok(Some(service.parse_threshold(value)?))
@@ -47,10 +49,12 @@ impl ThresholdQuery {
 
 /// Parses a user id from the path; anything but a positive integer is a 422.
 pub fn user_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("user_id", format!("{:?} is not a user id (a positive integer)", truncate(raw))))
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::invalid(
+            "user_id",
+            format!("{:?} is not a user id (a positive integer)", truncate(raw)),
+        )
+    })
 }
 
 fn truncate(s: &str) -> String {

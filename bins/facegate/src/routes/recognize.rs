@@ -35,7 +35,10 @@ pub async fn recognize(
     let threshold = query.parse(&state.service)?;
     let mut body = input::read(&req, payload, state.body_limit).await?;
     if body.images.len() != 1 {
-        return Err(ApiError::invalid("image", "exactly one image is recognised per request"));
+        return Err(ApiError::invalid(
+            "image",
+            "exactly one image is recognised per request",
+        ));
     }
     let image = body.images.remove(0);
     let result = state.service.identify(image, threshold).await?;

@@ -16,10 +16,17 @@ pub struct ListQuery {
 }
 
 /// `GET /users/`.
-pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(100);
     let users = state.service.list_users(q.after, limit).await?;
-    let next_after = if users.len() == limit { users.last().map(|u| u.id) } else { None };
+    let next_after = if users.len() == limit {
+        users.last().map(|u| u.id)
+    } else {
+        None
+    };
     Ok(HttpResponse::Ok().json(json!({
         "users": users,
         "count": users.len(),
@@ -28,13 +35,19 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
 }
 
 /// `GET /users/{id}`.
-pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
     Ok(HttpResponse::Ok().json(state.service.get_user(id).await?))
 }
 
 /// `DELETE /users/{id}`.
-pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
     state.service.delete_user(id).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -54,7 +67,10 @@ pub async fn add_faces(
     let id = user_id(&path)?;
     check_length(&req, state.body_limit)?;
     let body = input::read(&req, payload, state.body_limit).await?;
-    let added = state.service.add_faces(id, body.images, body.allow_duplicate).await?;
+    let added = state
+        .service
+        .add_faces(id, body.images, body.allow_duplicate)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "status": "added",
         "user_id": id,
@@ -77,9 +93,15 @@ pub async fn verify(
     let threshold = query.parse(&state.service)?;
     let mut body = input::read(&req, payload, state.body_limit).await?;
     if body.images.len() != 1 {
-        return Err(ApiError::invalid("image", "exactly one image is verified per request"));
+        return Err(ApiError::invalid(
+            "image",
+            "exactly one image is verified per request",
+        ));
     }
-    let v = state.service.verify(id, body.images.remove(0), threshold).await?;
+    let v = state
+        .service
+        .verify(id, body.images.remove(0), threshold)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "user_id": v.user_id,
         "match": v.matched,

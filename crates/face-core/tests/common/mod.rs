@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use face_core::models::ModelLocator;
 use face_core::image::{codecs::jpeg::JpegEncoder, imageops, RgbImage};
+use face_core::models::ModelLocator;
 use face_core::{decode, dlib, FacePipeline, PipelineOptions};
 
 /// The workspace root.
@@ -118,13 +118,15 @@ pub fn jpeg(img: &RgbImage) -> Vec<u8> {
     out
 }
 
-
 /// A 4032x3024 (12 MP phone-sized) JPEG with one face: the 1080p Obama
 /// photo scaled up onto a grey canvas.
 pub fn large_jpeg() -> Vec<u8> {
-    let src = decode(&photo("people/obama/face_recognition_obama-1080p.jpg"), &Default::default())
-        .unwrap()
-        .image;
+    let src = decode(
+        &photo("people/obama/face_recognition_obama-1080p.jpg"),
+        &Default::default(),
+    )
+    .unwrap()
+    .image;
     let scaled = imageops::resize(&src, 4032, 2268, imageops::FilterType::Triangle);
     let mut canvas = RgbImage::from_pixel(4032, 3024, face_core::image::Rgb([120, 120, 120]));
     imageops::replace(&mut canvas, &scaled, 0, 378);
@@ -133,9 +135,12 @@ pub fn large_jpeg() -> Vec<u8> {
 
 /// A 640x480 JPEG with one face (the 480p photo cropped to 4:3).
 pub fn vga_jpeg() -> Vec<u8> {
-    let src = decode(&photo("people/obama/face_recognition_obama-480p.jpg"), &Default::default())
-        .unwrap()
-        .image;
+    let src = decode(
+        &photo("people/obama/face_recognition_obama-480p.jpg"),
+        &Default::default(),
+    )
+    .unwrap()
+    .image;
     let x = (src.width().saturating_sub(640)) / 2;
     jpeg(&imageops::crop_imm(&src, x, 0, 640, 480).to_image())
 }

@@ -375,7 +375,9 @@ pub async fn distance_to_one_user(store: &Arc<dyn FaceStore>) {
         None
     );
     assert_not_found(
-        store.distance_to_user(i64::MAX, &model, &[0.0, 0.0, 0.0]).await,
+        store
+            .distance_to_user(i64::MAX, &model, &[0.0, 0.0, 0.0])
+            .await,
         "distance to a missing user",
     );
 }
