@@ -22,6 +22,8 @@ pub mod open;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 pub mod validate;
 

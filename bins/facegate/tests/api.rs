@@ -1,0 +1,186 @@
+//! The HTTP API end to end: a real server, the real dlib models, real
+//! photos, on both stores.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use facegate::settings::StoreKind;
+use serde_json::json;
+
+/// Enrol, recognise, refuse a stranger, verify, multi-face, delete, stats.
+async fn full_flow(store: StoreKind) {
+    let Some(app) = common::spawn(store).await else {
+        return;
+    };
+    let (status, health) = app.get("/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["database"], "connected");
+    assert!(health["timestamp"].is_string());
+
+    let (status, obama) = app
+        .register("Barack Obama", "people/obama/face_recognition_obama.jpg")
+        .await;
+    assert_eq!(status, 200, "{obama}");
+    assert_eq!(obama["status"], "registered");
+    assert_eq!(obama["name"], "Barack Obama");
+    assert!(obama["message"].as_str().unwrap().contains("registered"));
+    let obama_id = obama["user_id"].as_i64().unwrap();
+
+    // A different photo of the same person.
+    let (status, rec) = app
+        .recognize("people/obama/face_recognition_obama2.jpg")
+        .await;
+    assert_eq!(status, 200, "{rec}");
+    assert_eq!(rec["match"], true, "{rec}");
+    assert_eq!(rec["name"], "Barack Obama");
+    assert_eq!(rec["user_id"], obama_id);
+    assert!(rec["distance"].as_f64().unwrap() < rec["threshold"].as_f64().unwrap());
+    assert!(rec["confidence"].as_f64().unwrap() > 0.0);
+    for key in [
+        "match",
+        "name",
+        "distance",
+        "user_id",
+        "confidence",
+        "message",
+    ] {
+        assert!(
+            rec.get(key).is_some(),
+            "reference field {key} missing: {rec}"
+        );
+    }
+
+    // A stranger is refused.
+    let (status, stranger) = app
+        .recognize("people/tom_cruise/dlib_Tom_Cruise_avp_2014_4.jpg")
+        .await;
+    assert_eq!(status, 200, "{stranger}");
+    assert_eq!(stranger["match"], false, "{stranger}");
+    assert!(stranger["user_id"].is_null());
+    assert_eq!(stranger["confidence"], 0.0);
+
+    // 1:1 verification.
+    let (status, v) = app
+        .verify(obama_id, "people/obama/face_recognition_obama3.jpg")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["match"], true, "{v}");
+    let (status, v) = app
+        .verify(obama_id, "people/biden/face_recognition_biden.jpg")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["match"], false, "{v}");
+
+    // Several faces: enrol Biden too, then both are named in one photo.
+    let (status, biden) = app
+        .register("Joe Biden", "people/biden/face_recognition_biden.jpg")
+        .await;
+    assert_eq!(status, 200, "{biden}");
+    let biden_id = biden["user_id"].as_i64().unwrap();
+    let (status, group) = app
+        .recognize("group/face_recognition_obama_and_biden.jpg")
+        .await;
+    assert_eq!(status, 200, "{group}");
+    let faces = group["faces"].as_array().unwrap();
+    assert!(faces.len() >= 2, "{group}");
+    let matched: Vec<i64> = faces.iter().filter_map(|f| f["user_id"].as_i64()).collect();
+    assert!(
+        matched.contains(&obama_id) && matched.contains(&biden_id),
+        "{group}"
+    );
+    // The reference fields describe the largest face.
+    assert_eq!(group["user_id"], faces[0]["user_id"]);
+
+    // More photos of a user.
+    let (status, added) = app
+        .post_json(
+            &format!("/users/{obama_id}/faces"),
+            json!({ "image": common::b64(&common::photo("people/obama/face_recognition_obama1.jpg")) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["template_count"], 2);
+
+    let (status, stats) = app.get("/stats/").await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["total_users"], 2);
+    assert_eq!(stats["total_templates"], 3);
+    assert_eq!(stats["embedding_model"], "dlib_resnet_v1");
+    assert_eq!(stats["similarity_metric"], "euclidean");
+    let expected_db = if store == StoreKind::Sqlite {
+        "sqlite"
+    } else {
+        "postgresql"
+    };
+    assert_eq!(stats["database"], expected_db);
+
+    let (status, users) = app.get("/users/").await;
+    assert_eq!(status, 200);
+    assert_eq!(users["count"], 2);
+
+    // Delete: no longer recognised, a second delete is 404.
+    let (status, del) = app.delete(&format!("/users/{obama_id}")).await;
+    assert_eq!(status, 200, "{del}");
+    assert_eq!(del["status"], "deleted");
+    let (_, rec) = app
+        .recognize("people/obama/face_recognition_obama2.jpg")
+        .await;
+    assert_ne!(rec["user_id"], obama_id, "{rec}");
+    let (status, del) = app.delete(&format!("/users/{obama_id}")).await;
+    assert_eq!(status, 404, "{del}");
+    assert_eq!(del["error"], "not_found");
+    let (_, stats) = app.get("/stats/").await;
+    assert_eq!(stats["total_users"], 1);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_on_the_embedded_store() {
+    full_flow(StoreKind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_on_postgres() {
+    full_flow(StoreKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_uploads_work_like_json() {
+    let app = common::spawn(StoreKind::Sqlite).await.unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("name", "Kit Harington")
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(common::photo(
+                "people/kit_harington/face_recognition_john1.jpeg",
+            ))
+            .file_name("john1.jpeg"),
+        );
+    let res = app
+        .client
+        .post(app.url("/register/"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::read(res).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["user_id"].as_i64().unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        reqwest::multipart::Part::bytes(common::photo(
+            "people/kit_harington/face_recognition_john2.jpeg",
+        )),
+    );
+    let res = app
+        .client
+        .post(app.url(&format!("/users/{id}/verify")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::read(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["match"], true, "{body}");
+}

@@ -1,0 +1,139 @@
+//! Test support: a real FaceGate server on a random port (port 0) with the
+//! real dlib models, on the embedded SQLite store (a temp directory) or on
+//! PostgreSQL (a fresh uniquely named database), and the shared photos.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use face_store::testing::{pg_admin_url, TestDatabase};
+use facegate::settings::{Settings, StoreKind};
+use facegate::startup::Application;
+use serde_json::{json, Value};
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn shared() -> PathBuf {
+    std::env::var_os("FACEGATE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared"))
+}
+
+pub fn photo(rel: &str) -> Vec<u8> {
+    std::fs::read(shared().join("faces").join(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e} (set FACEGATE_SHARED_DIR)"))
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The workspace's own settings, pointed at test resources.
+pub fn settings(data_dir: &std::path::Path) -> Settings {
+    let mut s = Settings::load(&workspace().join("config")).unwrap();
+    s.server.port = 0;
+    s.store.data_dir = data_dir.to_path_buf();
+    s.face.models_dir = workspace().join("models").display().to_string();
+    s.face.workers = 1;
+    s.thresholds.calibration_dir = workspace().join("config/calibration");
+    s
+}
+
+/// A running server and what must outlive it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    db: Option<TestDatabase>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        read(res).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        read(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        read(self.client.delete(self.url(path)).send().await.unwrap()).await
+    }
+
+    pub async fn register(&self, name: &str, rel: &str) -> (u16, Value) {
+        self.post_json(
+            "/register/",
+            json!({ "name": name, "image": b64(&photo(rel)) }),
+        )
+        .await
+    }
+
+    pub async fn recognize(&self, rel: &str) -> (u16, Value) {
+        self.post_json("/recognize/", json!({ "image": b64(&photo(rel)) }))
+            .await
+    }
+
+    pub async fn verify(&self, id: i64, rel: &str) -> (u16, Value) {
+        self.post_json(
+            &format!("/users/{id}/verify"),
+            json!({ "image": b64(&photo(rel)) }),
+        )
+        .await
+    }
+
+    pub async fn cleanup(self) {
+        if let Some(db) = self.db {
+            db.drop_database().await;
+        }
+    }
+}
+
+pub async fn read(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    (status, body)
+}
+
+/// Starts a server with `tweak` applied to its settings.
+pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    let mut db = None;
+    if store == StoreKind::Postgres {
+        let admin = pg_admin_url()?;
+        let created = TestDatabase::create(&admin).await;
+        s.store.kind = StoreKind::Postgres;
+        s.store.postgres_url = Some(created.url.clone());
+        s.store.pool_size = 4;
+        db = Some(created);
+    }
+    tweak(&mut s);
+    let app = Application::build(s).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        base,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        db,
+    })
+}
+
+pub async fn spawn(store: StoreKind) -> Option<TestApp> {
+    spawn_with(store, |_| {}).await
+}
