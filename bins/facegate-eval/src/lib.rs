@@ -18,6 +18,7 @@
 //!   pairs, and the thresholds for a target FMR.
 //! - [`openset`]: 1:N identification with held-out strangers.
 //! - [`plot`]: the ROC/DET figure.
+//! - [`report`]: the whole analysis, the calibration file and the report.
 //! - [`rng`]: a small seeded generator, so every draw is reproducible.
 
 pub mod allpairs;
@@ -27,6 +28,7 @@ pub mod embed_all;
 pub mod lfw;
 pub mod openset;
 pub mod plot;
+pub mod report;
 pub mod rng;
 pub mod verify;
 

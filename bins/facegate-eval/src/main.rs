@@ -14,7 +14,7 @@ use face_core::dlib::DetectorKind;
 use facegate_eval::backend::{BackendKind, BackendSpec};
 use facegate_eval::cache::Cache;
 use facegate_eval::lfw::Lfw;
-use facegate_eval::{embed_all, Result};
+use facegate_eval::{embed_all, report, Result};
 
 /// Parsed command line of `lfw`.
 #[derive(Debug)]
@@ -28,10 +28,14 @@ struct Args {
     threads: usize,
     models: Option<PathBuf>,
     progress: bool,
+    cached_only: bool,
+    identify_gallery: u32,
+    rounds: usize,
 }
 
 const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib] [--detector hog|cnn] \
-[--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress]";
+[--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress] \
+[--identify-gallery N] [--rounds N] [--cached-only]";
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
@@ -53,6 +57,9 @@ fn parse_args() -> Result<Args> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         models: None,
         progress: true,
+        cached_only: false,
+        identify_gallery: 5000,
+        rounds: 10,
     };
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -77,6 +84,16 @@ fn parse_args() -> Result<Args> {
             }
             "--models" => args.models = Some(value()?.into()),
             "--no-progress" => args.progress = false,
+            // Development aid: analyse only what the cache already holds
+            // (pairs with an image missing are left out and the report says
+            // so). Never writes the shipped calibration.
+            "--cached-only" => args.cached_only = true,
+            "--identify-gallery" => {
+                args.identify_gallery = value()?
+                    .parse()
+                    .map_err(|e| format!("--identify-gallery: {e}"))?
+            }
+            "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -117,20 +134,43 @@ fn run() -> Result<()> {
         cache_path.display(),
         cache.entries.len()
     );
-    let run = embed_all::embed_missing(
-        &lfw,
-        &spec,
-        args.threads,
-        &mut cache,
-        &cache_path,
-        args.progress,
-    )?;
+    let run = if args.cached_only {
+        embed_all::EmbedRun::default()
+    } else {
+        embed_all::embed_missing(
+            &lfw,
+            &spec,
+            args.threads,
+            &mut cache,
+            &cache_path,
+            args.progress,
+        )?
+    };
     eprintln!(
         "embedded {} images in {:.1} s ({:.1} s total)",
         run.embedded,
         run.seconds,
         started.elapsed().as_secs_f64()
     );
-    let _ = (&args.out, &args.calibration_dir);
-    Ok(())
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    report::analyse(
+        &lfw,
+        &cache,
+        &model,
+        &report::Settings {
+            detector: spec.detector_tag().to_string(),
+            secondary: match args.detector {
+                DetectorKind::Hog => Some("dlib-cnn".to_string()),
+                DetectorKind::Cnn => None,
+            },
+            threads: args.threads,
+            out: args.out.clone(),
+            calibration_dir: (!args.cached_only).then(|| args.calibration_dir.clone()),
+            identify_gallery: args.identify_gallery,
+            rounds: args.rounds,
+            embed_run: run,
+            started,
+            command,
+        },
+    )
 }
