@@ -40,6 +40,11 @@ pub struct OpenSetConfig {
     pub target_fpir: f64,
 }
 
+/// A probe's truth (`Some(gallery position)` for an enrolled person, `None`
+/// for a stranger) and its nearest `(distance, gallery position)` within
+/// each gallery size.
+type ProbeOutcome = (Option<usize>, Vec<(f32, usize)>);
+
 /// Nearest-template outcome of one probe.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Nearest {
@@ -139,7 +144,7 @@ pub fn run(
         );
         // For each probe, the nearest template within each gallery prefix.
         let chunk = probes.len().div_ceil(threads.max(1)).max(1);
-        let outcomes: Vec<Vec<(Option<usize>, Vec<(f32, usize)>)>> = std::thread::scope(|s| {
+        let outcomes: Vec<Vec<ProbeOutcome>> = std::thread::scope(|s| {
             let handles: Vec<_> = probes
                 .chunks(chunk)
                 .map(|part| {

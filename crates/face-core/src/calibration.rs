@@ -431,8 +431,9 @@ impl Calibration {
     /// A distance at or over `accept_below` is [`Band::NoMatch`] whatever
     /// the bands say; NaN is never a match.
     pub fn band_with_threshold(&self, distance: f32, accept_below: f32) -> Band {
-        // Written so that NaN falls through every comparison to NoMatch.
-        if !(distance < accept_below) {
+        // NaN (or any distance not strictly under) is never a match.
+        let under = distance.partial_cmp(&accept_below) == Some(std::cmp::Ordering::Less);
+        if !under {
             Band::NoMatch
         } else if distance < self.thresholds.high {
             Band::High
