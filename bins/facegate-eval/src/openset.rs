@@ -207,7 +207,11 @@ pub fn run(
             // Largest threshold with at most target·count strangers under it:
             // the distance of the first stranger that may not match.
             let allowed = (config.target_fpir * s.len() as f64).floor() as usize;
-            let threshold = s.get(allowed).copied().unwrap_or(f32::INFINITY);
+            // Rounded down to the 1e-4 grid of the verification thresholds:
+            // a tidier number, and rounding down can only lower the FPIR.
+            let threshold = s.get(allowed).map_or(f32::INFINITY, |&d| {
+                ((f64::from(d) * 1e4).floor() / 1e4) as f32
+            });
             let g = std::mem::take(&mut genuine[k]);
             let rank1_error =
                 g.iter().filter(|x| !x.correct).count() as f64 / g.len().max(1) as f64;

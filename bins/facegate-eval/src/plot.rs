@@ -62,7 +62,7 @@ fn register_font() -> bool {
 /// Returns whether text could be drawn.
 pub fn roc_det(path: &Path, title: &str, curves: &[Curve], marks: &[Mark]) -> Result<bool> {
     let text = register_font();
-    let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1100, 470)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let root = if text {
         root.titled(title, ("sans-serif", 22))
@@ -70,7 +70,7 @@ pub fn roc_det(path: &Path, title: &str, curves: &[Curve], marks: &[Mark]) -> Re
     } else {
         root
     };
-    let (left, right) = root.split_horizontally(600);
+    let (left, right) = root.split_horizontally(550);
     let colours = [BLUE, RED, GREEN, MAGENTA];
     let x_range = 1e-8f64..1.0;
 

@@ -145,7 +145,8 @@ pub fn analyse(lfw: &Lfw, cache: &Cache, model: &ModelInfo, s: &Settings) -> Res
     let median_box = [median(0), median(1), median(2), median(3)];
 
     // --- View 2 pairs ---------------------------------------------------
-    let pairs: Vec<(Scored, Scored, bool)> = lfw
+    // (model-metric pair, cosine pair, touches a fallback image, the pair).
+    let pairs: Vec<(Scored, Scored, bool, crate::lfw::Pair)> = lfw
         .pairs
         .iter()
         .filter(|p| present[p.a] && present[p.b])
@@ -165,6 +166,7 @@ pub fn analyse(lfw: &Lfw, cache: &Cache, model: &ModelInfo, s: &Settings) -> Res
                     same: p.same,
                 },
                 fallback,
+                *p,
             )
         })
         .collect();
@@ -187,6 +189,25 @@ pub fn analyse(lfw: &Lfw, cache: &Cache, model: &ModelInfo, s: &Settings) -> Res
             ok as f64 / fold.len().max(1) as f64
         })
         .collect();
+    // The 10-fold errors, for the investigation of what LFW still gets wrong.
+    let errors: Vec<serde_json::Value> = ten
+        .folds
+        .iter()
+        .flat_map(|f| {
+            pairs
+                .iter()
+                .filter(move |p| p.0.fold == f.fold && (p.0.distance < f.threshold) != p.0.same)
+                .map(move |p| {
+                    let lp = p.3;
+                    json!({
+                        "fold": f.fold, "same": p.0.same, "distance": p.0.distance,
+                        "threshold": f.threshold, "fallback": p.2,
+                        "a": lfw.images[lp.a].path, "b": lfw.images[lp.b].path,
+                    })
+                })
+        })
+        .collect();
+    let false_non_matches = errors.iter().filter(|e| e["same"] == true).count();
     let strict_mean = strict_folds.iter().sum::<f64>() / strict_folds.len().max(1) as f64;
     let acc_published = verify::accuracy_at(&model_pairs, DLIB_PUBLISHED_EUCLIDEAN);
     let cosine_distance_ref = 1.0 - REFERENCE_COSINE_SIMILARITY; // sim ≥ 0.45 ⇔ dist ≤ 0.55
@@ -447,6 +468,8 @@ pub fn analyse(lfw: &Lfw, cache: &Cache, model: &ModelInfo, s: &Settings) -> Res
         },
         "view2": {
             "pairs": model_pairs.len(), "ten_fold": ten,
+            "errors": {"false_non_matches": false_non_matches,
+                       "false_matches": errors.len() - false_non_matches, "pairs": errors},
             "ten_fold_fallback_pairs_as_errors": {"mean": strict_mean, "folds": strict_folds},
             "accuracy_at_euclidean_0_6": acc_published,
             "accuracy_at_verify_threshold": verify::accuracy_at(&model_pairs, medium.threshold),
