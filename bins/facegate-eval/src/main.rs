@@ -3,8 +3,13 @@
 //! ```text
 //! facegate-eval lfw --data ../shared/datasets/lfw [--backend dlib] [--detector hog|cnn]
 //!                   [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N]
-//!                   [--models DIR] [--no-progress]
+//!                   [--models DIR] [--no-progress] [--identify-gallery N] [--rounds N]
+//!                   [--cached-only]
 //! ```
+//! Embeddings are cached under `--cache` (default `.cache/embeddings`); the
+//! calibration goes to `--calibration-dir` (default `config/calibration`),
+//! the plot, `summary.json` and `report.md` to `--out` (default
+//! `target/eval`). Run with `OPENBLAS_NUM_THREADS=1`.
 //! See `docs/accuracy.md` for what it measures and the figures it produced.
 
 use std::path::PathBuf;

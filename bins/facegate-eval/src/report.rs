@@ -417,6 +417,14 @@ pub fn analyse(lfw: &Lfw, cache: &Cache, model: &ModelInfo, s: &Settings) -> Res
                     allpairs::BIN_WIDTH
                 ),
                 format!(
+                    "no face from {}: {} images; {} found by the second detector, {} embedded \
+                     from the central box",
+                    s.detector,
+                    n_secondary + n_central,
+                    n_secondary,
+                    n_central
+                ),
+                format!(
                     "identify threshold: {} for FPIR <= 1% at {} enrolled people",
                     match identify_method {
                         IdentificationMethod::Measured => "measured",
