@@ -80,7 +80,7 @@ pub fn roc_det(path: &Path, title: &str, curves: &[Curve], marks: &[Mark]) -> Re
             .margin(15)
             .x_label_area_size(if text { 45 } else { 0 })
             .y_label_area_size(if text { 60 } else { 0 })
-            .build_cartesian_2d(x_range.clone().log_scale(), 0.5f64..1.0)
+            .build_cartesian_2d(x_range.clone().log_scale(), 0f64..1.0)
             .map_err(|e| e.to_string())?;
         if text {
             chart
