@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod calibration;
 pub mod decode;
 pub mod detect;
 pub mod embed;

@@ -1,0 +1,181 @@
+//! `facegate-eval`: FaceGate's accuracy and calibration command.
+//!
+//! ```text
+//! facegate-eval lfw --data ../shared/datasets/lfw [--backend dlib] [--detector hog|cnn]
+//!                   [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N]
+//!                   [--models DIR] [--no-progress] [--identify-gallery N] [--rounds N]
+//!                   [--cached-only]
+//! ```
+//! Embeddings are cached under `--cache` (default `.cache/embeddings`); the
+//! calibration goes to `--calibration-dir` (default `config/calibration`),
+//! the plot, `summary.json` and `report.md` to `--out` (default
+//! `target/eval`). Run with `OPENBLAS_NUM_THREADS=1`.
+//! See `docs/accuracy.md` for what it measures and the figures it produced.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use face_core::dlib::DetectorKind;
+use facegate_eval::backend::{BackendKind, BackendSpec};
+use facegate_eval::cache::Cache;
+use facegate_eval::lfw::Lfw;
+use facegate_eval::{embed_all, report, Result};
+
+/// Parsed command line of `lfw`.
+#[derive(Debug)]
+struct Args {
+    data: PathBuf,
+    backend: BackendKind,
+    detector: DetectorKind,
+    cache: PathBuf,
+    out: PathBuf,
+    calibration_dir: PathBuf,
+    threads: usize,
+    models: Option<PathBuf>,
+    progress: bool,
+    cached_only: bool,
+    identify_gallery: u32,
+    rounds: usize,
+}
+
+const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib] [--detector hog|cnn] \
+[--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress] \
+[--identify-gallery N] [--rounds N] [--cached-only]";
+
+fn parse_args() -> Result<Args> {
+    let mut it = std::env::args().skip(1);
+    match it.next().as_deref() {
+        Some("lfw") => {}
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        Some(other) => return Err(format!("unknown command {other:?}\n{USAGE}").into()),
+    }
+    let mut args = Args {
+        data: PathBuf::from("../shared/datasets/lfw"),
+        backend: BackendKind::Dlib,
+        detector: DetectorKind::Hog,
+        cache: PathBuf::from(".cache/embeddings"),
+        out: PathBuf::from("target/eval"),
+        calibration_dir: PathBuf::from(face_core::calibration::SHIPPED_DIR),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        models: None,
+        progress: true,
+        cached_only: false,
+        identify_gallery: 5000,
+        rounds: 10,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--data" => args.data = value()?.into(),
+            "--backend" => args.backend = BackendKind::parse(&value()?)?,
+            "--detector" => {
+                args.detector = match value()?.as_str() {
+                    "hog" => DetectorKind::Hog,
+                    "cnn" => DetectorKind::Cnn,
+                    other => return Err(format!("unknown detector {other:?} (hog|cnn)").into()),
+                }
+            }
+            "--cache" => args.cache = value()?.into(),
+            "--out" => args.out = value()?.into(),
+            "--calibration-dir" => args.calibration_dir = value()?.into(),
+            "--threads" => {
+                args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?
+            }
+            "--models" => args.models = Some(value()?.into()),
+            "--no-progress" => args.progress = false,
+            // Development aid: analyse only what the cache already holds
+            // (pairs with an image missing are left out and the report says
+            // so). Never writes the shipped calibration.
+            "--cached-only" => args.cached_only = true,
+            "--identify-gallery" => {
+                args.identify_gallery = value()?
+                    .parse()
+                    .map_err(|e| format!("--identify-gallery: {e}"))?
+            }
+            "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown flag {other:?}\n{USAGE}").into()),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("facegate-eval: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let started = Instant::now();
+    let args = parse_args()?;
+    let lfw = Lfw::load(&args.data)?;
+    eprintln!(
+        "LFW: {} images, {} people, {} pairs",
+        lfw.images.len(),
+        lfw.identities.len(),
+        lfw.pairs.len()
+    );
+    let spec = BackendSpec {
+        kind: args.backend,
+        detector: args.detector,
+        models_dir: args.models.clone(),
+    };
+    let model = spec.model_info();
+    let cache_path = Cache::path(&args.cache, &model.id, spec.detector_tag());
+    let mut cache = Cache::load_or_new(&cache_path, &model, spec.detector_tag())?;
+    eprintln!(
+        "cache {}: {} embeddings",
+        cache_path.display(),
+        cache.entries.len()
+    );
+    let run = if args.cached_only {
+        embed_all::EmbedRun::default()
+    } else {
+        embed_all::embed_missing(
+            &lfw,
+            &spec,
+            args.threads,
+            &mut cache,
+            &cache_path,
+            args.progress,
+        )?
+    };
+    eprintln!(
+        "embedded {} images in {:.1} s ({:.1} s total)",
+        run.embedded,
+        run.seconds,
+        started.elapsed().as_secs_f64()
+    );
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    report::analyse(
+        &lfw,
+        &cache,
+        &model,
+        &report::Settings {
+            detector: spec.detector_tag().to_string(),
+            secondary: match args.detector {
+                DetectorKind::Hog => Some("dlib-cnn".to_string()),
+                DetectorKind::Cnn => None,
+            },
+            threads: args.threads,
+            out: args.out.clone(),
+            calibration_dir: (!args.cached_only).then(|| args.calibration_dir.clone()),
+            identify_gallery: args.identify_gallery,
+            rounds: args.rounds,
+            embed_run: run,
+            started,
+            command,
+        },
+    )
+}

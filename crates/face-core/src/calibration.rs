@@ -1,0 +1,559 @@
+//! Calibrated decision thresholds for an embedding model, loaded from JSON.
+//!
+//! A distance threshold means nothing on its own: 0.6 is a sensible
+//! Euclidean threshold for dlib's ResNet and a meaningless one for a cosine
+//! model. FaceGate therefore never hard-codes thresholds. Each model has a
+//! calibration file, `config/calibration/<model_id>.json`, written by
+//! `facegate-eval lfw` from a measured false-match-rate (FMR) curve, and the
+//! service loads it through this module:
+//!
+//! - the 1:1 **verify** default is the distance at which the measured FMR is
+//!   at most 1e-4 (NIST SP 800-63B's bar for a biometric comparison);
+//! - the confidence bands: **high** under the FMR 1e-5 threshold, **medium**
+//!   under the FMR 1e-4 threshold, no match at or above the verify default;
+//! - the 1:N **identify** default keeps the false-positive identification
+//!   rate (FPIR, a stranger matched to someone) at or under 1 % for a
+//!   configured expected gallery size (5,000 by default). A stranger gets one
+//!   chance to match per enrolled person, so this threshold is stricter.
+//!
+//! The rule everywhere is *match when `distance < threshold`* (strictly
+//! under), in the model's own [`Metric`]. [`Calibration::validate`] refuses
+//! a file whose numbers are not finite, not positive, or out of order
+//! (`high ≤ medium ≤ verify`), so a typo cannot silently open the gate.
+//! The file also carries the evidence (dataset, accuracy, operating points,
+//! identification table) so that a reader can check where each number came
+//! from; the service needs only [`Thresholds`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::embed::{Metric, ModelInfo};
+
+/// The version of the JSON layout this module reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where calibration files live, relative to the repository root (and to
+/// the working directory of a deployed service).
+pub const SHIPPED_DIR: &str = "config/calibration";
+
+/// The calibration directory of this source checkout (absolute, resolved at
+/// compile time from this crate's location). For tools and tests run from
+/// the repository; a deployed service uses its configured directory or
+/// [`SHIPPED_DIR`].
+pub fn shipped_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(SHIPPED_DIR)
+}
+
+/// Why a calibration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    /// The file could not be read.
+    #[error("cannot read calibration file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The text is not JSON of the expected shape.
+    #[error("calibration JSON is malformed: {0}")]
+    Parse(#[from] serde_json::Error),
+    /// The JSON parsed but its content is unusable.
+    #[error("calibration for model {model_id:?} is invalid: {reason}")]
+    Invalid {
+        /// The model id the file names (may be empty).
+        model_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is for another model than the one asked for.
+    #[error("calibration file is for model {found:?} (metric {found_metric}), expected {expected:?} (metric {expected_metric})")]
+    WrongModel {
+        /// The model asked for.
+        expected: String,
+        /// Its metric.
+        expected_metric: &'static str,
+        /// The model the file is for.
+        found: String,
+        /// The file's metric.
+        found_metric: &'static str,
+    },
+}
+
+/// How sure a match is, from its distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    /// Under the high-confidence threshold (measured FMR ≤ `high_fmr`,
+    /// 1e-5 as shipped).
+    High,
+    /// Under the medium threshold (measured FMR ≤ `medium_fmr`, 1e-4).
+    Medium,
+    /// A match under the acceptance threshold in force, but in neither band
+    /// above. Never produced with the shipped defaults (acceptance threshold
+    /// = medium); it appears when an operator loosens the threshold.
+    Low,
+    /// At or above the acceptance threshold: not a match.
+    NoMatch,
+}
+
+impl Band {
+    /// The band's name as the API reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::High => "high",
+            Band::Medium => "medium",
+            Band::Low => "low",
+            Band::NoMatch => "no_match",
+        }
+    }
+
+    /// Whether the distance was accepted as a match.
+    pub fn is_match(self) -> bool {
+        !matches!(self, Band::NoMatch)
+    }
+}
+
+/// The decision thresholds the service uses. All are distances in the
+/// model's metric; a pair matches when its distance is strictly under.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Default 1:1 verification threshold.
+    pub verify: f32,
+    /// The FMR the verify threshold was chosen for (1e-4).
+    pub verify_fmr: f64,
+    /// High-confidence band: distances under this.
+    pub high: f32,
+    /// The FMR the high threshold was chosen for (1e-5).
+    pub high_fmr: f64,
+    /// Medium-confidence band: distances under this (and not under `high`).
+    pub medium: f32,
+    /// The FMR the medium threshold was chosen for (1e-4).
+    pub medium_fmr: f64,
+    /// Default 1:N identification threshold.
+    pub identify: f32,
+    /// The FPIR the identify threshold was chosen for (0.01).
+    pub identify_fpir: f64,
+    /// The expected gallery size the identify threshold was chosen for.
+    pub identify_gallery_size: u32,
+}
+
+/// One point of the measured verification trade-off.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OperatingPoint {
+    /// The FMR asked for.
+    pub target_fmr: f64,
+    /// The largest threshold whose measured FMR is at most `target_fmr`.
+    pub threshold: f32,
+    /// The FMR measured at `threshold` on all different-person pairs.
+    pub fmr: f64,
+    /// The false-non-match rate at `threshold` on all same-person pairs.
+    pub fnmr: f64,
+}
+
+/// How an identification row was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentificationMethod {
+    /// Measured with galleries of that many distinct people.
+    Measured,
+    /// Not measurable on the dataset; derived from the verification FMR
+    /// curve assuming independent comparisons:
+    /// `FPIR ≈ 1 − (1 − FMR)^N`, FNIR ≈ FNMR.
+    Extrapolated,
+}
+
+/// The 1:N trade-off at one gallery size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IdentificationPoint {
+    /// Number of enrolled people.
+    pub gallery_size: u32,
+    /// Measured or extrapolated.
+    pub method: IdentificationMethod,
+    /// The FPIR asked for.
+    pub target_fpir: f64,
+    /// The threshold giving at most `target_fpir`.
+    pub threshold: f32,
+    /// The FPIR at `threshold`.
+    pub fpir: f64,
+    /// The false-negative identification rate at `threshold` (enrolled
+    /// person not matched, or matched to someone else).
+    pub fnir: f64,
+    /// Stranger probes behind `fpir` (0 when extrapolated).
+    pub stranger_probes: u64,
+    /// Enrolled-person probes behind `fnir` (0 when extrapolated).
+    pub genuine_probes: u64,
+}
+
+/// Where the numbers came from. Informative: the service does not use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Evidence {
+    /// Dataset name and variant, e.g. "LFW (deep-funneled)".
+    pub dataset: String,
+    /// Images embedded.
+    pub images: u64,
+    /// Distinct people.
+    pub identities: u64,
+    /// Same-person image pairs behind the FNMR figures.
+    pub genuine_pairs: u64,
+    /// Different-person image pairs behind the FMR figures.
+    pub impostor_pairs: u64,
+    /// The detector, e.g. "dlib-hog".
+    pub detector: String,
+    /// What was done with images where the detector found no face.
+    pub no_face_policy: String,
+    /// Images where the detector found no face.
+    pub no_face_images: u64,
+    /// Standard 10-fold accuracy on the View 2 pairs (mean over folds).
+    pub lfw_accuracy_mean: f64,
+    /// Its standard deviation over the 10 folds.
+    pub lfw_accuracy_std: f64,
+    /// Mean of the 10 thresholds chosen on 9 folds each.
+    pub lfw_threshold_mean: f32,
+    /// Accuracy on all 6,000 View 2 pairs at the verify threshold.
+    pub lfw_accuracy_at_verify: f64,
+    /// Wall-clock seconds of the full evaluation (embedding included).
+    pub runtime_seconds: f64,
+    /// The command that produced this file.
+    pub command: String,
+    /// Free-form remarks.
+    pub notes: Vec<String>,
+}
+
+/// A model's calibration: thresholds and the evidence behind them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Layout version; [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The model these thresholds are for (see [`ModelInfo::id`]).
+    pub model_id: String,
+    /// The model's metric; must match the model's.
+    pub metric: Metric,
+    /// The decision thresholds.
+    pub thresholds: Thresholds,
+    /// The verification trade-off at a grid of FMRs, strictest first.
+    #[serde(default)]
+    pub operating_points: Vec<OperatingPoint>,
+    /// The 1:N trade-off by gallery size.
+    #[serde(default)]
+    pub identification: Vec<IdentificationPoint>,
+    /// Where the numbers came from.
+    #[serde(default)]
+    pub evidence: Evidence,
+}
+
+impl Calibration {
+    /// Parses and validates a calibration from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, CalibrationError> {
+        let calibration: Calibration = serde_json::from_str(text)?;
+        calibration.validate()?;
+        Ok(calibration)
+    }
+
+    /// Reads, parses and validates a calibration file.
+    pub fn load(path: &Path) -> Result<Self, CalibrationError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CalibrationError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text)
+    }
+
+    /// The file name of a model's calibration inside `dir`:
+    /// `<dir>/<model_id>.json`. Fails for ids that are not plain names, so
+    /// an id can never point outside `dir`.
+    pub fn path_in(dir: &Path, model_id: &str) -> Result<PathBuf, CalibrationError> {
+        check_model_id(model_id)?;
+        Ok(dir.join(format!("{model_id}.json")))
+    }
+
+    /// Loads the calibration of `model` from `dir` and checks that it is
+    /// for that model (id and metric).
+    pub fn find(dir: &Path, model: &ModelInfo) -> Result<Self, CalibrationError> {
+        let calibration = Self::load(&Self::path_in(dir, &model.id)?)?;
+        calibration.check_model(model)?;
+        Ok(calibration)
+    }
+
+    /// Fails unless this calibration is for `model` (same id and metric).
+    pub fn check_model(&self, model: &ModelInfo) -> Result<(), CalibrationError> {
+        if self.model_id != model.id || self.metric != model.metric {
+            return Err(CalibrationError::WrongModel {
+                expected: model.id.clone(),
+                expected_metric: model.metric.as_str(),
+                found: self.model_id.clone(),
+                found_metric: self.metric.as_str(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Pretty JSON, as committed under [`SHIPPED_DIR`].
+    pub fn to_json_pretty(&self) -> Result<String, CalibrationError> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Checks what the service relies on: a known layout version, a plain
+    /// model id, finite positive thresholds ordered `high ≤ medium ≤
+    /// verify`, rates in (0, 1) ordered the same way, a positive gallery
+    /// size, and finite operating points sorted strictest first.
+    pub fn validate(&self) -> Result<(), CalibrationError> {
+        let invalid = |reason: String| CalibrationError::Invalid {
+            model_id: self.model_id.clone(),
+            reason,
+        };
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(invalid(format!(
+                "schema_version {} (this build reads {SCHEMA_VERSION})",
+                self.schema_version
+            )));
+        }
+        check_model_id(&self.model_id)?;
+        let t = &self.thresholds;
+        for (name, value) in [
+            ("verify", t.verify),
+            ("high", t.high),
+            ("medium", t.medium),
+            ("identify", t.identify),
+        ] {
+            if !value.is_finite() || value <= 0.0 {
+                return Err(invalid(format!(
+                    "threshold {name} = {value} is not a finite positive distance"
+                )));
+            }
+        }
+        if self.metric == Metric::Cosine && t.verify > 2.0 {
+            return Err(invalid(format!(
+                "cosine distance threshold {} exceeds 2 (would accept everything)",
+                t.verify
+            )));
+        }
+        if !(t.high <= t.medium && t.medium <= t.verify) {
+            return Err(invalid(format!(
+                "thresholds out of order: need high ({}) <= medium ({}) <= verify ({})",
+                t.high, t.medium, t.verify
+            )));
+        }
+        for (name, rate) in [
+            ("verify_fmr", t.verify_fmr),
+            ("high_fmr", t.high_fmr),
+            ("medium_fmr", t.medium_fmr),
+            ("identify_fpir", t.identify_fpir),
+        ] {
+            if !(rate.is_finite() && rate > 0.0 && rate < 1.0) {
+                return Err(invalid(format!("{name} = {rate} is not in (0, 1)")));
+            }
+        }
+        if !(t.high_fmr <= t.medium_fmr && t.medium_fmr <= t.verify_fmr) {
+            return Err(invalid(
+                "target rates out of order: need high_fmr <= medium_fmr <= verify_fmr".into(),
+            ));
+        }
+        if t.identify_gallery_size == 0 {
+            return Err(invalid("identify_gallery_size is 0".into()));
+        }
+        let mut previous: Option<&OperatingPoint> = None;
+        for p in &self.operating_points {
+            let finite = p.threshold.is_finite()
+                && [p.target_fmr, p.fmr, p.fnmr]
+                    .iter()
+                    .all(|r| r.is_finite() && (0.0..=1.0).contains(r));
+            if !finite || p.fmr > p.target_fmr {
+                return Err(invalid(format!("operating point {p:?} is not usable")));
+            }
+            if let Some(q) = previous {
+                if p.target_fmr < q.target_fmr || p.threshold < q.threshold {
+                    return Err(invalid(
+                        "operating points must be sorted strictest (smallest FMR) first".into(),
+                    ));
+                }
+            }
+            previous = Some(p);
+        }
+        for p in &self.identification {
+            if !p.threshold.is_finite() || p.gallery_size == 0 {
+                return Err(invalid(format!("identification row {p:?} is not usable")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The default 1:1 verification threshold (measured FMR ≤ 1e-4).
+    pub fn verify_threshold(&self) -> f32 {
+        self.thresholds.verify
+    }
+
+    /// The default 1:N identification threshold (FPIR ≤ 1 % at the
+    /// configured expected gallery size).
+    pub fn identify_threshold(&self) -> f32 {
+        self.thresholds.identify
+    }
+
+    /// The largest measured threshold whose FMR is at most `fmr`, from the
+    /// operating points; `None` when no point is that strict.
+    pub fn threshold_for_fmr(&self, fmr: f64) -> Option<f32> {
+        self.operating_points
+            .iter()
+            .filter(|p| p.fmr <= fmr)
+            .map(|p| p.threshold)
+            .max_by(f32::total_cmp)
+    }
+
+    /// An identification threshold for another expected gallery size.
+    ///
+    /// A measured row for that size and FPIR is used as is; otherwise the
+    /// per-comparison FMR that keeps `1 − (1 − FMR)^N ≤ fpir` is looked up
+    /// in the operating points (independence assumed, which the measured
+    /// rows check). `None` when the operating points are not strict enough.
+    pub fn identify_threshold_for(&self, gallery_size: u32, fpir: f64) -> Option<f32> {
+        if let Some(row) = self.identification.iter().find(|r| {
+            r.method == IdentificationMethod::Measured
+                && r.gallery_size == gallery_size
+                && r.target_fpir == fpir
+        }) {
+            return Some(row.threshold);
+        }
+        self.threshold_for_fmr(per_comparison_fmr(fpir, gallery_size))
+    }
+
+    /// The confidence band of a distance, with the default verify threshold
+    /// as the acceptance threshold.
+    pub fn confidence_band(&self, distance: f32) -> Band {
+        self.band_with_threshold(distance, self.thresholds.verify)
+    }
+
+    /// The confidence band of a distance when matches are accepted under
+    /// `accept_below` (e.g. the identify threshold, or an operator's own).
+    /// A distance at or over `accept_below` is [`Band::NoMatch`] whatever
+    /// the bands say; NaN is never a match.
+    pub fn band_with_threshold(&self, distance: f32, accept_below: f32) -> Band {
+        // NaN (or any distance not strictly under) is never a match.
+        let under = distance.partial_cmp(&accept_below) == Some(std::cmp::Ordering::Less);
+        if !under {
+            Band::NoMatch
+        } else if distance < self.thresholds.high {
+            Band::High
+        } else if distance < self.thresholds.medium {
+            Band::Medium
+        } else {
+            Band::Low
+        }
+    }
+}
+
+/// The per-comparison FMR at which a stranger searched against
+/// `gallery_size` independent people is falsely matched with probability
+/// `fpir`: `1 − (1 − fpir)^(1/N)` (≈ `fpir / N`).
+pub fn per_comparison_fmr(fpir: f64, gallery_size: u32) -> f64 {
+    let n = f64::from(gallery_size.max(1));
+    // ln_1p/exp_m1 keep precision for tiny rates.
+    -((1.0 - fpir).ln() / n).exp_m1()
+}
+
+/// The FPIR expected at gallery size `gallery_size` from a per-comparison
+/// FMR, assuming independent comparisons: `1 − (1 − fmr)^N`.
+pub fn expected_fpir(fmr: f64, gallery_size: u32) -> f64 {
+    -(f64::from(gallery_size) * (-fmr).ln_1p()).exp_m1()
+}
+
+/// Model ids name files: letters, digits, `_`, `-` and `.` only, not
+/// starting with `.`.
+fn check_model_id(model_id: &str) -> Result<(), CalibrationError> {
+    let ok = !model_id.is_empty()
+        && !model_id.starts_with('.')
+        && model_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CalibrationError::Invalid {
+            model_id: model_id.to_string(),
+            reason: "model id must be a plain name (letters, digits, _ - .)".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sample() -> Calibration {
+        Calibration {
+            schema_version: SCHEMA_VERSION,
+            model_id: "m".into(),
+            metric: Metric::Euclidean,
+            thresholds: Thresholds {
+                verify: 0.5,
+                verify_fmr: 1e-4,
+                high: 0.4,
+                high_fmr: 1e-5,
+                medium: 0.5,
+                medium_fmr: 1e-4,
+                identify: 0.35,
+                identify_fpir: 0.01,
+                identify_gallery_size: 5000,
+            },
+            operating_points: vec![
+                OperatingPoint {
+                    target_fmr: 1e-6,
+                    threshold: 0.3,
+                    fmr: 9e-7,
+                    fnmr: 0.2,
+                },
+                OperatingPoint {
+                    target_fmr: 1e-5,
+                    threshold: 0.4,
+                    fmr: 1e-5,
+                    fnmr: 0.1,
+                },
+            ],
+            identification: vec![],
+            evidence: Evidence::default(),
+        }
+    }
+
+    #[test]
+    fn bands_follow_thresholds() {
+        let c = sample();
+        c.validate().unwrap();
+        assert_eq!(c.confidence_band(0.1), Band::High);
+        assert_eq!(c.confidence_band(0.4), Band::Medium);
+        assert_eq!(c.confidence_band(0.5), Band::NoMatch);
+        assert_eq!(c.confidence_band(f32::NAN), Band::NoMatch);
+        assert_eq!(c.band_with_threshold(0.55, 0.6), Band::Low);
+        assert_eq!(c.band_with_threshold(0.1, 0.05), Band::NoMatch);
+    }
+
+    #[test]
+    fn out_of_order_or_non_finite_is_refused() {
+        let mut c = sample();
+        c.thresholds.high = 0.6;
+        assert!(c.validate().is_err());
+        let mut c = sample();
+        c.thresholds.verify = f32::INFINITY;
+        assert!(c.validate().is_err());
+        let mut c = sample();
+        c.model_id = "../etc".into();
+        assert!(c.validate().is_err());
+        assert!(Calibration::path_in(Path::new("x"), "a/b").is_err());
+    }
+
+    #[test]
+    fn json_round_trip_and_gallery_lookup() {
+        let c = sample();
+        let back = Calibration::from_json(&c.to_json_pretty().unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(c.threshold_for_fmr(1e-5), Some(0.4));
+        assert_eq!(c.threshold_for_fmr(1e-7), None);
+        // 1 % over 10,000 people needs FMR ≈ 1e-6 per comparison.
+        assert!((per_comparison_fmr(0.01, 10_000) - 1.005e-6).abs() < 1e-9);
+        assert_eq!(c.identify_threshold_for(10_000, 0.01), Some(0.3));
+        assert!((expected_fpir(per_comparison_fmr(0.01, 5000), 5000) - 0.01).abs() < 1e-12);
+    }
+}
