@@ -95,6 +95,8 @@ pub struct FaceSettings {
 pub struct ThresholdSettings {
     /// Calibration directory.
     pub calibration_dir: PathBuf,
+    /// Gallery size the identify default is chosen for (FPIR ≤ 1%).
+    pub expected_gallery_size: u32,
 }
 
 /// Log format.
@@ -162,6 +164,9 @@ impl Settings {
                 "store.postgres_url",
                 "is required when store.kind = \"postgres\"; set FACEGATE__STORE__POSTGRES_URL",
             );
+        }
+        if self.thresholds.expected_gallery_size == 0 {
+            return bad("thresholds.expected_gallery_size", "must be at least 1");
         }
         if self.store.pool_size == 0 {
             return bad("store.pool_size", "must be at least 1");

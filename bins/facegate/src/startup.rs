@@ -6,10 +6,10 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use face_core::calibration::Calibration;
 use face_core::models::ModelLocator;
 use face_core::{dlib, PipelineOptions, QualityPolicy};
 use face_service::{FaceService, FaceWorkers, Thresholds};
@@ -37,6 +37,9 @@ pub enum StartupError {
     /// The service could not start.
     #[error("service: {0}")]
     Service(#[from] face_service::ServiceError),
+    /// No usable calibration for the active model.
+    #[error("calibration: {0}")]
+    Calibration(String),
     /// Binding the port failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -149,7 +152,7 @@ async fn build_service(settings: &Settings) -> Result<FaceService, StartupError>
         }
     };
 
-    let thresholds = load_thresholds(settings, &workers.model().id);
+    let thresholds = load_thresholds(settings, workers.model())?;
     tracing::info!(
         verify = thresholds.verify,
         identify = thresholds.identify,
@@ -159,11 +162,34 @@ async fn build_service(settings: &Settings) -> Result<FaceService, StartupError>
     Ok(FaceService::new(workers, store, kind, thresholds))
 }
 
-fn load_thresholds(settings: &Settings, model_id: &str) -> Thresholds {
-    let _ = (
-        &settings.thresholds.calibration_dir,
-        model_id,
-        Duration::ZERO,
-    );
-    Thresholds::dlib_published()
+fn load_thresholds(
+    settings: &Settings,
+    model: &face_core::ModelInfo,
+) -> Result<Thresholds, StartupError> {
+    let dir = &settings.thresholds.calibration_dir;
+    match Calibration::find(dir, model) {
+        Ok(cal) => {
+            let path = Calibration::path_in(dir, &model.id)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            Ok(Thresholds::from_calibration(
+                &cal,
+                settings.thresholds.expected_gallery_size,
+                format!("calibration {path} ({})", cal.evidence.dataset),
+            ))
+        }
+        Err(e) if model.id == face_core::dlib::MODEL_ID => {
+            tracing::warn!(
+                error = %e,
+                "no calibration for {}: falling back to dlib's published threshold 0.6, \
+                 which measured FMR 6e-3 on LFW; run facegate-eval to calibrate",
+                model.id
+            );
+            Ok(Thresholds::dlib_published())
+        }
+        Err(e) => Err(StartupError::Calibration(format!(
+            "{e}; run `cargo run --release -p facegate-eval -- lfw` for model {}",
+            model.id
+        ))),
+    }
 }

@@ -27,6 +27,7 @@ fn start(port: u16, data: &std::path::Path) -> Child {
             common::workspace().join("models"),
         )
         .env("FACEGATE__LOG__LEVEL", "warn")
+        .env("FACEGATE__THRESHOLDS__EXPECTED_GALLERY_SIZE", "100")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -215,7 +215,7 @@ impl FaceService {
         let hits = self.store.search(&self.model, embedding, 2).await?;
         if let Some(hit) = hits
             .iter()
-            .find(|m| Some(m.user_id) != except && m.distance <= self.thresholds.duplicate)
+            .find(|m| Some(m.user_id) != except && m.distance < self.thresholds.duplicate)
         {
             return Err(ServiceError::Duplicate {
                 user_id: hit.user_id,
@@ -330,12 +330,12 @@ impl FaceService {
                 .into_iter()
                 .next();
             let (matched, distance) = match &best {
-                Some(m) => (m.distance <= threshold.value(), Some(m.distance)),
+                Some(m) => (Thresholds::matches(m.distance, threshold), Some(m.distance)),
                 None => (false, None),
             };
             let band = match distance {
                 Some(d) => self.thresholds.band(d, threshold),
-                None => Band::None,
+                None => Band::NoMatch,
             };
             let confidence = match (matched, distance) {
                 (true, Some(d)) => self
@@ -386,7 +386,7 @@ impl FaceService {
             .await
             .map_err(for_user(user_id))?
             .ok_or(ServiceError::NoTemplateForModel(user_id))?;
-        let matched = distance <= threshold.value();
+        let matched = Thresholds::matches(distance, threshold);
         let confidence = if matched {
             self.thresholds.confidence(distance, 1)
         } else {

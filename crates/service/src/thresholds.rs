@@ -9,24 +9,12 @@
 //! as a number: one minus the estimated chance that a stranger comes this
 //! close (times the gallery size for identification).
 
+use face_core::calibration::Calibration;
 use serde::Serialize;
 
 use crate::domain::Threshold;
 
-/// How sure a match is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Band {
-    /// Distance under the FMR 1e-5 threshold.
-    High,
-    /// Under the FMR 1e-4 threshold.
-    Medium,
-    /// Under the threshold in force but above FMR 1e-4 (only with a
-    /// caller-loosened threshold).
-    Low,
-    /// Not a match.
-    None,
-}
+pub use face_core::calibration::Band;
 
 /// One measured point of the false-match curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -77,6 +65,38 @@ impl Thresholds {
         }
     }
 
+    /// Thresholds from a model's calibration. The identify default is
+    /// chosen for FPIR ≤ 1% at `expected_gallery_size` (a stranger searched
+    /// against N people has N chances to match someone).
+    pub fn from_calibration(cal: &Calibration, expected_gallery_size: u32, source: String) -> Self {
+        let t = &cal.thresholds;
+        let identify = cal
+            .identify_threshold_for(expected_gallery_size, t.identify_fpir)
+            .unwrap_or(t.identify);
+        let mut curve: Vec<FmrPoint> = cal
+            .operating_points
+            .iter()
+            .map(|p| FmrPoint {
+                threshold: p.threshold,
+                fmr: p.fmr,
+                fnmr: Some(p.fnmr),
+            })
+            .collect();
+        curve.sort_by(|a, b| a.threshold.total_cmp(&b.threshold));
+        Self {
+            verify: t.verify,
+            identify,
+            identify_gallery_size: expected_gallery_size as usize,
+            high: t.high,
+            medium: t.medium,
+            // Enrolment refuses a face under the FMR 1e-5 distance of
+            // someone else: one stranger pair in 100,000 comes that close.
+            duplicate: t.high,
+            curve,
+            source,
+        }
+    }
+
     /// The verify default as a validated threshold.
     pub fn verify_threshold(&self) -> Threshold {
         Threshold::trusted(self.verify)
@@ -87,13 +107,19 @@ impl Thresholds {
         Threshold::trusted(self.identify)
     }
 
+    /// Whether `distance` matches under `threshold`: strictly under, as in
+    /// the calibration (NaN never matches).
+    pub fn matches(distance: f32, threshold: Threshold) -> bool {
+        distance < threshold.value()
+    }
+
     /// The band of a distance judged against `threshold`.
     pub fn band(&self, distance: f32, threshold: Threshold) -> Band {
-        if distance > threshold.value() {
-            Band::None
-        } else if distance <= self.high {
+        if !Self::matches(distance, threshold) {
+            Band::NoMatch
+        } else if distance < self.high {
             Band::High
-        } else if distance <= self.medium {
+        } else if distance < self.medium {
             Band::Medium
         } else {
             Band::Low
@@ -174,7 +200,12 @@ mod tests {
         assert_eq!(t.band(0.3, loose), Band::High);
         assert_eq!(t.band(0.45, loose), Band::Medium);
         assert_eq!(t.band(0.55, loose), Band::Low);
-        assert_eq!(t.band(0.65, loose), Band::None);
+        assert_eq!(t.band(0.65, loose), Band::NoMatch);
+        assert_eq!(
+            t.band(0.6, loose),
+            Band::NoMatch,
+            "the threshold itself is not a match"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use cnn::CnnDetector;
 pub use hog::HogDetector;
-pub use resnet::ResnetEmbedder;
+pub use resnet::{ResnetEmbedder, MODEL_ID};
 
 use crate::models::{ModelLocator, DLIB_LANDMARKS_5, DLIB_MMOD, DLIB_RESNET};
 use crate::FaceError;
