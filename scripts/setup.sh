@@ -24,7 +24,7 @@ fi
 
 packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip ca-certificates)
 if [ "$want_test" = 1 ]; then
-  packages+=(postgresql postgresql-contrib)
+  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core)
 fi
 
 missing=()
@@ -55,6 +55,8 @@ fi
 
 echo "==> dlib models"
 scripts/fetch-models.sh
+echo "==> API docs assets"
+scripts/fetch-docs-assets.sh
 
 if [ "$want_test" = 1 ] && [ -x scripts/install-pgvector.sh ]; then
   echo "==> pgvector"

@@ -148,6 +148,14 @@ async fn read_json(payload: web::Payload, limit: usize) -> Result<ImageRequest, 
     })
 }
 
+/// The one image of a request that takes exactly one.
+pub fn single(mut images: Vec<Vec<u8>>) -> Result<Vec<u8>, ApiError> {
+    if images.len() != 1 {
+        return Err(ApiError::invalid("image", "exactly one image per request"));
+    }
+    Ok(images.remove(0))
+}
+
 fn check_count(n: usize) -> Result<(), ApiError> {
     if n == 0 {
         return Err(ApiError::invalid(

@@ -1,8 +1,11 @@
 //! facegate: the HTTP server. Thin by design: settings, routes, one error
 //! mapping; all logic lives in `face-service`.
 
+pub mod api;
+pub mod docs;
 pub mod error;
 pub mod input;
+pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod startup;

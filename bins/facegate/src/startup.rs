@@ -75,6 +75,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(query_cfg.clone())
                 .configure(routes::configure)
+                .configure(crate::docs::configure)
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)

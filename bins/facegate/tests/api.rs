@@ -184,3 +184,49 @@ async fn multipart_uploads_work_like_json() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["match"], true, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_and_docs_pages_are_served_offline() {
+    let app = common::spawn(StoreKind::Sqlite).await.unwrap();
+    let (status, doc) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/register/",
+        "/recognize/",
+        "/users/{id}/verify",
+        "/users/{id}/faces",
+        "/stats/",
+        "/health",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    for (page, needle) in [
+        ("/docs", "swagger-ui-bundle.js"),
+        ("/redoc", "redoc.standalone.js"),
+    ] {
+        let res = app.client.get(app.url(page)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let html = res.text().await.unwrap();
+        assert!(html.contains(needle), "{page}: {html}");
+        assert!(
+            !html.contains("https://"),
+            "{page} must not load anything from the internet"
+        );
+    }
+    for asset in [
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "/docs/assets/redoc.standalone.js",
+    ] {
+        let res = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(
+            res.bytes().await.unwrap().len() > 100_000,
+            "{asset} is not the real bundle"
+        );
+    }
+}

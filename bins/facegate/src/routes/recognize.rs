@@ -4,27 +4,22 @@
 //! face with its own match.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use face_service::FaceMatch;
-use serde_json::{json, Value};
 
 use super::{check_length, AppState, ThresholdQuery};
+use crate::api::{ErrorJson, FaceMatchJson, ImageBody, Recognized};
 use crate::error::ApiError;
 use crate::input;
 
-fn face_json(f: &FaceMatch) -> Value {
-    json!({
-        "bbox": f.face.bbox,
-        "detection_score": f.face.detection_score,
-        "match": f.matched,
-        "user_id": f.user_id,
-        "name": f.name,
-        "distance": f.distance,
-        "confidence": f.confidence,
-        "confidence_band": f.band,
-    })
-}
-
-/// Identifies the faces in a photo.
+/// Identifies every face in a photo against all enrolled users.
+#[utoipa::path(post, path = "/recognize/", tag = "recognition",
+    params(("threshold" = Option<f64>, Query, description = "match when the distance is under this (model's metric); default from calibration")),
+    request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data with an `image` file"),
+    responses(
+        (status = 200, body = Recognized, description = "match or no match"),
+        (status = 400, body = ErrorJson, description = "no face, bad image"),
+        (status = 413, body = ErrorJson), (status = 415, body = ErrorJson),
+        (status = 422, body = ErrorJson, description = "invalid threshold (the message gives the valid range)"),
+        (status = 503, body = ErrorJson)))]
 pub async fn recognize(
     state: web::Data<AppState>,
     query: web::Query<ThresholdQuery>,
@@ -33,14 +28,8 @@ pub async fn recognize(
 ) -> Result<HttpResponse, ApiError> {
     check_length(&req, state.body_limit)?;
     let threshold = query.parse(&state.service)?;
-    let mut body = input::read(&req, payload, state.body_limit).await?;
-    if body.images.len() != 1 {
-        return Err(ApiError::invalid(
-            "image",
-            "exactly one image is recognised per request",
-        ));
-    }
-    let image = body.images.remove(0);
+    let body = input::read(&req, payload, state.body_limit).await?;
+    let image = input::single(body.images)?;
     let result = state.service.identify(image, threshold).await?;
     let Some(main) = result.faces.first() else {
         return Err(face_service::ServiceError::NoFace.into());
@@ -50,16 +39,16 @@ pub async fn recognize(
         (_, None) => "No match found: nobody is enrolled".to_string(),
         _ => "No match found".to_string(),
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "match": main.matched,
-        "name": main.name,
-        "distance": main.distance,
-        "user_id": main.user_id,
-        "confidence": main.confidence,
-        "confidence_band": main.band,
-        "message": message,
-        "threshold": result.threshold,
-        "gallery_size": result.gallery_size,
-        "faces": result.faces.iter().map(face_json).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(Recognized {
+        matched: main.matched,
+        name: main.name.clone(),
+        distance: main.distance,
+        user_id: main.user_id,
+        confidence: main.confidence,
+        confidence_band: main.band,
+        message,
+        threshold: result.threshold,
+        gallery_size: result.gallery_size,
+        faces: result.faces.iter().map(FaceMatchJson::from).collect(),
+    }))
 }

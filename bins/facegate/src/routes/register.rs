@@ -2,13 +2,23 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use face_service::{EnrolRequest, UserName};
-use serde_json::json;
 
 use super::{check_length, AppState};
+use crate::api::{ErrorJson, FaceJson, RegisterRequest, Registered};
 use crate::error::ApiError;
 use crate::input;
 
-/// Enrols a user: `{name, image | images, external_ref?, metadata?, allow_duplicate?}`.
+/// Enrols a user. Each photo must hold exactly one face of enrolment
+/// quality; a face that already matches another user is refused (409)
+/// unless `allow_duplicate` is set.
+#[utoipa::path(post, path = "/register/", tag = "users",
+    request_body(content = RegisterRequest, description = "JSON with base64 photos, or multipart/form-data with the same field names"),
+    responses(
+        (status = 200, body = Registered),
+        (status = 400, body = ErrorJson, description = "no face, several faces, low quality, bad image"),
+        (status = 409, body = ErrorJson, description = "the face matches an enrolled user"),
+        (status = 413, body = ErrorJson), (status = 415, body = ErrorJson), (status = 422, body = ErrorJson),
+        (status = 503, body = ErrorJson, description = "busy or store unavailable; see Retry-After")))]
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -27,13 +37,17 @@ pub async fn register(
             allow_duplicate: body.allow_duplicate,
         })
         .await?;
-    let user = &enrolled.user;
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "registered",
-        "name": user.name,
-        "user_id": user.id,
-        "message": format!("User {} registered with {} face template(s)", user.name, enrolled.faces.len()),
-        "template_count": user.template_count,
-        "faces": enrolled.faces,
-    })))
+    let user = enrolled.user;
+    Ok(HttpResponse::Ok().json(Registered {
+        status: "registered",
+        message: format!(
+            "User {} registered with {} face template(s)",
+            user.name,
+            enrolled.faces.len()
+        ),
+        name: user.name,
+        user_id: user.id,
+        template_count: user.template_count,
+        faces: enrolled.faces.iter().map(FaceJson::from).collect(),
+    }))
 }

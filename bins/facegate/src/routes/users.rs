@@ -2,20 +2,26 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{check_length, user_id, AppState, ThresholdQuery};
+use crate::api::{
+    Deleted, ErrorJson, FaceJson, FacesAdded, ImageBody, UserJson, UserList, Verified,
+};
 use crate::error::ApiError;
 use crate::input;
 
 /// `?after=&limit=` keyset pagination.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
+    /// Only users with a larger id (the previous page's `next_after`).
     after: Option<i64>,
+    /// Page size, 1–1000 (default 100).
     limit: Option<usize>,
 }
 
-/// `GET /users/`.
+/// Lists users in ascending id order.
+#[utoipa::path(get, path = "/users/", tag = "users", params(ListQuery),
+    responses((status = 200, body = UserList), (status = 422, body = ErrorJson)))]
 pub async fn list(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
@@ -27,37 +33,46 @@ pub async fn list(
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "users": users,
-        "count": users.len(),
-        "next_after": next_after,
-    })))
+    Ok(HttpResponse::Ok().json(UserList {
+        count: users.len(),
+        users: users.into_iter().map(UserJson::from).collect(),
+        next_after,
+    }))
 }
 
-/// `GET /users/{id}`.
+/// One user.
+#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = i64, Path, description = "user id")),
+    responses((status = 200, body = UserJson), (status = 404, body = ErrorJson), (status = 422, body = ErrorJson)))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    Ok(HttpResponse::Ok().json(state.service.get_user(id).await?))
+    Ok(HttpResponse::Ok().json(UserJson::from(state.service.get_user(id).await?)))
 }
 
-/// `DELETE /users/{id}`.
+/// Deletes a user and all their face templates.
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = i64, Path, description = "user id")),
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorJson), (status = 422, body = ErrorJson)))]
 pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
     state.service.delete_user(id).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "deleted",
-        "user_id": id,
-        "message": format!("User {id} and their face templates were deleted"),
-    })))
+    Ok(HttpResponse::Ok().json(Deleted {
+        status: "deleted",
+        user_id: id,
+        message: format!("User {id} and their face templates were deleted"),
+    }))
 }
 
-/// `POST /users/{id}/faces`: more photos of an enrolled person.
+/// Adds photos of an enrolled person; identification uses the best of a
+/// user's templates.
+#[utoipa::path(post, path = "/users/{id}/faces", tag = "users", params(("id" = i64, Path, description = "user id")),
+    request_body(content = ImageBody, description = "JSON (`image` or `images`), or multipart/form-data"),
+    responses((status = 200, body = FacesAdded), (status = 400, body = ErrorJson), (status = 404, body = ErrorJson),
+        (status = 409, body = ErrorJson), (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
 pub async fn add_faces(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -71,16 +86,23 @@ pub async fn add_faces(
         .service
         .add_faces(id, body.images, body.allow_duplicate)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "added",
-        "user_id": id,
-        "added": added.faces.len(),
-        "template_count": added.user.template_count,
-        "faces": added.faces,
-    })))
+    Ok(HttpResponse::Ok().json(FacesAdded {
+        status: "added",
+        user_id: id,
+        added: added.faces.len(),
+        template_count: added.user.template_count,
+        faces: added.faces.iter().map(FaceJson::from).collect(),
+    }))
 }
 
-/// `POST /users/{id}/verify?threshold=`: is this photo that user? (1:1)
+/// Is this photo that user? The authentication call (1:1).
+#[utoipa::path(post, path = "/users/{id}/verify", tag = "recognition",
+    params(("id" = i64, Path, description = "user id"),
+        ("threshold" = Option<f64>, Query, description = "match when the distance is under this; default: FMR 1e-4")),
+    request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data"),
+    responses((status = 200, body = Verified), (status = 400, body = ErrorJson), (status = 404, body = ErrorJson),
+        (status = 409, body = ErrorJson, description = "the user has no template for the active model"),
+        (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
 pub async fn verify(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -91,26 +113,8 @@ pub async fn verify(
     let id = user_id(&path)?;
     check_length(&req, state.body_limit)?;
     let threshold = query.parse(&state.service)?;
-    let mut body = input::read(&req, payload, state.body_limit).await?;
-    if body.images.len() != 1 {
-        return Err(ApiError::invalid(
-            "image",
-            "exactly one image is verified per request",
-        ));
-    }
-    let v = state
-        .service
-        .verify(id, body.images.remove(0), threshold)
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "user_id": v.user_id,
-        "match": v.matched,
-        "distance": v.distance,
-        "confidence": v.confidence,
-        "confidence_band": v.band,
-        "threshold": v.threshold,
-        "faces_in_image": v.faces_in_image,
-        "bbox": v.face.bbox,
-        "message": if v.matched { "Verified" } else { "Not verified: the face does not match" },
-    })))
+    let body = input::read(&req, payload, state.body_limit).await?;
+    let image = input::single(body.images)?;
+    let v = state.service.verify(id, image, threshold).await?;
+    Ok(HttpResponse::Ok().json(Verified::from(v)))
 }

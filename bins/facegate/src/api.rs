@@ -1,0 +1,322 @@
+//! The request and response bodies of the HTTP API, as typed structs: what
+//! handlers serialize is exactly what the OpenAPI document describes.
+//! Field names follow the reference service where it has them.
+
+use face_service::{FaceBox, FaceMatch, Verification};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A face box in the photo's pixel coordinates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BoxJson {
+    /// Left edge.
+    pub left: f32,
+    /// Top edge.
+    pub top: f32,
+    /// Width.
+    pub width: f32,
+    /// Height.
+    pub height: f32,
+}
+
+impl From<face_core::BoundingBox> for BoxJson {
+    fn from(b: face_core::BoundingBox) -> Self {
+        Self {
+            left: b.left,
+            top: b.top,
+            width: b.width,
+            height: b.height,
+        }
+    }
+}
+
+/// A face used for enrolment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaceJson {
+    /// Where the face is.
+    pub bbox: BoxJson,
+    /// Detector confidence (the detector's own scale).
+    pub detection_score: f32,
+    /// Enrolment quality in [0, 1].
+    pub quality: f32,
+}
+
+impl From<&FaceBox> for FaceJson {
+    fn from(f: &FaceBox) -> Self {
+        Self {
+            bbox: f.bbox.into(),
+            detection_score: f.detection_score,
+            quality: f.quality,
+        }
+    }
+}
+
+/// `POST /register/` body (JSON). Multipart forms use the same field names,
+/// with files in `image`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Display name (1–200 characters, no control or invisible characters).
+    pub name: String,
+    /// One photo, base64 (a `data:image/...;base64,` prefix is accepted).
+    pub image: Option<String>,
+    /// Several photos of the same person, base64.
+    pub images: Option<Vec<String>>,
+    /// Reference into another system (unique).
+    pub external_ref: Option<String>,
+    /// Free-form JSON metadata.
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+    /// Enrol even if the face already matches another user.
+    pub allow_duplicate: Option<bool>,
+}
+
+/// A body carrying one photo.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ImageBody {
+    /// The photo, base64 (a `data:` URL prefix is accepted).
+    pub image: String,
+}
+
+/// `POST /register/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    /// Always `"registered"`.
+    pub status: &'static str,
+    /// The stored name.
+    pub name: String,
+    /// The new user's id.
+    pub user_id: i64,
+    /// Human-readable summary.
+    pub message: String,
+    /// Templates stored for the user.
+    pub template_count: i64,
+    /// The face used from each photo.
+    pub faces: Vec<FaceJson>,
+}
+
+/// One face of a recognition, and who it is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaceMatchJson {
+    /// Where the face is.
+    pub bbox: BoxJson,
+    /// Detector confidence.
+    pub detection_score: f32,
+    /// Whether the closest user is under the threshold.
+    #[serde(rename = "match")]
+    pub matched: bool,
+    /// The matched user.
+    pub user_id: Option<i64>,
+    /// Their name.
+    pub name: Option<String>,
+    /// Distance to the closest user (model's metric; smaller is closer).
+    pub distance: Option<f32>,
+    /// `1 − gallery size × FMR(distance)` when matched, else 0.
+    pub confidence: f32,
+    /// `high`, `medium`, `low` or `no_match`.
+    #[schema(value_type = String)]
+    pub confidence_band: face_service::Band,
+}
+
+impl From<&FaceMatch> for FaceMatchJson {
+    fn from(f: &FaceMatch) -> Self {
+        Self {
+            bbox: f.face.bbox.into(),
+            detection_score: f.face.detection_score,
+            matched: f.matched,
+            user_id: f.user_id,
+            name: f.name.clone(),
+            distance: f.distance,
+            confidence: f.confidence,
+            confidence_band: f.band,
+        }
+    }
+}
+
+/// `POST /recognize/` answer: the reference fields describe the largest face.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recognized {
+    /// Whether the largest face matched someone.
+    #[serde(rename = "match")]
+    pub matched: bool,
+    /// Their name.
+    pub name: Option<String>,
+    /// Distance to the closest user.
+    pub distance: Option<f32>,
+    /// Their id.
+    pub user_id: Option<i64>,
+    /// Calibrated confidence in [0, 1].
+    pub confidence: f32,
+    /// Confidence band.
+    #[schema(value_type = String)]
+    pub confidence_band: face_service::Band,
+    /// Human-readable summary.
+    pub message: String,
+    /// The threshold applied.
+    pub threshold: f32,
+    /// Users searched.
+    pub gallery_size: i64,
+    /// Every face, largest first.
+    pub faces: Vec<FaceMatchJson>,
+}
+
+/// `POST /users/{id}/verify` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verified {
+    /// The user claimed.
+    pub user_id: i64,
+    /// Whether the photo is that user.
+    #[serde(rename = "match")]
+    pub matched: bool,
+    /// Distance to the user's closest template.
+    pub distance: f32,
+    /// `1 − FMR(distance)` when matched, else 0.
+    pub confidence: f32,
+    /// Confidence band.
+    #[schema(value_type = String)]
+    pub confidence_band: face_service::Band,
+    /// The threshold applied.
+    pub threshold: f32,
+    /// Faces in the photo (the largest is used).
+    pub faces_in_image: usize,
+    /// The face used.
+    pub bbox: BoxJson,
+    /// Human-readable summary.
+    pub message: &'static str,
+}
+
+impl From<Verification> for Verified {
+    fn from(v: Verification) -> Self {
+        Self {
+            user_id: v.user_id,
+            matched: v.matched,
+            distance: v.distance,
+            confidence: v.confidence,
+            confidence_band: v.band,
+            threshold: v.threshold,
+            faces_in_image: v.faces_in_image,
+            bbox: v.face.bbox.into(),
+            message: if v.matched {
+                "Verified"
+            } else {
+                "Not verified: the face does not match"
+            },
+        }
+    }
+}
+
+/// An enrolled user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserJson {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// External reference.
+    pub external_ref: Option<String>,
+    /// Metadata.
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+    /// Creation time (RFC 3339, UTC).
+    pub created_at: String,
+    /// Templates of all models.
+    pub template_count: i64,
+}
+
+impl From<face_store::User> for UserJson {
+    fn from(u: face_store::User) -> Self {
+        Self {
+            id: u.id,
+            name: u.name,
+            external_ref: u.external_ref,
+            metadata: u.metadata,
+            created_at: u
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            template_count: u.template_count,
+        }
+    }
+}
+
+/// `GET /users/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    /// Users in ascending id order.
+    pub users: Vec<UserJson>,
+    /// How many are in this page.
+    pub count: usize,
+    /// Pass as `?after=` for the next page; null on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// `DELETE /users/{id}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    /// Always `"deleted"`.
+    pub status: &'static str,
+    /// The deleted user.
+    pub user_id: i64,
+    /// Human-readable summary.
+    pub message: String,
+}
+
+/// `POST /users/{id}/faces` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacesAdded {
+    /// Always `"added"`.
+    pub status: &'static str,
+    /// The user.
+    pub user_id: i64,
+    /// Templates added.
+    pub added: usize,
+    /// Templates the user now has.
+    pub template_count: i64,
+    /// The faces used.
+    pub faces: Vec<FaceJson>,
+}
+
+/// `GET /health` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy` or `unhealthy`.
+    pub status: &'static str,
+    /// `connected` or `disconnected`.
+    pub database: &'static str,
+    /// Server time, RFC 3339.
+    pub timestamp: String,
+}
+
+/// `GET /stats/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    /// Enrolled users.
+    pub total_users: i64,
+    /// Templates of the active model.
+    pub total_templates: i64,
+    /// `sqlite` or `postgresql`.
+    pub database: &'static str,
+    /// Active embedding model id.
+    pub embedding_model: String,
+    /// Its full name.
+    pub embedding_model_name: String,
+    /// Its output dimension.
+    pub embedding_dimension: usize,
+    /// `euclidean` or `cosine`.
+    pub similarity_metric: &'static str,
+    /// Active detector.
+    pub detector: String,
+    /// Thresholds in force, with their measured rates and source.
+    #[schema(value_type = Object)]
+    pub thresholds: face_service::Thresholds,
+}
+
+/// Every error: `{"error", "message", "details"?}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorJson {
+    /// Machine-readable code, e.g. `no_face`, `duplicate_face`, `busy`.
+    pub error: String,
+    /// What went wrong and what to do.
+    pub message: String,
+    /// Facts: the face count, quality reasons, the limit, the field.
+    #[schema(value_type = Object)]
+    pub details: Option<serde_json::Value>,
+}

@@ -1,0 +1,86 @@
+//! `/openapi.json`, `/docs` (Swagger UI) and `/redoc` (ReDoc), all served by
+//! the binary itself: the UI bundles are embedded at build time, so the docs
+//! render on a machine with no internet access.
+
+use actix_web::http::header::ContentType;
+use actix_web::{web, HttpResponse};
+use utoipa::OpenApi;
+
+use crate::openapi::ApiDoc;
+
+const SWAGGER_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui-bundle.js"));
+const SWAGGER_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui.css"));
+const REDOC_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/redoc.standalone.js"));
+
+const MISSING: &str = "<!doctype html><title>FaceGate API docs</title><p>The API docs \
+    assets were not installed when this binary was built. Run \
+    <code>scripts/fetch-docs-assets.sh</code> and rebuild. The OpenAPI document is at \
+    <a href=\"/openapi.json\">/openapi.json</a>.";
+
+fn page(body: &'static str) -> HttpResponse {
+    let html = if cfg!(facegate_docs_assets) {
+        body
+    } else {
+        MISSING
+    };
+    HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .body(html)
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// Swagger UI.
+pub async fn swagger() -> HttpResponse {
+    page(
+        r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>FaceGate API — Swagger UI</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>"##,
+    )
+}
+
+/// ReDoc.
+pub async fn redoc() -> HttpResponse {
+    page(
+        r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>FaceGate API — ReDoc</title></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<script src="/docs/assets/redoc.standalone.js"></script>
+</body></html>"##,
+    )
+}
+
+fn asset(bytes: &'static [u8], content_type: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(bytes)
+}
+
+/// Registers the docs routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/openapi.json", web::get().to(openapi_json))
+        .route("/docs", web::get().to(swagger))
+        .route("/docs/", web::get().to(swagger))
+        .route("/redoc", web::get().to(redoc))
+        .route("/redoc/", web::get().to(redoc))
+        .route(
+            "/docs/assets/swagger-ui-bundle.js",
+            web::get().to(|| async { asset(SWAGGER_JS, "application/javascript") }),
+        )
+        .route(
+            "/docs/assets/swagger-ui.css",
+            web::get().to(|| async { asset(SWAGGER_CSS, "text/css") }),
+        )
+        .route(
+            "/docs/assets/redoc.standalone.js",
+            web::get().to(|| async { asset(REDOC_JS, "application/javascript") }),
+        );
+}

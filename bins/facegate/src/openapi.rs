@@ -1,0 +1,33 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the typed bodies in `api.rs`.
+
+use utoipa::OpenApi;
+
+use crate::api;
+use crate::routes::{health, recognize, register, stats, users};
+
+/// FaceGate's API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "FaceGate",
+        description = "Face enrolment, 1:1 verification and 1:N identification. Only embeddings are stored. \
+            Thresholds are distances in the active model's metric, calibrated on LFW (see /stats/)."
+    ),
+    paths(
+        health::health, register::register, recognize::recognize,
+        users::list, users::get, users::delete, users::add_faces, users::verify,
+        stats::stats
+    ),
+    components(schemas(
+        api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
+        api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson, api::UserList,
+        api::Deleted, api::FacesAdded, api::Health, api::Stats, api::ErrorJson
+    )),
+    tags(
+        (name = "recognition", description = "verify (1:1) and identify (1:N)"),
+        (name = "users", description = "enrolment and user management"),
+        (name = "system", description = "health and statistics")
+    )
+)]
+pub struct ApiDoc;
