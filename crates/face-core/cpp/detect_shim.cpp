@@ -66,6 +66,41 @@ struct fg_detection {
     double score;
 };
 
+}  // extern "C"
+
+namespace {
+
+// The caller's image as a dlib matrix, doubled `upsample` times.
+dlib::matrix<dlib::rgb_pixel> prepared(const uint8_t* rgb, size_t width, size_t height,
+                                        uint32_t upsample) {
+    dlib::matrix<dlib::rgb_pixel> img = to_matrix(rgb, width, height);
+    dlib::pyramid_down<2> pyr;
+    for (uint32_t i = 0; i < upsample; ++i) {
+        dlib::pyramid_up(img, pyr);
+    }
+    return img;
+}
+
+// Writes up to `cap` detections, mapped back from the upsampled image to
+// the caller's coordinates (exclusive right/bottom), and returns the total.
+template <typename Det>
+int64_t emit(const std::vector<Det>& dets, uint32_t upsample, fg_detection* out, size_t cap) {
+    dlib::pyramid_down<2> pyr;
+    for (size_t i = 0; i < dets.size() && i < cap; ++i) {
+        dlib::drectangle r = dets[i].rect;
+        for (uint32_t u = 0; u < upsample; ++u) {
+            r = pyr.rect_down(r);
+        }
+        out[i] = fg_detection{r.left(), r.top(), r.right() + 1.0, r.bottom() + 1.0,
+                              dets[i].detection_confidence};
+    }
+    return static_cast<int64_t>(dets.size());
+}
+
+}  // namespace
+
+extern "C" {
+
 void* fg_hog_new(char* err, size_t err_len) {
     try {
         return new dlib::frontal_face_detector(dlib::get_frontal_face_detector());
@@ -88,22 +123,9 @@ int64_t fg_hog_detect(void* detector, const uint8_t* rgb, size_t width, size_t h
                       size_t cap, char* err, size_t err_len) {
     try {
         auto& det = *static_cast<dlib::frontal_face_detector*>(detector);
-        dlib::matrix<dlib::rgb_pixel> img = to_matrix(rgb, width, height);
-        dlib::pyramid_down<2> pyr;
-        for (uint32_t i = 0; i < upsample; ++i) {
-            dlib::pyramid_up(img, pyr);
-        }
         std::vector<dlib::rect_detection> dets;
-        det(img, dets, adjust_threshold);
-        for (size_t i = 0; i < dets.size() && i < cap; ++i) {
-            dlib::drectangle r = dets[i].rect;
-            for (uint32_t u = 0; u < upsample; ++u) {
-                r = pyr.rect_down(r);
-            }
-            out[i] = fg_detection{r.left(), r.top(), r.right() + 1.0, r.bottom() + 1.0,
-                                  dets[i].detection_confidence};
-        }
-        return static_cast<int64_t>(dets.size());
+        det(prepared(rgb, width, height, upsample), dets, adjust_threshold);
+        return emit(dets, upsample, out, cap);
     } catch (const std::exception& e) {
         set_error(err, err_len, e.what());
     } catch (...) {
@@ -139,21 +161,8 @@ int64_t fg_cnn_detect(void* net_ptr, const uint8_t* rgb, size_t width, size_t he
                       size_t err_len) {
     try {
         auto& net = *static_cast<mmod_net*>(net_ptr);
-        dlib::matrix<dlib::rgb_pixel> img = to_matrix(rgb, width, height);
-        dlib::pyramid_down<2> pyr;
-        for (uint32_t i = 0; i < upsample; ++i) {
-            dlib::pyramid_up(img, pyr);
-        }
-        std::vector<dlib::mmod_rect> dets = net(img);
-        for (size_t i = 0; i < dets.size() && i < cap; ++i) {
-            dlib::drectangle r = dets[i].rect;
-            for (uint32_t u = 0; u < upsample; ++u) {
-                r = pyr.rect_down(r);
-            }
-            out[i] = fg_detection{r.left(), r.top(), r.right() + 1.0, r.bottom() + 1.0,
-                                  dets[i].detection_confidence};
-        }
-        return static_cast<int64_t>(dets.size());
+        std::vector<dlib::mmod_rect> dets = net(prepared(rgb, width, height, upsample));
+        return emit(dets, upsample, out, cap);
     } catch (const std::exception& e) {
         set_error(err, err_len, e.what());
     } catch (...) {
