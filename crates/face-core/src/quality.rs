@@ -243,7 +243,7 @@ mod tests {
 
     fn checkerboard(side: u32, cell: u32) -> RgbImage {
         RgbImage::from_fn(side, side, |x, y| {
-            if (x / cell + y / cell) % 2 == 0 {
+            if (x / cell + y / cell).is_multiple_of(2) {
                 image::Rgb([255, 255, 255])
             } else {
                 image::Rgb([0, 0, 0])
