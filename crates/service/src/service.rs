@@ -5,7 +5,8 @@
 //! JSON. Biometric data (images, embeddings) never enters a span or a log
 //! line: functions that touch it are instrumented with `skip`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use face_core::{AnalyzedFace, BoundingBox, Metric as CoreMetric, ModelInfo};
 use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, User};
@@ -79,7 +80,8 @@ pub struct Identification {
     pub faces: Vec<FaceMatch>,
     /// The threshold applied.
     pub threshold: f32,
-    /// Users searched.
+    /// Users enrolled (recounted at most every 5 s), which the confidence
+    /// accounts for.
     pub gallery_size: i64,
 }
 
@@ -128,7 +130,16 @@ pub struct FaceService {
     store_kind: &'static str,
     model: ModelKey,
     thresholds: Thresholds,
+    /// Enrolled-user count and when it was read. Identification scales its
+    /// confidence by the gallery size; counting users on every request
+    /// would put a table count on the hot path, and a few seconds' drift
+    /// does not change a confidence meaningfully. A std mutex: held for a
+    /// read or a write of two words, never across an await.
+    gallery: Mutex<Option<(Instant, i64)>>,
 }
+
+/// How long a gallery count is reused.
+const GALLERY_COUNT_TTL: Duration = Duration::from_secs(5);
 
 impl FaceService {
     /// Joins workers, a store (`store_kind` names it for `/stats/`) and the
@@ -154,7 +165,21 @@ impl FaceService {
             store_kind,
             model,
             thresholds,
+            gallery: Mutex::new(None),
         }
+    }
+
+    /// The number of enrolled users, read at most every few seconds.
+    async fn gallery_size(&self) -> Result<i64, ServiceError> {
+        let cached = *self.gallery.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, n)) = cached {
+            if at.elapsed() < GALLERY_COUNT_TTL {
+                return Ok(n);
+            }
+        }
+        let n = self.store.stats().await?.users;
+        *self.gallery.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), n));
+        Ok(n)
     }
 
     /// The thresholds in force.
@@ -320,7 +345,7 @@ impl FaceService {
         if faces.is_empty() {
             return Err(ServiceError::NoFace);
         }
-        let gallery_size = self.store.stats().await?.users;
+        let gallery_size = self.gallery_size().await?;
         let mut out = Vec::with_capacity(faces.len());
         for face in &faces {
             let best = self
