@@ -109,6 +109,11 @@ fn bench_pipeline(c: &mut Criterion) {
     for (name, bytes) in [
         ("640x480", common::vga_jpeg()),
         ("4032x3024", common::large_jpeg()),
+        // The load test's probe (scripts/loadtest.sh), to compare with.
+        (
+            "854x480",
+            common::photo("people/obama/face_recognition_obama-480p.jpg"),
+        ),
     ] {
         g.bench_with_input(
             BenchmarkId::new("jpeg_to_embedding", name),
