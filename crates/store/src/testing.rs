@@ -3,6 +3,8 @@
 //! per test so parallel tests never see each other's rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The PostgreSQL server to test against, from `FACEGATE_TEST_DATABASE_URL`

@@ -3,7 +3,8 @@
 //! contract suite that every store implementation must pass.
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod cluster;
+#[allow(unused_imports)]
+pub use face_store::testing::cluster;
 pub mod contract;
 pub mod rng;
 

@@ -1,6 +1,7 @@
 //! A private PostgreSQL cluster that a test can stop, freeze and restart:
 //! initdb into a temp dir, a free port on 127.0.0.1, trust auth. As root the
 //! server runs as the `postgres` user (PostgreSQL refuses to run as root).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
