@@ -26,8 +26,9 @@ pub struct ImageRequest {
     pub allow_duplicate: bool,
 }
 
+/// Unknown fields are ignored, as the reference service (pydantic) does,
+/// so its clients work unchanged.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JsonBody {
     name: Option<String>,
     image: Option<String>,
