@@ -58,7 +58,9 @@ impl PostgresConfig {
             hnsw_ef_search: 40,
             hnsw_m: 32,
             hnsw_ef_construction: 128,
-            hnsw_min_templates: 10_000,
+            // Exact pgvector search at 5k templates measured 1.22 ms p50
+            // (quiet machine) against 0.71 ms through HNSW; see the README.
+            hnsw_min_templates: 2_000,
             auto_index: true,
             index_build_memory: "1GB".into(),
             application_name: "facegate".into(),
