@@ -119,9 +119,7 @@ async fn build_service(settings: &Settings) -> Result<FaceService, StartupError>
     } else {
         face.workers
     };
-    let pipelines = (0..workers)
-        .map(|_| dlib::pipeline(&locator, kind, options))
-        .collect::<Result<Vec<_>, _>>()?;
+    let pipelines = dlib::pipelines(&locator, kind, Default::default(), options, workers)?;
     let workers = FaceWorkers::start(pipelines, face.queue_depth)?;
     tracing::info!(
         workers = workers.threads(),

@@ -92,15 +92,37 @@ pub fn pipeline_with(
     detector_options: DlibDetectorOptions,
     options: crate::PipelineOptions,
 ) -> Result<crate::FacePipeline, FaceError> {
+    let mut built = pipelines(locator, kind, detector_options, options, 1)?;
+    built.pop().ok_or_else(|| FaceError::Backend {
+        backend: "dlib",
+        message: "no pipeline was built".into(),
+    })
+}
+
+/// `count` independent pipelines (one per worker thread), with the model
+/// files found and checksummed once rather than once per pipeline.
+pub fn pipelines(
+    locator: &ModelLocator,
+    kind: DetectorKind,
+    detector_options: DlibDetectorOptions,
+    options: crate::PipelineOptions,
+    count: usize,
+) -> Result<Vec<crate::FacePipeline>, FaceError> {
     let models = DlibModels::locate(locator)?;
-    let detector: Box<dyn crate::Detector> = match kind {
-        DetectorKind::Hog => Box::new(HogDetector::new(&models.landmarks, detector_options)?),
-        DetectorKind::Cnn => Box::new(CnnDetector::new(
-            &DlibModels::locate_mmod(locator)?,
-            &models.landmarks,
-            detector_options,
-        )?),
+    let mmod = match kind {
+        DetectorKind::Hog => None,
+        DetectorKind::Cnn => Some(DlibModels::locate_mmod(locator)?),
     };
-    let embedder = Box::new(ResnetEmbedder::new(&models.resnet, &models.landmarks)?);
-    Ok(crate::FacePipeline::new(detector, embedder, options))
+    (0..count)
+        .map(|_| {
+            let detector: Box<dyn crate::Detector> = match &mmod {
+                None => Box::new(HogDetector::new(&models.landmarks, detector_options)?),
+                Some(mmod) => {
+                    Box::new(CnnDetector::new(mmod, &models.landmarks, detector_options)?)
+                }
+            };
+            let embedder = Box::new(ResnetEmbedder::new(&models.resnet, &models.landmarks)?);
+            Ok(crate::FacePipeline::new(detector, embedder, options))
+        })
+        .collect()
 }
