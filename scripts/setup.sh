@@ -24,7 +24,7 @@ fi
 
 packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip ca-certificates)
 if [ "$want_test" = 1 ]; then
-  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core)
+  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core python3-venv)
 fi
 
 missing=()
@@ -55,11 +55,24 @@ fi
 
 echo "==> dlib models"
 scripts/fetch-models.sh
+echo "==> ONNX Runtime (for the ONNX backend)"
+scripts/fetch-onnxruntime.sh
 echo "==> API docs assets"
 scripts/fetch-docs-assets.sh
 
 if [ "$want_test" = 1 ] && [ -x scripts/install-pgvector.sh ]; then
   echo "==> pgvector"
   scripts/install-pgvector.sh
+fi
+if [ "$want_test" = 1 ]; then
+  # The ONNX tests build a tiny 512-D model with the onnx package and check
+  # FaceGate's outputs against onnxruntime's Python API (scripts/tiny-arcface.py).
+  echo "==> Python test tools (.cache/pyenv: onnx, onnxruntime, numpy)"
+  py=.cache/pyenv/bin/python
+  if ! "$py" -c 'import onnx, onnxruntime, numpy' >/dev/null 2>&1; then
+    python3 -m venv .cache/pyenv
+    "$py" -m pip install --quiet --disable-pip-version-check \
+      onnx==1.23.2 onnxruntime==1.31.1 numpy==2.4.6
+  fi
 fi
 echo "==> setup done"

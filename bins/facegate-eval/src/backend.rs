@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use face_core::dlib::{self, DetectorKind};
 use face_core::models::ModelLocator;
+use face_core::onnx::{self, HeadKind, OnnxOptions};
 use face_core::{
     decode, BoundingBox, DetectedFace, Embedder, FacePipeline, LandmarkScheme, Landmarks,
     ModelInfo, PipelineOptions, Point,
@@ -74,6 +75,9 @@ pub const LFW_CENTRAL_BOX: [f32; 4] = [0.269, 0.319, 0.434, 0.434];
 pub enum BackendKind {
     /// dlib: HOG or CNN detector, 5-point landmarks, ResNet 128-D encoder.
     Dlib,
+    /// ONNX: YuNet (or SCRFD) detector, ArcFace-family embedder, as
+    /// configured by [`BackendSpec::onnx`].
+    Onnx,
 }
 
 impl BackendKind {
@@ -81,10 +85,15 @@ impl BackendKind {
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "dlib" => Ok(BackendKind::Dlib),
-            other => Err(format!("unknown backend {other:?} (known: dlib)").into()),
+            "onnx" => Ok(BackendKind::Onnx),
+            other => Err(format!("unknown backend {other:?} (known: dlib, onnx)").into()),
         }
     }
 }
+
+/// The ONNX no-face policy's second try: the same detector at this score
+/// threshold (the first uses the configured one, 0.9 by default).
+pub const ONNX_SECOND_SCORE_THRESHOLD: f32 = 0.3;
 
 /// What to build in each worker thread.
 #[derive(Debug, Clone)]
@@ -95,6 +104,8 @@ pub struct BackendSpec {
     pub detector: DetectorKind,
     /// A models directory to search first (else face-core's search order).
     pub models_dir: Option<PathBuf>,
+    /// The ONNX backend's models and parameters (with `kind = Onnx`).
+    pub onnx: OnnxOptions,
 }
 
 impl BackendSpec {
@@ -103,19 +114,45 @@ impl BackendSpec {
         match (self.kind, self.detector) {
             (BackendKind::Dlib, DetectorKind::Hog) => "dlib-hog",
             (BackendKind::Dlib, DetectorKind::Cnn) => "dlib-cnn",
+            (BackendKind::Onnx, _) => match self.onnx.detector.kind {
+                HeadKind::Yunet => "onnx-yunet",
+                HeadKind::Scrfd => "onnx-scrfd",
+            },
         }
     }
 
-    /// The model the backend embeds with, without loading anything.
-    pub fn model_info(&self) -> ModelInfo {
-        match self.kind {
-            BackendKind::Dlib => dlib::ResnetEmbedder::model_info(),
+    /// What the no-face policy tries second, as the report names it.
+    pub fn secondary_tag(&self) -> Option<String> {
+        match (self.kind, self.detector) {
+            (BackendKind::Dlib, DetectorKind::Hog) => Some("dlib-cnn".into()),
+            (BackendKind::Dlib, DetectorKind::Cnn) => None,
+            (BackendKind::Onnx, _) => Some(format!(
+                "{} at score threshold {ONNX_SECOND_SCORE_THRESHOLD}",
+                self.detector_tag()
+            )),
         }
+    }
+
+    /// The model the backend embeds with. dlib's is a constant; an ONNX
+    /// model's id and dimension come from its file, so it is loaded once.
+    pub fn model_info(&self) -> Result<ModelInfo> {
+        match self.kind {
+            BackendKind::Dlib => Ok(dlib::ResnetEmbedder::model_info()),
+            BackendKind::Onnx => {
+                let models = onnx::OnnxModels::locate(&self.locator(), &self.onnx)?;
+                let (_, embedder) = onnx::parts(&models, &self.onnx)?;
+                Ok(embedder.model().as_ref().clone())
+            }
+        }
+    }
+
+    fn locator(&self) -> ModelLocator {
+        ModelLocator::new(self.models_dir.as_deref())
     }
 
     /// Loads the models: one [`LfwEmbedder`] per worker thread.
     pub fn build(&self) -> Result<LfwEmbedder> {
-        let locator = ModelLocator::new(self.models_dir.as_deref());
+        let locator = self.locator();
         match self.kind {
             BackendKind::Dlib => {
                 let primary = dlib::pipeline(&locator, self.detector, PipelineOptions::default())?;
@@ -134,9 +171,64 @@ impl BackendSpec {
                     })),
                     DetectorKind::Cnn => None,
                 };
-                Ok(LfwEmbedder::new(primary, secondary, central))
+                Ok(LfwEmbedder::new(
+                    primary,
+                    secondary,
+                    central,
+                    dlib_placeholder_landmarks,
+                ))
+            }
+            BackendKind::Onnx => {
+                let models = onnx::OnnxModels::locate(&locator, &self.onnx)?;
+                let options = PipelineOptions::default();
+                let (detector, embedder) = onnx::parts(&models, &self.onnx)?;
+                let primary = FacePipeline::new(Box::new(detector), Box::new(embedder), options);
+                let mut second = self.onnx.clone();
+                second.detector.score_threshold = ONNX_SECOND_SCORE_THRESHOLD;
+                let (_, central) = onnx::parts(&models, &self.onnx)?;
+                let make: SecondaryFactory = Box::new(move || {
+                    let (detector, embedder) = onnx::parts(&models, &second)?;
+                    Ok(FacePipeline::new(
+                        Box::new(detector),
+                        Box::new(embedder),
+                        options,
+                    ))
+                });
+                Ok(LfwEmbedder::new(
+                    primary,
+                    Some(make),
+                    Box::new(central),
+                    template_landmarks,
+                ))
             }
         }
+    }
+}
+
+/// How the central-box fallback places landmarks inside the box.
+pub type CentralLandmarks = fn(&BoundingBox) -> Landmarks;
+
+/// dlib's encoder finds its own landmarks inside the box: placeholders at
+/// its centre.
+fn dlib_placeholder_landmarks(bbox: &BoundingBox) -> Landmarks {
+    Landmarks {
+        scheme: LandmarkScheme::Dlib5,
+        points: [bbox.center(); 5],
+    }
+}
+
+/// ArcFace alignment needs five points: the template's, mapped into the
+/// box (the template's 112×112 chip spread over the box), i.e. the average
+/// face where LFW's funnelling puts it.
+fn template_landmarks(bbox: &BoundingBox) -> Landmarks {
+    Landmarks {
+        scheme: LandmarkScheme::ArcFace5,
+        points: face_core::align::ARCFACE_TEMPLATE_112.map(|p| {
+            Point::new(
+                bbox.left + p.x / 112.0 * bbox.width,
+                bbox.top + p.y / 112.0 * bbox.height,
+            )
+        }),
     }
 }
 
@@ -150,6 +242,7 @@ pub struct LfwEmbedder {
     secondary: Option<FacePipeline>,
     make_secondary: Option<SecondaryFactory>,
     central: Box<dyn Embedder>,
+    central_landmarks: CentralLandmarks,
 }
 
 impl LfwEmbedder {
@@ -158,12 +251,14 @@ impl LfwEmbedder {
         primary: FacePipeline,
         make_secondary: Option<SecondaryFactory>,
         central: Box<dyn Embedder>,
+        central_landmarks: CentralLandmarks,
     ) -> Self {
         Self {
             primary,
             secondary: None,
             make_secondary,
             central,
+            central_landmarks,
         }
     }
 
@@ -196,15 +291,10 @@ impl LfwEmbedder {
             width: bw * w,
             height: bh * h,
         };
-        // The encoder finds its own landmarks in the box; these are unused
-        // placeholders at the box centre.
         let face = DetectedFace {
             bbox,
             score: 0.0,
-            landmarks: Landmarks {
-                scheme: LandmarkScheme::Dlib5,
-                points: [bbox.center(); 5],
-            },
+            landmarks: (self.central_landmarks)(&bbox),
         };
         let mut out = self.central.embed(&image, &[face])?;
         let embedding = out.pop().ok_or("central-box embedding returned nothing")?;

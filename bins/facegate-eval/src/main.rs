@@ -1,7 +1,9 @@
 //! `facegate-eval`: FaceGate's accuracy and calibration command.
 //!
 //! ```text
-//! facegate-eval lfw --data ../shared/datasets/lfw [--backend dlib] [--detector hog|cnn]
+//! facegate-eval lfw --data ../shared/datasets/lfw [--backend dlib|onnx] [--detector hog|cnn]
+//!                   [--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd]
+//!                   [--onnx-embedder FILE] [--onnx-runtime LIB]
 //!                   [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N]
 //!                   [--models DIR] [--no-progress] [--identify-gallery N] [--rounds N]
 //!                   [--cached-only]
@@ -36,9 +38,11 @@ struct Args {
     cached_only: bool,
     identify_gallery: u32,
     rounds: usize,
+    onnx: face_core::onnx::OnnxOptions,
 }
 
-const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib] [--detector hog|cnn] \
+const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib|onnx] [--detector hog|cnn] \
+[--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd] [--onnx-embedder FILE] [--onnx-runtime LIB] \
 [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress] \
 [--identify-gallery N] [--rounds N] [--cached-only]";
 
@@ -65,6 +69,7 @@ fn parse_args() -> Result<Args> {
         cached_only: false,
         identify_gallery: 5000,
         rounds: 10,
+        onnx: face_core::onnx::OnnxOptions::default(),
     };
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -81,6 +86,20 @@ fn parse_args() -> Result<Args> {
                     other => return Err(format!("unknown detector {other:?} (hog|cnn)").into()),
                 }
             }
+            "--onnx-detector" => args.onnx.detector.model = value()?,
+            "--onnx-detector-kind" => {
+                args.onnx.detector.kind = match value()?.as_str() {
+                    "yunet" => face_core::onnx::HeadKind::Yunet,
+                    "scrfd" => face_core::onnx::HeadKind::Scrfd,
+                    other => {
+                        return Err(
+                            format!("unknown ONNX detector kind {other:?} (yunet|scrfd)").into(),
+                        )
+                    }
+                }
+            }
+            "--onnx-embedder" => args.onnx.embedder.model = value()?,
+            "--onnx-runtime" => args.onnx.runtime.library = Some(value()?.into()),
             "--cache" => args.cache = value()?.into(),
             "--out" => args.out = value()?.into(),
             "--calibration-dir" => args.calibration_dir = value()?.into(),
@@ -130,8 +149,9 @@ fn run() -> Result<()> {
         kind: args.backend,
         detector: args.detector,
         models_dir: args.models.clone(),
+        onnx: args.onnx.clone(),
     };
-    let model = spec.model_info();
+    let model = spec.model_info()?;
     let cache_path = Cache::path(&args.cache, &model.id, spec.detector_tag());
     let mut cache = Cache::load_or_new(&cache_path, &model, spec.detector_tag())?;
     eprintln!(
@@ -164,10 +184,7 @@ fn run() -> Result<()> {
         &model,
         &report::Settings {
             detector: spec.detector_tag().to_string(),
-            secondary: match args.detector {
-                DetectorKind::Hog => Some("dlib-cnn".to_string()),
-                DetectorKind::Cnn => None,
-            },
+            secondary: spec.secondary_tag(),
             threads: args.threads,
             out: args.out.clone(),
             calibration_dir: (!args.cached_only).then(|| args.calibration_dir.clone()),

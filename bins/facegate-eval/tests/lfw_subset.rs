@@ -45,15 +45,16 @@ fn subset_accuracy_matches_the_full_run() {
         kind: BackendKind::Dlib,
         detector: DetectorKind::Hog,
         models_dir: Some(workspace().join("models")),
+        onnx: Default::default(),
     };
-    let calibration = Calibration::find(&shipped_dir(), &spec.model_info()).unwrap();
+    let calibration = Calibration::find(&shipped_dir(), &spec.model_info().unwrap()).unwrap();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4);
     let run = embed_all::embed_indices(&lfw, &spec, threads, &images, false, |_| {}).unwrap();
     let vectors: HashMap<usize, Vec<f32>> =
         run.items.into_iter().map(|(i, e)| (i, e.values)).collect();
-    let metric = spec.model_info().metric;
+    let metric = spec.model_info().unwrap().metric;
     let scored: Vec<Scored> = pairs
         .iter()
         .map(|p| Scored {

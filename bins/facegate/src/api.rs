@@ -248,6 +248,19 @@ pub struct UserList {
     pub next_after: Option<i64>,
 }
 
+/// `GET /admin/reenrolment` answer: users to ask for a new photo.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reenrolment {
+    /// The active model they have no template of.
+    pub model: String,
+    /// Users in ascending id order.
+    pub users: Vec<UserJson>,
+    /// How many are in this page.
+    pub count: usize,
+    /// Pass as `?after=` for the next page; null on the last page.
+    pub next_after: Option<i64>,
+}
+
 /// `DELETE /users/{id}` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Deleted {
@@ -302,8 +315,10 @@ pub struct Stats {
     pub embedding_dimension: usize,
     /// `euclidean` or `cosine`.
     pub similarity_metric: &'static str,
-    /// Active detector.
+    /// Active detector, e.g. `dlib-hog` or `onnx-yunet`.
     pub detector: String,
+    /// Where embeddings are computed: `cpu` or `cuda`.
+    pub execution_provider: String,
     /// Thresholds in force, with their measured rates and source.
     #[schema(value_type = Object)]
     pub thresholds: face_service::Thresholds,

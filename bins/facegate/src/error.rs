@@ -108,6 +108,8 @@ impl From<ServiceError> for ApiError {
                 | FaceError::ModelMismatch { .. }
                 | FaceError::ModelMissing { .. }
                 | FaceError::ModelCorrupt { .. }
+                | FaceError::RuntimeUnavailable { .. }
+                | FaceError::ModelUnfit { .. }
                 | FaceError::Backend { .. }
                 | FaceError::Io { .. } => ApiError::bad_image(message),
             },

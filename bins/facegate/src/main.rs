@@ -1,4 +1,9 @@
 //! The `facegate` binary: loads settings, starts logging, runs the server.
+//!
+//! ```text
+//! facegate                 run the server
+//! facegate reenrolment     list users with no template of the active model
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +24,14 @@ async fn main() -> ExitCode {
         }
     };
     facegate::telemetry::init(&settings.log);
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {}
+        Some("reenrolment") => return reenrolment(settings).await,
+        Some(other) => {
+            eprintln!("facegate: unknown command {other:?} (commands: serve, reenrolment)");
+            return ExitCode::from(2);
+        }
+    }
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -35,4 +48,42 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints every user without a template of the active model, one per line
+/// (`id<TAB>name<TAB>templates of any model`), then a count. Loads one
+/// pipeline only: the active model's id and dimension come from its file.
+async fn reenrolment(mut settings: Settings) -> ExitCode {
+    settings.face.workers = 1;
+    let service = match facegate::startup::build_service(&settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("facegate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut after = None;
+    let mut total = 0usize;
+    loop {
+        let page = match service.users_without_active_model(after, 1000).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("facegate: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        for u in &page {
+            println!("{}\t{}\t{}", u.id, u.name, u.template_count);
+        }
+        total += page.len();
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.id),
+            _ => break,
+        }
+    }
+    eprintln!(
+        "{total} users have no template of the active model {}; add one with POST /users/{{id}}/faces",
+        service.model().id
+    );
+    ExitCode::SUCCESS
 }

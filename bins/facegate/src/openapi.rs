@@ -4,7 +4,7 @@
 use utoipa::OpenApi;
 
 use crate::api;
-use crate::routes::{health, recognize, register, stats, users};
+use crate::routes::{admin, health, recognize, register, stats, users};
 
 /// FaceGate's API description.
 #[derive(OpenApi)]
@@ -17,12 +17,12 @@ use crate::routes::{health, recognize, register, stats, users};
     paths(
         health::health, register::register, recognize::recognize,
         users::list, users::get, users::delete, users::add_faces, users::verify,
-        stats::stats
+        stats::stats, admin::reenrolment
     ),
     components(schemas(
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson, api::UserList,
-        api::Deleted, api::FacesAdded, api::Health, api::Stats, api::ErrorJson
+        api::Deleted, api::Reenrolment, api::FacesAdded, api::Health, api::Stats, api::ErrorJson
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),

@@ -63,7 +63,17 @@ fn default_pool() -> usize {
     16
 }
 
-/// Which detector.
+/// Which face backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendSetting {
+    /// dlib: HOG or CNN detector, ResNet 128-D (Euclidean).
+    Dlib,
+    /// ONNX Runtime: YuNet/SCRFD detector, ArcFace-family embedder (cosine).
+    Onnx,
+}
+
+/// Which dlib detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DetectorSetting {
@@ -76,8 +86,14 @@ pub enum DetectorSetting {
 /// `[face]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FaceSettings {
-    /// Detector.
+    /// Backend.
+    pub backend: BackendSetting,
+    /// dlib detector (with `backend = "dlib"`).
     pub detector: DetectorSetting,
+    /// `[face.onnx]` (with `backend = "onnx"`): runtime, detector and
+    /// embedder models and their parameters.
+    #[serde(default)]
+    pub onnx: face_core::onnx::OnnxOptions,
     /// Models directory; empty for the standard search.
     pub models_dir: String,
     /// Worker threads; 0 = cores.
@@ -153,6 +169,28 @@ impl Settings {
         }
         if self.face.queue_depth == 0 {
             return bad("face.queue_depth", "must be at least 1");
+        }
+        let onnx = &self.face.onnx;
+        if onnx.detector.input_size < 32 || onnx.detector.input_size % 32 != 0 {
+            return bad(
+                "face.onnx.detector.input_size",
+                "must be a positive multiple of 32",
+            );
+        }
+        if !(0.0..=1.0).contains(&onnx.detector.score_threshold) {
+            return bad("face.onnx.detector.score_threshold", "must be within 0..=1");
+        }
+        if !(0.0..=1.0).contains(&onnx.detector.nms_iou) {
+            return bad("face.onnx.detector.nms_iou", "must be within 0..=1");
+        }
+        if !(onnx.detector.max_upscale.is_finite() && onnx.detector.max_upscale > 0.0) {
+            return bad(
+                "face.onnx.detector.max_upscale",
+                "must be a positive number",
+            );
+        }
+        if onnx.embedder.max_batch == 0 {
+            return bad("face.onnx.embedder.max_batch", "must be at least 1");
         }
         if self.face.max_working_side < 160 {
             return bad("face.max_working_side", "must be at least 160");

@@ -11,13 +11,13 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use face_core::calibration::Calibration;
 use face_core::models::ModelLocator;
-use face_core::{dlib, PipelineOptions, QualityPolicy};
+use face_core::{dlib, onnx, PipelineOptions, QualityPolicy};
 use face_service::{FaceService, FaceWorkers, Thresholds};
 use face_store::{FaceStore, PgStore, PostgresConfig, SqliteConfig, SqliteStore};
 
 use crate::error::ApiError;
 use crate::routes::{self, AppState};
-use crate::settings::{DetectorSetting, Settings, StoreKind};
+use crate::settings::{BackendSetting, DetectorSetting, Settings, StoreKind};
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -96,7 +96,9 @@ impl Application {
     }
 }
 
-async fn build_service(settings: &Settings) -> Result<FaceService, StartupError> {
+/// The service alone (models, store, thresholds), for the server and for
+/// admin commands.
+pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupError> {
     let face = &settings.face;
     let models_dir = (!face.models_dir.is_empty()).then(|| PathBuf::from(&face.models_dir));
     let locator = ModelLocator::new(models_dir.as_deref());
@@ -119,12 +121,20 @@ async fn build_service(settings: &Settings) -> Result<FaceService, StartupError>
     } else {
         face.workers
     };
-    let pipelines = dlib::pipelines(&locator, kind, Default::default(), options, workers)?;
+    let pipelines = match face.backend {
+        BackendSetting::Dlib => {
+            dlib::pipelines(&locator, kind, Default::default(), options, workers)?
+        }
+        BackendSetting::Onnx => onnx::pipelines(&locator, &face.onnx, options, workers)?,
+    };
     let workers = FaceWorkers::start(pipelines, face.queue_depth)?;
     tracing::info!(
         workers = workers.threads(),
         detector = workers.detector(),
         model = %workers.model().id,
+        dimension = workers.model().dimension,
+        metric = workers.model().metric.as_str(),
+        execution = workers.execution(),
         "face workers started"
     );
 
@@ -187,7 +197,8 @@ fn load_thresholds(
             Ok(Thresholds::dlib_published())
         }
         Err(e) => Err(StartupError::Calibration(format!(
-            "{e}; run `cargo run --release -p facegate-eval -- lfw` for model {}",
+            "{e}; run `cargo run --release -p facegate-eval -- lfw --backend onnx` (with the \
+             same [face.onnx] models) to calibrate model {}",
             model.id
         ))),
     }

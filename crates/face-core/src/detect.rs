@@ -61,9 +61,60 @@ pub fn upsample_steps(width: u32, height: u32, upsample_below: u32) -> u32 {
     }
 }
 
+/// Greedy non-maximum suppression: keeps the highest-scoring face of every
+/// group whose boxes overlap by more than `iou_threshold`, at most `max`
+/// faces, best first. Detectors that score every anchor of a feature map
+/// (the ONNX ones) report each face many times over; this reduces them to
+/// one box per face.
+pub fn non_max_suppression(
+    mut faces: Vec<DetectedFace>,
+    iou_threshold: f32,
+    max: usize,
+) -> Vec<DetectedFace> {
+    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<DetectedFace> = Vec::new();
+    for face in faces {
+        if kept.len() >= max {
+            break;
+        }
+        if kept.iter().all(|k| k.bbox.iou(&face.bbox) <= iou_threshold) {
+            kept.push(face);
+        }
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geometry::{LandmarkScheme, Point};
+
+    fn face(left: f32, score: f32) -> DetectedFace {
+        DetectedFace {
+            bbox: BoundingBox::from_edges(left, 0.0, left + 10.0, 10.0),
+            score,
+            landmarks: Landmarks {
+                scheme: LandmarkScheme::ArcFace5,
+                points: [Point::default(); 5],
+            },
+        }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_each_overlapping_group() {
+        let faces = vec![
+            face(0.0, 0.8),
+            face(1.0, 0.95),
+            face(50.0, 0.7),
+            face(2.0, 0.9),
+        ];
+        let kept = non_max_suppression(faces.clone(), 0.3, 10);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.95);
+        assert_eq!(kept[1].score, 0.7);
+        assert_eq!(non_max_suppression(faces, 0.3, 1).len(), 1);
+        assert!(non_max_suppression(Vec::new(), 0.3, 10).is_empty());
+    }
 
     #[test]
     fn only_small_images_are_upsampled() {

@@ -149,6 +149,12 @@ pub trait Embedder: Send {
     /// The model this embedder runs.
     fn model(&self) -> &Arc<ModelInfo>;
 
+    /// Where inference runs, as `/stats/` reports it: `"cpu"` unless the
+    /// backend says otherwise (the ONNX backend on CUDA says `"cuda"`).
+    fn execution(&self) -> &str {
+        "cpu"
+    }
+
     /// One embedding per face, in the order of `faces`. The faces' boxes and
     /// landmarks are in `image`'s coordinates.
     fn embed(

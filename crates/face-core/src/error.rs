@@ -53,7 +53,8 @@ pub enum FaceError {
     /// A model file is missing.
     #[error(
         "model file {file} not found (looked in: {searched}); run scripts/fetch-models.sh \
-         or set FACEGATE_MODELS_DIR to the directory that holds it"
+         (dlib models), copy your ONNX models into one of those directories, or set \
+         FACEGATE_MODELS_DIR to the directory that holds it"
     )]
     ModelMissing {
         /// The model's file name.
@@ -90,6 +91,28 @@ pub enum FaceError {
         message: String,
     },
 
+    /// The ONNX Runtime shared library could not be found or loaded.
+    #[error(
+        "ONNX Runtime library not usable: {reason}; run scripts/fetch-onnxruntime.sh, or set \
+         ORT_DYLIB_PATH (or face.onnx.runtime_library) to libonnxruntime.so {version} or newer"
+    )]
+    RuntimeUnavailable {
+        /// What went wrong (not found, wrong version, failed to load).
+        reason: String,
+        /// The ONNX Runtime version this build needs.
+        version: &'static str,
+    },
+
+    /// A model loaded but is not what the configuration says it is (wrong
+    /// inputs or outputs for its declared kind).
+    #[error("model {} does not fit: {reason}", path.display())]
+    ModelUnfit {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit, and what was expected.
+        reason: String,
+    },
+
     /// An I/O error reading a model file.
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -115,6 +138,8 @@ impl FaceError {
             | FaceError::ModelMismatch { .. } => true,
             FaceError::ModelMissing { .. }
             | FaceError::ModelCorrupt { .. }
+            | FaceError::RuntimeUnavailable { .. }
+            | FaceError::ModelUnfit { .. }
             | FaceError::Backend { .. }
             | FaceError::Io { .. } => false,
         }

@@ -10,7 +10,10 @@
 //! - [`quality`]: whether a face is fit for enrolment, and why not.
 //! - [`FacePipeline`]: all of the above with the downscaling policy.
 //! - [`models`]: where model files are found, and their checksums.
+//! - [`align`]: five-point similarity alignment onto the ArcFace template.
 //! - `dlib` (feature `dlib`, on by default): the dlib backend.
+//! - `onnx` (feature `onnx`): YuNet/SCRFD detection and ArcFace-family
+//!   embedders on ONNX Runtime (CPU or CUDA), loaded at run time.
 //!
 //! ```no_run
 //! use face_core::{dlib, models::ModelLocator, FacePipeline, PipelineOptions};
@@ -26,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod align;
 pub mod calibration;
 pub mod decode;
 pub mod detect;
@@ -39,6 +43,9 @@ pub mod resize;
 
 #[cfg(feature = "dlib")]
 pub mod dlib;
+
+#[cfg(feature = "onnx")]
+pub mod onnx;
 
 pub use decode::{decode, decode_scaled, DecodeLimits, DecodedImage, ScaledImage};
 pub use detect::{DetectedFace, Detector};

@@ -45,6 +45,37 @@ pub const DLIB_MMOD: KnownModel = KnownModel {
     sha256: "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
 };
 
+/// YuNet-s face detector at 640×640 (libfacedetection.train, Apache-2.0):
+/// the default ONNX detector.
+pub const YUNET_S_640: KnownModel = KnownModel {
+    file_name: "yunet_s_640_640.onnx",
+    sha256: "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+};
+
+/// YuNet-n with dynamic input size (Apache-2.0).
+pub const YUNET_N_DYNAMIC: KnownModel = KnownModel {
+    file_name: "yunet_n_dynamic.onnx",
+    sha256: "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12",
+};
+
+/// SCRFD-500M with 5 landmarks (InsightFace: non-commercial research use).
+pub const SCRFD_500M: KnownModel = KnownModel {
+    file_name: "scrfd_500m_bnkps.onnx",
+    sha256: "6c6ba7956684796d7d582bfa1ab95dfe01dd280159f6bff1e23c1bc32bcc8431",
+};
+
+/// MobileFaceNet trained with ArcFace loss, 128-D: the default ONNX embedder.
+pub const MOBILEFACENET_128D: KnownModel = KnownModel {
+    file_name: "mobilefacenet_128d.onnx",
+    sha256: "85cdeb7368ed6a1e9cbaaa6f283c6b2439f1fa533c17450bfdc7f357d285d5d1",
+};
+
+/// The ONNX models FaceGate knows by checksum. A file with one of these
+/// names must have its checksum; any other ONNX file is the user's own and
+/// is identified by its checksum instead (see [`sha256_hex`]).
+pub const KNOWN_ONNX: [KnownModel; 4] =
+    [YUNET_S_640, YUNET_N_DYNAMIC, SCRFD_500M, MOBILEFACENET_128D];
+
 /// The ordered list of directories to search for model files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelLocator {
@@ -113,6 +144,18 @@ impl ModelLocator {
 
 /// Checks that the file at `path` has the SHA-256 `expected` (lower-case hex).
 pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), FaceError> {
+    let actual = sha256_hex(path)?;
+    if actual != expected {
+        return Err(FaceError::ModelCorrupt {
+            path: path.to_path_buf(),
+            reason: format!("SHA-256 is {actual}, expected {expected}"),
+        });
+    }
+    Ok(())
+}
+
+/// The lower-case hex SHA-256 of the file at `path`.
+pub fn sha256_hex(path: &Path) -> Result<String, FaceError> {
     let io = |source| FaceError::Io {
         path: path.to_path_buf(),
         source,
@@ -127,18 +170,11 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), FaceError> {
         }
         hasher.update(&buf[..n]);
     }
-    let actual: String = hasher
+    Ok(hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    if actual != expected {
-        return Err(FaceError::ModelCorrupt {
-            path: path.to_path_buf(),
-            reason: format!("SHA-256 is {actual}, expected {expected}"),
-        });
-    }
-    Ok(())
+        .collect())
 }
 
 #[cfg(test)]

@@ -110,6 +110,11 @@ impl FacePipeline {
         self.embedder.model()
     }
 
+    /// Where the embedder runs (`"cpu"`, `"cuda"`).
+    pub fn execution(&self) -> &str {
+        self.embedder.execution()
+    }
+
     /// The detector's name.
     pub fn detector_name(&self) -> &str {
         self.detector.name()

@@ -12,62 +12,15 @@ use face_core::{decode, Embedding};
 const THRESHOLD: f32 = 0.6;
 
 fn embed_one(bytes: &[u8]) -> Option<Embedding> {
-    let analysis = common::pipeline().analyze(bytes).unwrap();
-    analysis.faces.into_iter().next().map(|f| f.embedding)
+    common::bars::embed_one(&mut common::pipeline(), bytes)
 }
 
 #[test]
 fn same_person_pairs_are_close_and_different_people_far() {
-    let mut embedded = Vec::new();
-    let mut no_face = Vec::new();
-    for (path, who) in common::people() {
-        match embed_one(&common::photo(&path)) {
-            Some(e) => {
-                assert_eq!(e.values().len(), e.model().dimension);
-                embedded.push((path, who, e));
-            }
-            None => no_face.push(path),
-        }
-    }
-    println!(
-        "embedded {} photos; no face in {:?}",
-        embedded.len(),
-        no_face
+    common::bars::same_person_pairs_are_close_and_different_people_far(
+        &mut common::pipeline(),
+        THRESHOLD,
     );
-    assert!(no_face.iter().all(|p| common::is_partial(p)), "{no_face:?}");
-
-    let (mut tp, mut fn_, mut tn, mut fp) = (0, 0, 0, 0);
-    let mut errors = Vec::new();
-    for i in 0..embedded.len() {
-        for j in i + 1..embedded.len() {
-            let (pa, wa, ea) = &embedded[i];
-            let (pb, wb, eb) = &embedded[j];
-            let d = ea.distance(eb).unwrap();
-            match (wa == wb, d < THRESHOLD) {
-                (true, true) => tp += 1,
-                (true, false) => {
-                    fn_ += 1;
-                    errors.push(format!("same {pa} {pb} {d:.3}"));
-                }
-                (false, false) => tn += 1,
-                (false, true) => {
-                    fp += 1;
-                    errors.push(format!("diff {pa} {pb} {d:.3}"));
-                }
-            }
-        }
-    }
-    let total = tp + fn_ + tn + fp;
-    let wrong = fn_ + fp;
-    println!(
-        "pairs: {total}; same-person: {tp} under / {fn_} over; different: {tn} over / {fp} under"
-    );
-    for e in errors.iter().take(30) {
-        println!("  {e}");
-    }
-    let rate = wrong as f64 / total as f64;
-    println!("wrong: {wrong} ({:.2}%)", 100.0 * rate);
-    assert!(rate <= 0.02, "{:.2}% of pairs wrong", 100.0 * rate);
 }
 
 #[test]

@@ -119,6 +119,8 @@ pub struct ServiceStats {
     pub model: ModelInfo,
     /// The active detector.
     pub detector: String,
+    /// Where the embedder runs (`"cpu"`, `"cuda"`).
+    pub execution: String,
     /// Thresholds in force.
     pub thresholds: Thresholds,
 }
@@ -491,6 +493,7 @@ impl FaceService {
             database: self.store_kind,
             model: (**self.workers.model()).clone(),
             detector: self.workers.detector().to_string(),
+            execution: self.workers.execution().to_string(),
             thresholds: self.thresholds.clone(),
         })
     }

@@ -23,6 +23,7 @@ pub struct FaceWorkers {
     queue: Sender<Job>,
     model: Arc<ModelInfo>,
     detector: String,
+    execution: String,
     threads: usize,
 }
 
@@ -35,6 +36,7 @@ impl FaceWorkers {
             .ok_or_else(|| ServiceError::Internal("at least one face worker is needed".into()))?;
         let model = first.model().clone();
         let detector = first.detector_name().to_string();
+        let execution = first.execution().to_string();
         if pipelines.iter().any(|p| p.model().id != model.id) {
             return Err(ServiceError::Internal(
                 "face workers run different models".into(),
@@ -59,6 +61,7 @@ impl FaceWorkers {
             queue: tx,
             model,
             detector,
+            execution,
             threads,
         })
     }
@@ -71,6 +74,11 @@ impl FaceWorkers {
     /// The detector's name.
     pub fn detector(&self) -> &str {
         &self.detector
+    }
+
+    /// Where the embedder runs (`"cpu"`, `"cuda"`).
+    pub fn execution(&self) -> &str {
+        &self.execution
     }
 
     /// Number of worker threads.

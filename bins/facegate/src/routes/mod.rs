@@ -1,6 +1,7 @@
 //! HTTP routes: each handler extracts, calls one service function, and
 //! responds. Response shapes keep the reference API's field names.
 
+pub mod admin;
 pub mod health;
 pub mod recognize;
 pub mod register;
@@ -96,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}", web::delete().to(users::delete))
         .route("/users/{id}/faces", web::post().to(users::add_faces))
         .route("/users/{id}/verify", web::post().to(users::verify))
+        .route("/admin/reenrolment", web::get().to(admin::reenrolment))
         .route("/stats/", web::get().to(stats::stats))
         .route("/stats", web::get().to(stats::stats));
 }

@@ -20,6 +20,7 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         embedding_dimension: s.model.dimension,
         similarity_metric: s.model.metric.as_str(),
         detector: s.detector,
+        execution_provider: s.execution,
         thresholds: s.thresholds,
     }))
 }

@@ -19,6 +19,18 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
+impl ListQuery {
+    /// `?after=`.
+    pub fn after(&self) -> Option<i64> {
+        self.after
+    }
+
+    /// `?limit=`, default 100 (the service checks the range).
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(100)
+    }
+}
+
 /// Lists users in ascending id order.
 #[utoipa::path(get, path = "/users/", tag = "users", params(ListQuery),
     responses((status = 200, body = UserList), (status = 422, body = ErrorJson)))]
@@ -26,7 +38,7 @@ pub async fn list(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit.unwrap_or(100);
+    let limit = q.limit();
     let users = state.service.list_users(q.after, limit).await?;
     let next_after = if users.len() == limit {
         users.last().map(|u| u.id)

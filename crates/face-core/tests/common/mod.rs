@@ -2,6 +2,8 @@
 //! photos and the model files are, and one pipeline per test binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod bars;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
@@ -143,4 +145,46 @@ pub fn vga_jpeg() -> Vec<u8> {
     .image;
     let x = (src.width().saturating_sub(640)) / 2;
     jpeg(&imageops::crop_imm(&src, x, 0, 640, 480).to_image())
+}
+
+/// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the one
+/// `scripts/fetch-onnxruntime.sh` put in `runtime/`.
+#[cfg(feature = "onnx")]
+pub fn onnx_runtime() -> face_core::onnx::RuntimeOptions {
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("runtime/libonnxruntime.so"));
+    face_core::onnx::RuntimeOptions {
+        library: Some(library),
+        ..Default::default()
+    }
+}
+
+/// The shared ONNX models (`shared/models/onnx`).
+#[cfg(feature = "onnx")]
+pub fn onnx_locator() -> ModelLocator {
+    ModelLocator::with_dirs(vec![shared().join("models/onnx")])
+}
+
+/// The default ONNX options (YuNet-s + MobileFaceNet) on the test runtime.
+#[cfg(feature = "onnx")]
+pub fn onnx_options() -> face_core::onnx::OnnxOptions {
+    face_core::onnx::OnnxOptions {
+        runtime: onnx_runtime(),
+        ..Default::default()
+    }
+}
+
+/// One YuNet + MobileFaceNet pipeline for the whole test binary.
+#[cfg(feature = "onnx")]
+pub fn onnx_pipeline() -> std::sync::MutexGuard<'static, FacePipeline> {
+    static P: OnceLock<Mutex<FacePipeline>> = OnceLock::new();
+    P.get_or_init(|| {
+        Mutex::new(
+            face_core::onnx::pipeline(&onnx_locator(), &onnx_options(), PipelineOptions::default())
+                .expect("ONNX pipeline: run scripts/setup.sh --test (ONNX Runtime) and check ../shared/models/onnx"),
+        )
+    })
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
 }

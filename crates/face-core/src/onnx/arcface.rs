@@ -1,0 +1,423 @@
+//! ArcFace-family embedders in ONNX: MobileFaceNet (128-D), InsightFace's
+//! ResNets (512-D), and any model of the same shape.
+//!
+//! Each face is aligned by a similarity transform of its five landmarks
+//! onto the standard template ([`crate::align`]), normalised as the model
+//! was trained, embedded in one batched inference for all faces of a photo,
+//! and L2-normalised; embeddings are compared by cosine distance.
+//!
+//! What varies between models is read, in order of precedence, from the
+//! configuration, from the model file's metadata (`facegate.mean`,
+//! `facegate.std`, `facegate.channels`, `facegate.model_id`), from the
+//! model's own input/output shapes (chip size, dimension), and else from
+//! InsightFace's conventions (RGB, `(x − 127.5) / 127.5`). The model id
+//! defaults to the file's stem plus the first 8 hex digits of its SHA-256,
+//! so different weights never share an id, and so never share templates.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use image::RgbImage;
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::runtime::{self, Provider, RuntimeOptions};
+use crate::align::{arcface_template, warp_chip, Similarity};
+use crate::detect::DetectedFace;
+use crate::embed::{Embedder, Embedding, Metric, ModelInfo};
+use crate::geometry::LandmarkScheme;
+use crate::FaceError;
+
+/// Channel order of the model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    /// Red, green, blue.
+    Rgb,
+    /// Blue, green, red.
+    Bgr,
+}
+
+impl ChannelOrder {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rgb" => Some(ChannelOrder::Rgb),
+            "bgr" => Some(ChannelOrder::Bgr),
+            _ => None,
+        }
+    }
+}
+
+/// Embedder settings. `None` means "from the model file, else the default".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedderOptions {
+    /// Model file name (looked up in the models directories) or path.
+    pub model: String,
+    /// Stable model id stored with every template.
+    pub id: Option<String>,
+    /// Side of the square aligned chip, when the model's input is dynamic.
+    pub input_size: Option<u32>,
+    /// Subtracted from every 0–255 channel value.
+    pub mean: Option<f32>,
+    /// Divides it after.
+    pub std: Option<f32>,
+    /// Channel order.
+    pub channels: Option<ChannelOrder>,
+    /// Most faces in one inference.
+    pub max_batch: usize,
+}
+
+impl Default for EmbedderOptions {
+    fn default() -> Self {
+        Self {
+            model: crate::models::MOBILEFACENET_128D.file_name.into(),
+            id: None,
+            input_size: None,
+            mean: None,
+            std: None,
+            channels: None,
+            max_batch: 16,
+        }
+    }
+}
+
+/// MobileFaceNet (as shipped in `shared/models/onnx`) was trained on
+/// `(x − 127.5) / 128`; InsightFace's models on `(x − 127.5) / 127.5`.
+fn builtin_std(sha256: &str) -> Option<f32> {
+    (sha256 == crate::models::MOBILEFACENET_128D.sha256).then_some(128.0)
+}
+
+/// The model-specific numbers, resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Normalisation {
+    size: u32,
+    mean: f32,
+    std: f32,
+    channels: ChannelOrder,
+}
+
+/// An ONNX ArcFace-family embedder.
+pub struct ArcFaceEmbedder {
+    session: Session,
+    input_name: String,
+    norm: Normalisation,
+    /// `Some(1)` when the model takes one face per inference.
+    fixed_batch: Option<usize>,
+    max_batch: usize,
+    model: Arc<ModelInfo>,
+    provider: Provider,
+}
+
+impl ArcFaceEmbedder {
+    /// Opens the model at `path` (whose SHA-256 is `sha256`), resolves its
+    /// input size, normalisation and dimension, and runs one inference.
+    pub fn new(
+        path: &Path,
+        sha256: &str,
+        options: &EmbedderOptions,
+        runtime: &RuntimeOptions,
+    ) -> Result<Self, FaceError> {
+        let opened = runtime::open_session(path, runtime)?;
+        let session = opened.session;
+        let unfit = |reason: String| FaceError::ModelUnfit {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let meta = |key: &str| runtime::metadata(&session, key);
+
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| unfit("the model has no input".into()))?;
+        let input_name = input.name().to_string();
+        let shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        if shape.len() != 4 || !(shape[1] == 3 || shape[1] < 0) {
+            return Err(unfit(format!(
+                "expected an image input [batch, 3, height, width], found {shape:?}"
+            )));
+        }
+        let size = match (shape[2], shape[3]) {
+            (h, w) if h > 0 && w > 0 && h != w => {
+                return Err(unfit(format!("expected a square input, found {w}×{h}")))
+            }
+            (h, _) if h > 0 => h as u32,
+            _ => options.input_size.unwrap_or(112),
+        };
+        if !(32..=1024).contains(&size) {
+            return Err(unfit(format!("chip size {size} is outside 32..=1024")));
+        }
+        let parse_f32 = |key: &str| -> Result<Option<f32>, FaceError> {
+            match meta(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<f32>()
+                    .map(Some)
+                    .map_err(|_| unfit(format!("metadata {key} = {v:?} is not a number"))),
+            }
+        };
+        let mean = match options.mean {
+            Some(m) => m,
+            None => parse_f32("facegate.mean")?.unwrap_or(127.5),
+        };
+        let std = match options.std {
+            Some(s) => s,
+            None => parse_f32("facegate.std")?
+                .or_else(|| builtin_std(sha256))
+                .unwrap_or(127.5),
+        };
+        let channels = match options.channels {
+            Some(c) => c,
+            None => match meta("facegate.channels") {
+                None => ChannelOrder::Rgb,
+                Some(v) => ChannelOrder::parse(&v).ok_or_else(|| {
+                    unfit(format!("metadata facegate.channels = {v:?}: rgb or bgr"))
+                })?,
+            },
+        };
+        if !(mean.is_finite() && std.is_finite() && std > 0.0) {
+            return Err(unfit(format!(
+                "normalisation mean {mean}, std {std}: both must be finite, std positive"
+            )));
+        }
+        let fixed_batch = (shape[0] > 0).then_some(shape[0] as usize);
+        if fixed_batch.is_some_and(|b| b != 1) {
+            return Err(unfit(format!(
+                "the input's batch size is fixed at {}; expected 1 or dynamic",
+                shape[0]
+            )));
+        }
+
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "onnx".into());
+        let id = match options.id.clone().or_else(|| meta("facegate.model_id")) {
+            Some(id) => id,
+            None => default_model_id(&stem, sha256),
+        };
+        check_model_id(&id).map_err(unfit)?;
+
+        let mut embedder = Self {
+            session,
+            input_name,
+            norm: Normalisation {
+                size,
+                mean,
+                std,
+                channels,
+            },
+            fixed_batch,
+            max_batch: options.max_batch.max(1),
+            // The dimension is learnt from the trial inference below.
+            model: Arc::new(ModelInfo {
+                id,
+                name: stem,
+                version: sha256.chars().take(12).collect(),
+                dimension: 0,
+                metric: Metric::Cosine,
+            }),
+            provider: opened.provider,
+        };
+        let chip = RgbImage::from_pixel(size, size, image::Rgb([128, 128, 128]));
+        let raw = embedder
+            .infer(&[chip])
+            .map_err(|e| unfit(format!("trial inference failed: {e}")))?;
+        let dimension = raw.first().map(Vec::len).unwrap_or(0);
+        if !(2..=crate::onnx::MAX_DIMENSION).contains(&dimension) {
+            return Err(unfit(format!(
+                "the output has {dimension} values per face; expected 2..={}",
+                crate::onnx::MAX_DIMENSION
+            )));
+        }
+        Arc::make_mut(&mut embedder.model).dimension = dimension;
+        tracing::debug!(
+            model = %embedder.model.id,
+            dimension,
+            size,
+            mean,
+            std,
+            ?channels,
+            "ArcFace embedder ready"
+        );
+        Ok(embedder)
+    }
+
+    /// The provider inference runs on.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The aligned chip of `face` in `image`.
+    pub fn chip(&self, image: &RgbImage, face: &DetectedFace) -> Result<RgbImage, FaceError> {
+        if face.landmarks.scheme != LandmarkScheme::ArcFace5 {
+            return Err(FaceError::Backend {
+                backend: "onnx",
+                message: format!(
+                    "ArcFace alignment needs the five ArcFace landmarks, got {:?}",
+                    face.landmarks.scheme
+                ),
+            });
+        }
+        let template = arcface_template(self.norm.size);
+        let t = Similarity::estimate(&face.landmarks.points, &template).ok_or_else(|| {
+            FaceError::Backend {
+                backend: "onnx",
+                message: "the face's landmarks are degenerate (all at one point)".into(),
+            }
+        })?;
+        Ok(warp_chip(image, &t, self.norm.size))
+    }
+
+    /// Raw (not normalised) outputs for aligned chips, in batches.
+    fn infer(&mut self, chips: &[RgbImage]) -> Result<Vec<Vec<f32>>, FaceError> {
+        let batch = self.fixed_batch.unwrap_or(self.max_batch);
+        let side = self.norm.size as usize;
+        let plane = side * side;
+        let order = match self.norm.channels {
+            ChannelOrder::Rgb => [0usize, 1, 2],
+            ChannelOrder::Bgr => [2usize, 1, 0],
+        };
+        let backend = |e: ort::Error| FaceError::Backend {
+            backend: "onnx",
+            message: format!("embedder inference failed: {e}"),
+        };
+        let mut out = Vec::with_capacity(chips.len());
+        for group in chips.chunks(batch) {
+            let mut data = vec![0.0f32; group.len() * 3 * plane];
+            for (n, chip) in group.iter().enumerate() {
+                let base = n * 3 * plane;
+                for (i, px) in chip.as_raw().chunks_exact(3).enumerate() {
+                    for (c, &src) in order.iter().enumerate() {
+                        data[base + c * plane + i] =
+                            (f32::from(px[src]) - self.norm.mean) / self.norm.std;
+                    }
+                }
+            }
+            let tensor =
+                Tensor::from_array(([group.len(), 3, side, side], data)).map_err(backend)?;
+            let outputs = self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => tensor])
+                .map_err(backend)?;
+            let (_, values) = outputs[0].try_extract_tensor::<f32>().map_err(backend)?;
+            if values.is_empty() || values.len() % group.len() != 0 {
+                return Err(FaceError::Backend {
+                    backend: "onnx",
+                    message: format!(
+                        "embedder returned {} values for {} faces",
+                        values.len(),
+                        group.len()
+                    ),
+                });
+            }
+            let dim = values.len() / group.len();
+            out.extend(values.chunks_exact(dim).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+}
+
+impl Embedder for ArcFaceEmbedder {
+    fn model(&self) -> &Arc<ModelInfo> {
+        &self.model
+    }
+
+    fn execution(&self) -> &str {
+        self.provider.as_str()
+    }
+
+    fn embed(
+        &mut self,
+        image: &RgbImage,
+        faces: &[DetectedFace],
+    ) -> Result<Vec<Embedding>, FaceError> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let chips = faces
+            .iter()
+            .map(|f| self.chip(image, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.infer(&chips)?
+            .into_iter()
+            .map(|mut v| {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if !(norm.is_finite() && norm > 0.0) {
+                    return Err(FaceError::Backend {
+                        backend: "onnx",
+                        message: format!(
+                            "model {} produced a zero or non-finite vector",
+                            self.model.id
+                        ),
+                    });
+                }
+                v.iter_mut().for_each(|x| *x /= norm);
+                Embedding::new(v, self.model.clone())
+            })
+            .collect()
+    }
+}
+
+/// `<stem>_<first 8 hex digits of the SHA-256>`, with characters the store
+/// does not accept in ids replaced by `_`, at most 63 bytes.
+pub fn default_model_id(stem: &str, sha256: &str) -> String {
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(50)
+        .collect();
+    format!("{clean}_{}", &sha256[..sha256.len().min(8)])
+}
+
+/// The store's rule for ids: 1–63 bytes of ASCII letters, digits, `_-.`.
+fn check_model_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "model id {id:?} must be 1–63 ASCII letters, digits, '_', '-' or '.'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ids_carry_the_checksum_and_are_store_safe() {
+        let id = default_model_id("my model (v2)", "85cdeb7368ed6a1e");
+        assert_eq!(id, "my_model__v2__85cdeb73");
+        assert!(check_model_id(&id).is_ok());
+        assert!(check_model_id("").is_err());
+        assert!(check_model_id("a b").is_err());
+        assert!(check_model_id(&"x".repeat(64)).is_err());
+        let long = default_model_id(&"y".repeat(100), "0123456789");
+        assert!(check_model_id(&long).is_ok(), "{long}");
+    }
+
+    #[test]
+    fn channel_order_parses_both_spellings() {
+        assert_eq!(ChannelOrder::parse(" BGR "), Some(ChannelOrder::Bgr));
+        assert_eq!(ChannelOrder::parse("rgb"), Some(ChannelOrder::Rgb));
+        assert_eq!(ChannelOrder::parse("yuv"), None);
+    }
+}

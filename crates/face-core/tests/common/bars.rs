@@ -1,0 +1,149 @@
+//! The bars every backend's detector and embedder must meet on the shared
+//! photos, written once and run against each backend's pipeline.
+
+use face_core::{decode, Embedding, FacePipeline};
+
+use super::{csv, is_partial, people, photo};
+
+/// Every whole-face portrait gives exactly one face.
+pub fn every_portrait_has_exactly_one_face(p: &mut FacePipeline) {
+    let limits = p.options().decode;
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (path, _) in people() {
+        if is_partial(&path) {
+            continue;
+        }
+        let img = decode(&photo(&path), &limits).unwrap().image;
+        let faces = p.detect_image(&img).unwrap();
+        checked += 1;
+        if faces.len() != 1 {
+            wrong.push(format!("{path}: {} faces", faces.len()));
+        }
+    }
+    println!(
+        "{}: portraits checked: {checked}, wrong: {}",
+        p.detector_name(),
+        wrong.len()
+    );
+    assert!(checked >= 85, "only {checked} portraits found");
+    assert!(
+        wrong.is_empty(),
+        "portraits without exactly one face:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// No photo without people gives a face (The Scream included).
+pub fn photos_without_people_have_no_face(p: &mut FacePipeline) {
+    let limits = p.options().decode;
+    let rows = csv("noface.csv");
+    assert_eq!(rows.len(), 9);
+    for row in rows {
+        let img = decode(&photo(&row[0]), &limits).unwrap().image;
+        let faces = p.detect_image(&img).unwrap();
+        println!("{}: {}: {} faces", p.detector_name(), row[0], faces.len());
+        assert!(
+            faces.is_empty(),
+            "{}: found {} faces: {:?}",
+            row[0],
+            faces.len(),
+            faces
+        );
+    }
+}
+
+/// Group photos: at least 80% of annotated faces found, and never more than
+/// one face over the annotation. Returns the recall.
+pub fn group_photos_find_most_annotated_faces_and_invent_none(p: &mut FacePipeline) -> f64 {
+    let limits = p.options().decode;
+    let (mut annotated, mut found) = (0usize, 0usize);
+    for row in csv("group.csv") {
+        let Ok(expected) = row[1].parse::<usize>() else {
+            continue; // the collage has no exact count
+        };
+        let img = decode(&photo(&row[0]), &limits).unwrap().image;
+        let n = p.detect_image(&img).unwrap().len();
+        println!("{}: {n} of {expected} annotated faces", row[0]);
+        assert!(
+            n <= expected + 1,
+            "{}: {n} faces, only {expected} annotated",
+            row[0]
+        );
+        annotated += expected;
+        found += n.min(expected);
+    }
+    let recall = found as f64 / annotated as f64;
+    println!(
+        "{}: group recall: {found}/{annotated} = {recall:.3}",
+        p.detector_name()
+    );
+    assert!(recall >= 0.80, "recall {recall:.3} below 0.80");
+    recall
+}
+
+/// The largest face's embedding, if any.
+pub fn embed_one(p: &mut FacePipeline, bytes: &[u8]) -> Option<Embedding> {
+    let analysis = p.analyze(bytes).unwrap();
+    analysis.faces.into_iter().next().map(|f| f.embedding)
+}
+
+/// All pairs of the labelled portraits compared at `threshold` (match when
+/// strictly under): at most 2% of pairs on the wrong side. Returns the rate.
+pub fn same_person_pairs_are_close_and_different_people_far(
+    p: &mut FacePipeline,
+    threshold: f32,
+) -> f64 {
+    let mut embedded = Vec::new();
+    let mut no_face = Vec::new();
+    for (path, who) in people() {
+        match embed_one(p, &photo(&path)) {
+            Some(e) => {
+                assert_eq!(e.values().len(), e.model().dimension);
+                embedded.push((path, who, e));
+            }
+            None => no_face.push(path),
+        }
+    }
+    println!(
+        "{}: embedded {} photos; no face in {:?}",
+        p.model().id,
+        embedded.len(),
+        no_face
+    );
+    assert!(no_face.iter().all(|p| is_partial(p)), "{no_face:?}");
+
+    let (mut tp, mut fn_, mut tn, mut fp) = (0, 0, 0, 0);
+    let mut errors = Vec::new();
+    for i in 0..embedded.len() {
+        for j in i + 1..embedded.len() {
+            let (pa, wa, ea) = &embedded[i];
+            let (pb, wb, eb) = &embedded[j];
+            let d = ea.distance(eb).unwrap();
+            match (wa == wb, d < threshold) {
+                (true, true) => tp += 1,
+                (true, false) => {
+                    fn_ += 1;
+                    errors.push(format!("same {pa} {pb} {d:.3}"));
+                }
+                (false, false) => tn += 1,
+                (false, true) => {
+                    fp += 1;
+                    errors.push(format!("diff {pa} {pb} {d:.3}"));
+                }
+            }
+        }
+    }
+    let total = tp + fn_ + tn + fp;
+    let wrong = fn_ + fp;
+    println!(
+        "pairs at {threshold}: {total}; same-person: {tp} under / {fn_} over; different: {tn} over / {fp} under"
+    );
+    for e in errors.iter().take(30) {
+        println!("  {e}");
+    }
+    let rate = wrong as f64 / total as f64;
+    println!("wrong: {wrong} ({:.2}%)", 100.0 * rate);
+    assert!(rate <= 0.02, "{:.2}% of pairs wrong", 100.0 * rate);
+    rate
+}
