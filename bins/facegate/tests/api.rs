@@ -7,9 +7,16 @@ mod common;
 use facegate::settings::StoreKind;
 use serde_json::json;
 
-/// Enrol, recognise, refuse a stranger, verify, multi-face, delete, stats.
-async fn full_flow(store: StoreKind) {
-    let Some(app) = common::spawn(store).await else {
+/// Enrol, recognise, refuse a stranger, verify, multi-face, delete, stats,
+/// on either store and either face backend.
+async fn full_flow(store: StoreKind, onnx: bool) {
+    let Some(app) = common::spawn_with(store, |s| {
+        if onnx {
+            common::use_onnx(s)
+        }
+    })
+    .await
+    else {
         return;
     };
     let (status, health) = app.get("/health").await;
@@ -106,8 +113,15 @@ async fn full_flow(store: StoreKind) {
     assert_eq!(status, 200);
     assert_eq!(stats["total_users"], 2);
     assert_eq!(stats["total_templates"], 3);
-    assert_eq!(stats["embedding_model"], "dlib_resnet_v1");
-    assert_eq!(stats["similarity_metric"], "euclidean");
+    let (model, metric, detector) = if onnx {
+        common::ONNX_MODEL
+    } else {
+        common::DLIB_MODEL
+    };
+    assert_eq!(stats["embedding_model"], model, "{stats}");
+    assert_eq!(stats["similarity_metric"], metric);
+    assert_eq!(stats["detector"], detector);
+    assert_eq!(stats["execution_provider"], "cpu");
     let expected_db = if store == StoreKind::Sqlite {
         "sqlite"
     } else {
@@ -137,12 +151,22 @@ async fn full_flow(store: StoreKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_on_the_embedded_store() {
-    full_flow(StoreKind::Sqlite).await;
+    full_flow(StoreKind::Sqlite, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_on_postgres() {
-    full_flow(StoreKind::Postgres).await;
+    full_flow(StoreKind::Postgres, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_with_the_onnx_backend_on_the_embedded_store() {
+    full_flow(StoreKind::Sqlite, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_with_the_onnx_backend_on_postgres() {
+    full_flow(StoreKind::Postgres, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,13 +446,7 @@ impl FaceService {
         after: Option<i64>,
         limit: usize,
     ) -> Result<Vec<User>, ServiceError> {
-        if limit == 0 || limit > Page::MAX_LIMIT {
-            return Err(ServiceError::Invalid {
-                field: "limit",
-                message: format!("must be between 1 and {}", Page::MAX_LIMIT),
-            });
-        }
-        Ok(self.store.list_users(Page { after, limit }).await?)
+        Ok(self.store.list_users(page(after, limit)?).await?)
     }
 
     /// Deletes a user and all their templates.
@@ -474,7 +468,7 @@ impl FaceService {
     ) -> Result<Vec<User>, ServiceError> {
         Ok(self
             .store
-            .users_without_model(&self.model, Page { after, limit })
+            .users_without_model(&self.model, page(after, limit)?)
             .await?)
     }
 
@@ -505,4 +499,15 @@ fn face_box(face: &AnalyzedFace) -> FaceBox {
         detection_score: face.detection.score,
         quality: face.quality.score,
     }
+}
+
+/// A keyset page, with the limit checked (1..=`Page::MAX_LIMIT`).
+fn page(after: Option<i64>, limit: usize) -> Result<Page, ServiceError> {
+    if limit == 0 || limit > Page::MAX_LIMIT {
+        return Err(ServiceError::Invalid {
+            field: "limit",
+            message: format!("must be between 1 and {}", Page::MAX_LIMIT),
+        });
+    }
+    Ok(Page { after, limit })
 }

@@ -44,6 +44,23 @@ pub fn settings(data_dir: &std::path::Path) -> Settings {
     s
 }
 
+/// Switches settings to the ONNX backend (YuNet-s + MobileFaceNet from
+/// `shared/models/onnx`, ONNX Runtime from `runtime/` or `$ORT_DYLIB_PATH`).
+pub fn use_onnx(s: &mut Settings) {
+    s.face.backend = facegate::settings::BackendSetting::Onnx;
+    s.face.models_dir = shared().join("models/onnx").display().to_string();
+    s.face.onnx.runtime.library = Some(
+        std::env::var_os("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("runtime/libonnxruntime.so")),
+    );
+}
+
+/// The model id, metric and detector `/stats/` reports for each backend.
+pub const DLIB_MODEL: (&str, &str, &str) = ("dlib_resnet_v1", "euclidean", "dlib-hog");
+/// See [`DLIB_MODEL`].
+pub const ONNX_MODEL: (&str, &str, &str) = ("mobilefacenet_128d_85cdeb73", "cosine", "onnx-yunet");
+
 /// A running server and what must outlive it.
 pub struct TestApp {
     pub base: String,

@@ -1,0 +1,131 @@
+//! Switching the embedding model on a running deployment: people enrolled
+//! under dlib are listed for re-enrolment by the ONNX server (over HTTP and
+//! by the `facegate reenrolment` admin command), cannot be verified until
+//! they have a template of the new model, and can be once they do; the old
+//! model's templates stay usable by a dlib server on the same data.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use facegate::settings::StoreKind;
+use serde_json::json;
+
+fn ids(list: &serde_json::Value) -> Vec<i64> {
+    list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_of_the_old_model_are_reported_and_re_enrolled() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_path_buf();
+    let dlib = common::spawn_with(StoreKind::Sqlite, |s| s.store.data_dir = dir.clone())
+        .await
+        .unwrap();
+    let (status, obama) = dlib
+        .register("Barack Obama", "people/obama/face_recognition_obama.jpg")
+        .await;
+    assert_eq!(status, 200, "{obama}");
+    let obama = obama["user_id"].as_i64().unwrap();
+    let (status, biden) = dlib
+        .register("Joe Biden", "people/biden/face_recognition_biden.jpg")
+        .await;
+    assert_eq!(status, 200, "{biden}");
+    let biden = biden["user_id"].as_i64().unwrap();
+    let (_, none) = dlib.get("/admin/reenrolment").await;
+    assert_eq!(none["count"], 0, "{none}");
+
+    // The same data under the ONNX backend.
+    let onnx = common::spawn_with(StoreKind::Sqlite, |s| {
+        s.store.data_dir = dir.clone();
+        common::use_onnx(s);
+    })
+    .await
+    .unwrap();
+    let (status, report) = onnx.get("/admin/reenrolment").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["model"], common::ONNX_MODEL.0);
+    assert_eq!(ids(&report), vec![obama, biden]);
+    let (_, stats) = onnx.get("/stats/").await;
+    assert_eq!(stats["total_users"], 2);
+    assert_eq!(stats["total_templates"], 0, "{stats}");
+
+    // Not verifiable, not identifiable until re-enrolled.
+    let (status, v) = onnx
+        .verify(obama, "people/obama/face_recognition_obama3.jpg")
+        .await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"], "no_template_for_model");
+    let (status, rec) = onnx
+        .recognize("people/obama/face_recognition_obama2.jpg")
+        .await;
+    assert_eq!(status, 200, "{rec}");
+    assert_eq!(rec["match"], false, "{rec}");
+
+    // Re-enrolment: a new photo adds a template of the active model.
+    let (status, added) = onnx
+        .post_json(
+            &format!("/users/{obama}/faces"),
+            json!({ "image": common::b64(&common::photo("people/obama/face_recognition_obama1.jpg")) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["template_count"], 2, "one dlib template, one ONNX");
+    let (_, report) = onnx.get("/admin/reenrolment").await;
+    assert_eq!(ids(&report), vec![biden]);
+    let (status, v) = onnx
+        .verify(obama, "people/obama/face_recognition_obama3.jpg")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["match"], true, "{v}");
+    let (_, rec) = onnx
+        .recognize("people/obama/face_recognition_obama2.jpg")
+        .await;
+    assert_eq!(rec["user_id"], obama, "{rec}");
+
+    // The dlib server still verifies with its own templates.
+    let (status, v) = dlib
+        .verify(obama, "people/obama/face_recognition_obama3.jpg")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["match"], true, "{v}");
+
+    // Paging: one per page.
+    let (_, page) = onnx.get("/admin/reenrolment?limit=1").await;
+    assert_eq!(ids(&page), vec![biden]);
+    let (status, bad) = onnx.get("/admin/reenrolment?limit=0").await;
+    assert_eq!(status, 422, "{bad}");
+
+    // The admin command prints the same report.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facegate"))
+        .arg("reenrolment")
+        .current_dir(common::workspace())
+        .env("FACEGATE__STORE__DATA_DIR", &dir)
+        .env("FACEGATE__FACE__BACKEND", "onnx")
+        .env(
+            "FACEGATE__FACE__MODELS_DIR",
+            common::shared().join("models/onnx"),
+        )
+        .env(
+            "ORT_DYLIB_PATH",
+            std::env::var_os("ORT_DYLIB_PATH")
+                .unwrap_or_else(|| common::workspace().join("runtime/libonnxruntime.so").into()),
+        )
+        .env("FACEGATE__LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec![format!("{biden}\tJoe Biden\t1")],
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("1 users have no template"), "{stderr}");
+}
