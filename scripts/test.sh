@@ -15,6 +15,10 @@ if [ ! -f "$FACEGATE_SHARED_DIR/faces/labels.csv" ]; then
   echo "test data not found at $FACEGATE_SHARED_DIR: set FACEGATE_SHARED_DIR" >&2
   exit 1
 fi
+# The ONNX backend's runtime library and the Python with onnx/onnxruntime
+# that checks it (both installed by setup.sh --test).
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/runtime/libonnxruntime.so}"
+export FACEGATE_PYTHON="${FACEGATE_PYTHON:-$PWD/.cache/pyenv/bin/python}"
 # One BLAS thread per worker: the tests run in parallel already.
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 

@@ -28,7 +28,32 @@ fn workspace() -> PathBuf {
 }
 
 #[test]
-fn subset_accuracy_matches_the_full_run() {
+fn dlib_subset_accuracy_matches_the_full_run() {
+    subset_accuracy_matches_the_full_run(BackendSpec {
+        kind: BackendKind::Dlib,
+        detector: DetectorKind::Hog,
+        models_dir: Some(workspace().join("models")),
+        onnx: Default::default(),
+    });
+}
+
+#[test]
+fn onnx_subset_accuracy_matches_the_full_run() {
+    let mut onnx = face_core::onnx::OnnxOptions::default();
+    onnx.runtime.library = Some(
+        std::env::var_os("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("runtime/libonnxruntime.so")),
+    );
+    subset_accuracy_matches_the_full_run(BackendSpec {
+        kind: BackendKind::Onnx,
+        detector: DetectorKind::Hog,
+        models_dir: Some(shared_dir(&workspace()).join("models/onnx")),
+        onnx,
+    });
+}
+
+fn subset_accuracy_matches_the_full_run(spec: BackendSpec) {
     let dir = shared_dir(&workspace()).join("datasets/lfw");
     assert!(
         dir.join("pairs.csv").is_file(),
@@ -41,20 +66,15 @@ fn subset_accuracy_matches_the_full_run() {
     images.sort_unstable();
     images.dedup();
 
-    let spec = BackendSpec {
-        kind: BackendKind::Dlib,
-        detector: DetectorKind::Hog,
-        models_dir: Some(workspace().join("models")),
-        onnx: Default::default(),
-    };
-    let calibration = Calibration::find(&shipped_dir(), &spec.model_info().unwrap()).unwrap();
+    let model = spec.model_info().unwrap();
+    let calibration = Calibration::find(&shipped_dir(), &model).unwrap();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4);
     let run = embed_all::embed_indices(&lfw, &spec, threads, &images, false, |_| {}).unwrap();
     let vectors: HashMap<usize, Vec<f32>> =
         run.items.into_iter().map(|(i, e)| (i, e.values)).collect();
-    let metric = spec.model_info().unwrap().metric;
+    let metric = model.metric;
     let scored: Vec<Scored> = pairs
         .iter()
         .map(|p| Scored {
@@ -68,8 +88,9 @@ fn subset_accuracy_matches_the_full_run() {
     let at_mean = accuracy_at(&scored, e.lfw_threshold_mean);
     let at_verify = accuracy_at(&scored, calibration.verify_threshold());
     eprintln!(
-        "{} pairs, {} images in {:.1} s: accuracy {:.2} % at the 10-fold threshold {:.4} \
+        "{}: {} pairs, {} images in {:.1} s: accuracy {:.2} % at the 10-fold threshold {:.4} \
          (full run {:.2} %), {:.2} % at the verify threshold {:.4} (full run {:.2} %)",
+        model.id,
         scored.len(),
         images.len(),
         run.seconds,

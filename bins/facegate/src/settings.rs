@@ -171,7 +171,7 @@ impl Settings {
             return bad("face.queue_depth", "must be at least 1");
         }
         let onnx = &self.face.onnx;
-        if onnx.detector.input_size < 32 || onnx.detector.input_size % 32 != 0 {
+        if onnx.detector.input_size < 32 || !onnx.detector.input_size.is_multiple_of(32) {
             return bad(
                 "face.onnx.detector.input_size",
                 "must be a positive multiple of 32",

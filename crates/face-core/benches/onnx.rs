@@ -92,14 +92,7 @@ fn bench_embed(c: &mut Criterion) {
 fn bench_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("onnx_pipeline");
     g.measurement_time(Duration::from_secs(8));
-    for (name, bytes) in [
-        ("640x480", common::vga_jpeg()),
-        ("4032x3024", common::large_jpeg()),
-        (
-            "854x480",
-            common::photo("people/obama/face_recognition_obama-480p.jpg"),
-        ),
-    ] {
+    for (name, bytes) in common::pipeline_photos() {
         g.bench_with_input(
             BenchmarkId::new("jpeg_to_embedding", name),
             &bytes,

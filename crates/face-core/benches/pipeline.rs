@@ -106,15 +106,7 @@ fn bench_landmarks_and_embedding(c: &mut Criterion) {
 fn bench_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.measurement_time(Duration::from_secs(8));
-    for (name, bytes) in [
-        ("640x480", common::vga_jpeg()),
-        ("4032x3024", common::large_jpeg()),
-        // The load test's probe (scripts/loadtest.sh), to compare with.
-        (
-            "854x480",
-            common::photo("people/obama/face_recognition_obama-480p.jpg"),
-        ),
-    ] {
+    for (name, bytes) in common::pipeline_photos() {
         g.bench_with_input(
             BenchmarkId::new("jpeg_to_embedding", name),
             &bytes,

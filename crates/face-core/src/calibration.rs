@@ -463,17 +463,12 @@ pub fn expected_fpir(fmr: f64, gallery_size: u32) -> f64 {
 /// Model ids name files: letters, digits, `_`, `-` and `.` only, not
 /// starting with `.`.
 fn check_model_id(model_id: &str) -> Result<(), CalibrationError> {
-    let ok = !model_id.is_empty()
-        && !model_id.starts_with('.')
-        && model_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+    if crate::embed::is_valid_model_id(model_id) {
         Ok(())
     } else {
         Err(CalibrationError::Invalid {
             model_id: model_id.to_string(),
-            reason: "model id must be a plain name (letters, digits, _ - .)".into(),
+            reason: "model id must be a plain name of 1-63 letters, digits, _ - .".into(),
         })
     }
 }

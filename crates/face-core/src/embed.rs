@@ -80,6 +80,18 @@ pub struct ModelInfo {
     pub metric: Metric,
 }
 
+/// Whether `id` can name a model: 1–63 bytes of ASCII letters, digits,
+/// `_`, `-` and `.`, not starting with `.`. Ids become file names
+/// (calibration) and parts of SQL identifiers (the store's indexes).
+pub fn is_valid_model_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// A face embedding: a vector and the model that made it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding {

@@ -127,21 +127,7 @@ impl ArcFaceEmbedder {
         };
         let meta = |key: &str| runtime::metadata(&session, key);
 
-        let input = session
-            .inputs()
-            .first()
-            .ok_or_else(|| unfit("the model has no input".into()))?;
-        let input_name = input.name().to_string();
-        let shape: Vec<i64> = input
-            .dtype()
-            .tensor_shape()
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        if shape.len() != 4 || !(shape[1] == 3 || shape[1] < 0) {
-            return Err(unfit(format!(
-                "expected an image input [batch, 3, height, width], found {shape:?}"
-            )));
-        }
+        let (input_name, shape) = runtime::image_input(&session, path)?;
         let size = match (shape[2], shape[3]) {
             (h, w) if h > 0 && w > 0 && h != w => {
                 return Err(unfit(format!("expected a square input, found {w}×{h}")))
@@ -382,18 +368,12 @@ pub fn default_model_id(stem: &str, sha256: &str) -> String {
     format!("{clean}_{}", &sha256[..sha256.len().min(8)])
 }
 
-/// The store's rule for ids: 1–63 bytes of ASCII letters, digits, `_-.`.
 fn check_model_id(id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= 63
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
+    if crate::embed::is_valid_model_id(id) {
         Ok(())
     } else {
         Err(format!(
-            "model id {id:?} must be 1–63 ASCII letters, digits, '_', '-' or '.'"
+            "model id {id:?} must be 1–63 ASCII letters, digits, '_', '-' or '.', not starting with '.'"
         ))
     }
 }

@@ -127,24 +127,10 @@ impl OnnxDetector {
             path: path.to_path_buf(),
             reason,
         };
-        let input = session
-            .inputs()
-            .first()
-            .ok_or_else(|| unfit("the model has no input".into()))?;
-        let input_name = input.name().to_string();
-        let shape: Vec<i64> = input
-            .dtype()
-            .tensor_shape()
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        if shape.len() != 4 || (shape[1] != 3 && shape[1] != -1) {
-            return Err(unfit(format!(
-                "expected an image input [batch, 3, height, width], found {shape:?}"
-            )));
-        }
+        let (input_name, shape) = runtime::image_input(&session, path)?;
         let fixed_input =
             (shape[2] > 0 && shape[3] > 0).then(|| (shape[3] as u32, shape[2] as u32));
-        if options.input_size < 32 || options.input_size % 32 != 0 {
+        if options.input_size < 32 || !options.input_size.is_multiple_of(32) {
             return Err(unfit(format!(
                 "input_size {} must be a positive multiple of 32",
                 options.input_size
@@ -342,7 +328,8 @@ impl Detector for OnnxDetector {
                     Some(obj) => (score[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt(),
                     None => score[idx],
                 };
-                if !(p >= self.options.score_threshold) {
+                // NaN scores fail this too.
+                if p.is_nan() || p < self.options.score_threshold {
                     continue;
                 }
                 let cell = idx / anchors;

@@ -236,6 +236,30 @@ fn open_with(
         .map_err(|e| fail(e.to_string()))
 }
 
+/// The name and shape of a model's image input, checked to be
+/// `[batch, 3, height, width]` (any dimension may be dynamic, `-1`).
+pub fn image_input(session: &Session, path: &Path) -> Result<(String, Vec<i64>), FaceError> {
+    let unfit = |reason: String| FaceError::ModelUnfit {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let input = session
+        .inputs()
+        .first()
+        .ok_or_else(|| unfit("the model has no input".into()))?;
+    let shape: Vec<i64> = input
+        .dtype()
+        .tensor_shape()
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    if shape.len() != 4 || !(shape[1] == 3 || shape[1] < 0) {
+        return Err(unfit(format!(
+            "expected an image input [batch, 3, height, width], found {shape:?}"
+        )));
+    }
+    Ok((input.name().to_string(), shape))
+}
+
 /// A custom metadata value of the model (`key` in its metadata_props).
 pub fn metadata(session: &Session, key: &str) -> Option<String> {
     session.metadata().ok()?.custom(key)

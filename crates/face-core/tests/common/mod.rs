@@ -147,6 +147,19 @@ pub fn vga_jpeg() -> Vec<u8> {
     jpeg(&imageops::crop_imm(&src, x, 0, 640, 480).to_image())
 }
 
+/// The photos both backends' pipeline benchmarks time, by label: VGA,
+/// 12 MP, and the load test's probe (scripts/loadtest.sh).
+pub fn pipeline_photos() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("640x480", vga_jpeg()),
+        ("4032x3024", large_jpeg()),
+        (
+            "854x480",
+            photo("people/obama/face_recognition_obama-480p.jpg"),
+        ),
+    ]
+}
+
 /// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the one
 /// `scripts/fetch-onnxruntime.sh` put in `runtime/`.
 #[cfg(feature = "onnx")]
