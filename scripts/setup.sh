@@ -57,6 +57,20 @@ echo "==> dlib models"
 scripts/fetch-models.sh
 echo "==> ONNX Runtime (for the ONNX backend)"
 scripts/fetch-onnxruntime.sh
+# ONNX model files are not fetched: they are the operator's (licences vary).
+onnx_missing=()
+for f in yunet_s_640_640.onnx mobilefacenet_128d.onnx; do
+  [ -f "models/$f" ] || [ -f "${FACEGATE_MODELS_DIR:-/nonexistent}/$f" ] || onnx_missing+=("$f")
+done
+if [ "${#onnx_missing[@]}" -gt 0 ]; then
+  cat <<MSG
+    note: for face.backend = "onnx", put the ONNX model files (default:
+    ${onnx_missing[*]}; or your own ArcFace-family model, see README "The
+    ONNX backend") in ./models or \$FACEGATE_MODELS_DIR, or set
+    FACEGATE__FACE__MODELS_DIR to their directory. The dlib backend (the
+    default) needs none of them.
+MSG
+fi
 echo "==> API docs assets"
 scripts/fetch-docs-assets.sh
 

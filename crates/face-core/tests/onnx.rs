@@ -80,6 +80,11 @@ fn embeddings_are_unit_length_and_stable_across_resolutions() {
 }
 
 #[test]
+fn exif_rotated_photo_is_found_upright() {
+    common::bars::exif_rotated_photo_is_found_upright(&mut common::onnx_pipeline());
+}
+
+#[test]
 fn landmarks_are_in_arcface_order_and_inside_the_box() {
     let mut p = common::onnx_pipeline();
     let a = p

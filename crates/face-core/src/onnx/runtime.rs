@@ -119,6 +119,16 @@ pub fn library_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
 pub fn ensure_loaded(options: &RuntimeOptions) -> Result<PathBuf, FaceError> {
     let mut cell = loaded().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(l) = cell.as_ref() {
+        if let Some(asked) = options.library.as_deref() {
+            if asked != l.library {
+                tracing::warn!(
+                    asked = %asked.display(),
+                    loaded = %l.library.display(),
+                    "ONNX Runtime is already loaded from another file; one library per process, \
+                     keeping the first"
+                );
+            }
+        }
         return Ok(l.library.clone());
     }
     let candidates = library_candidates(options.library.as_deref());

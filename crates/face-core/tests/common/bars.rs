@@ -1,9 +1,10 @@
 //! The bars every backend's detector and embedder must meet on the shared
 //! photos, written once and run against each backend's pipeline.
 
+use face_core::image::imageops;
 use face_core::{decode, Embedding, FacePipeline};
 
-use super::{csv, is_partial, people, photo};
+use super::{csv, exif_orientation_segment, is_partial, jpeg, people, photo};
 
 /// Every whole-face portrait gives exactly one face.
 pub fn every_portrait_has_exactly_one_face(p: &mut FacePipeline) {
@@ -146,4 +147,49 @@ pub fn same_person_pairs_are_close_and_different_people_far(
     println!("wrong: {wrong} ({:.2}%)", 100.0 * rate);
     assert!(rate <= 0.02, "{:.2}% of pairs wrong", 100.0 * rate);
     rate
+}
+
+/// A photo stored sideways with an EXIF orientation tag is decoded upright:
+/// same face, same box, same embedding as the upright photo (within 0.1,
+/// the JPEG re-encoding's own effect). Returns how many faces the detector
+/// finds in the same sideways pixels without the tag.
+pub fn exif_rotated_photo_is_found_upright(p: &mut FacePipeline) -> usize {
+    let upright = decode(
+        &photo("people/obama/face_recognition_obama.jpg"),
+        &Default::default(),
+    )
+    .unwrap()
+    .image;
+    // A camera held sideways stores the pixels turned 90° and tags the file
+    // with orientation 6 ("rotate 90° clockwise to display").
+    let stored = imageops::rotate270(&upright);
+    let plain = jpeg(&stored);
+    let mut tagged = plain[..2].to_vec(); // SOI
+    tagged.extend(exif_orientation_segment(6));
+    tagged.extend_from_slice(&plain[2..]);
+
+    let decoded = decode(&tagged, &Default::default()).unwrap();
+    assert!(decoded.reoriented);
+    assert_eq!(decoded.image.dimensions(), upright.dimensions());
+
+    let sideways = p.analyze(&plain).unwrap().faces.len();
+    println!(
+        "{}: faces in the untagged sideways photo: {sideways}",
+        p.detector_name()
+    );
+
+    let reference = embed_one(p, &jpeg(&upright)).unwrap();
+    let rotated = embed_one(p, &tagged).expect("no face in the EXIF-rotated photo");
+    let d = reference.distance(&rotated).unwrap();
+    println!("upright vs EXIF-rotated: {d:.4}");
+    // Both files are re-encoded JPEGs whose 8x8 blocks fall differently on
+    // the face, which alone moves the embedding a little.
+    assert!(d < 0.1, "{d}");
+
+    let a = p.analyze(&jpeg(&upright)).unwrap();
+    let b = p.analyze(&tagged).unwrap();
+    let iou = a.faces[0].detection.bbox.iou(&b.faces[0].detection.bbox);
+    println!("box IoU upright vs EXIF-rotated: {iou:.3}");
+    assert!(iou > 0.9, "{iou}");
+    sideways
 }
