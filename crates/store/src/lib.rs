@@ -9,11 +9,16 @@
 //! * [`SqliteStore`] — one SQLite file under a data directory, the default for
 //!   a single machine, so a first run needs no database server.
 //!
+//! The same stores keep the security layer's state ([`AccessStore`]: API
+//! keys, verification lockouts, the audit log), so it survives restarts and
+//! is shared by every server instance.
+//!
 //! The crate deliberately does not depend on `face-core`: the service layer
 //! converts between face-core's descriptors and the small types in [`types`].
 //! Schema migrations live in the workspace's top-level `migrations/` folder
 //! and are embedded at compile time; `open` applies them.
 
+pub mod access;
 pub mod distance;
 pub mod error;
 mod migrate;
@@ -27,6 +32,10 @@ pub mod testing;
 pub mod types;
 pub mod validate;
 
+pub use access::{
+    AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutRule, NewApiKey,
+    NewAuditEvent,
+};
 pub use error::StoreError;
 pub use open::{open, StoreConfig};
 pub use postgres::{IndexState, PgStore, PostgresConfig};

@@ -6,12 +6,14 @@
 
 use async_trait::async_trait;
 
+use crate::access::AccessStore;
 use crate::error::Result;
 use crate::types::{Match, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId};
 
-/// A repository of enrolled users and their face templates.
+/// A repository of enrolled users and their face templates, and (through
+/// the [`AccessStore`] supertrait) of the security layer's state.
 #[async_trait]
-pub trait FaceStore: Send + Sync {
+pub trait FaceStore: AccessStore + Send + Sync {
     /// Creates a user together with at least one template of `model`,
     /// atomically: either all rows are stored or none. Registers `model` on
     /// first use (`Conflict` if its id is known with another dimension/metric).

@@ -7,6 +7,7 @@
 //! pool's recycle check and replaced on the next call, so the store recovers
 //! by itself when the database comes back — no process restart needed.
 
+mod access;
 mod config;
 mod errors;
 mod index;

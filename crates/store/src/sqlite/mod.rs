@@ -12,6 +12,7 @@
 //! Search ranks an in-memory copy of each model's embeddings (`cache.rs`,
 //! `search.rs`); the database file stays the source of truth.
 
+mod access;
 mod cache;
 mod config;
 mod errors;

@@ -772,3 +772,151 @@ pub async fn search_edge_cases(store: &Arc<dyn FaceStore>) {
 pub async fn health_ok(store: &Arc<dyn FaceStore>) {
     store.health().await.unwrap();
 }
+
+fn key(name: &str, prefix: &str, scopes: &[&str]) -> face_store::NewApiKey {
+    face_store::NewApiKey {
+        name: name.into(),
+        prefix: prefix.into(),
+        secret_hash: [7u8; 32],
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub async fn api_keys_round_trip(store: &Arc<dyn FaceStore>) {
+    let a = store
+        .create_api_key(key("kiosk", "abc123", &["recognize"]))
+        .await
+        .unwrap();
+    assert_eq!(a.scopes, vec!["recognize".to_string()]);
+    assert!(a.revoked_at.is_none());
+    let b = store
+        .create_api_key(key("admin", "def456", &["admin", "enrol"]))
+        .await
+        .unwrap();
+    assert!(b.id > a.id);
+    assert_conflict(
+        store.create_api_key(key("again", "abc123", &[])).await,
+        "duplicate prefix",
+    );
+    assert_bad(store.create_api_key(key("x", "no spaces", &[])).await, "prefix");
+    assert_bad(store.create_api_key(key("", "p1", &[])).await, "empty name");
+    assert_bad(store.create_api_key(key("x", "p2", &["Bad,Scope"])).await, "scope");
+
+    let found = store.api_key_by_prefix("def456").await.unwrap().unwrap();
+    assert_eq!(found.id, b.id);
+    assert_eq!(found.secret_hash, vec![7u8; 32]);
+    assert_eq!(found.scopes, vec!["admin".to_string(), "enrol".to_string()]);
+    assert!(store.api_key_by_prefix("nope").await.unwrap().is_none());
+
+    store.revoke_api_key(a.id).await.unwrap();
+    store.revoke_api_key(a.id).await.unwrap(); // idempotent
+    let revoked = store.api_key_by_prefix("abc123").await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_not_found(store.revoke_api_key(999_999).await, "revoke unknown");
+    let all = store.list_api_keys().await.unwrap();
+    assert_eq!(all.iter().map(|k| k.id).collect::<Vec<_>>(), vec![a.id, b.id]);
+}
+
+pub async fn lockout_counts_and_resets(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(9);
+    let user = store
+        .create_user(
+            NewUser {
+                name: "Locked".into(),
+                external_ref: None,
+                metadata: None,
+            },
+            &model,
+            &[tpl(rng.vector(128))],
+        )
+        .await
+        .unwrap();
+    let rule = face_store::LockoutRule {
+        delay_after: 3,
+        delay_secs: 30,
+        disable_after: 5,
+    };
+    assert_eq!(store.lockout(user.id).await.unwrap(), Default::default());
+    for n in 1..=2u32 {
+        let l = store.record_verify_failure(user.id, rule).await.unwrap();
+        assert_eq!(l.failures, n);
+        assert!(l.locked_until.is_none() && !l.disabled, "{l:?}");
+    }
+    let l = store.record_verify_failure(user.id, rule).await.unwrap();
+    assert_eq!(l.failures, 3);
+    let until = l.locked_until.expect("locked after 3");
+    let wait = until - chrono::Utc::now();
+    assert!(wait.num_seconds() > 25 && wait.num_seconds() <= 30, "{wait:?}");
+    assert!(!l.disabled);
+    assert_eq!(store.lockout(user.id).await.unwrap(), l);
+    store.record_verify_failure(user.id, rule).await.unwrap();
+    let l = store.record_verify_failure(user.id, rule).await.unwrap();
+    assert_eq!(l.failures, 5);
+    assert!(l.disabled);
+    store.reset_lockout(user.id).await.unwrap();
+    assert_eq!(store.lockout(user.id).await.unwrap(), Default::default());
+    assert_not_found(
+        store.record_verify_failure(999_999, rule).await,
+        "failure of an unknown user",
+    );
+    // Deleting the user deletes the lockout row with it.
+    store.record_verify_failure(user.id, rule).await.unwrap();
+    store.delete_user(user.id).await.unwrap();
+    assert_eq!(store.lockout(user.id).await.unwrap(), Default::default());
+}
+
+pub async fn audit_log_filters_and_pages(store: &Arc<dyn FaceStore>) {
+    let event = |action: &str, user: Option<i64>| face_store::NewAuditEvent {
+        key_id: Some(1),
+        client: Some("127.0.0.1".into()),
+        action: action.into(),
+        outcome: "ok".into(),
+        user_id: user,
+        distance: Some(0.25),
+        detail: None,
+    };
+    let start = chrono::Utc::now() - chrono::Duration::seconds(1);
+    for i in 0..5 {
+        store
+            .append_audit(event("verify", Some(if i % 2 == 0 { 10 } else { 11 })))
+            .await
+            .unwrap();
+    }
+    store.append_audit(event("identify", None)).await.unwrap();
+    let q = |user_id, before, limit| face_store::AuditQuery {
+        user_id,
+        since: None,
+        until: None,
+        before,
+        limit,
+    };
+    let all = store.list_audit(q(None, None, 100)).await.unwrap();
+    assert_eq!(all.len(), 6);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert_eq!(all[0].action, "identify");
+    assert_eq!(all[1].distance, Some(0.25));
+    assert_eq!(all[1].client.as_deref(), Some("127.0.0.1"));
+    let of_10 = store.list_audit(q(Some(10), None, 100)).await.unwrap();
+    assert_eq!(of_10.len(), 3);
+    let page1 = store.list_audit(q(None, None, 4)).await.unwrap();
+    let page2 = store
+        .list_audit(q(None, Some(page1[3].id), 4))
+        .await
+        .unwrap();
+    assert_eq!(page1.len() + page2.len(), 6);
+    let mut since = q(None, None, 100);
+    since.since = Some(start);
+    assert_eq!(store.list_audit(since).await.unwrap().len(), 6);
+    since.since = Some(chrono::Utc::now() + chrono::Duration::seconds(60));
+    assert!(store.list_audit(since).await.unwrap().is_empty());
+    let mut until = q(None, None, 100);
+    until.until = Some(start);
+    assert!(store.list_audit(until).await.unwrap().is_empty());
+    assert_bad(store.list_audit(q(None, None, 0)).await, "limit 0");
+    let mut hostile = event("verify\n", None);
+    assert_bad(store.append_audit(hostile.clone()).await, "control char");
+    hostile.action = "verify".into();
+    hostile.distance = Some(f32::NAN);
+    assert_bad(store.append_audit(hostile).await, "NaN distance");
+}

@@ -99,6 +99,9 @@ macro_rules! contract_tests {
             bad_embeddings_rejected,
             search_edge_cases,
             health_ok,
+            api_keys_round_trip,
+            lockout_counts_and_resets,
+            audit_log_filters_and_pages,
         );
     };
     (@cases $factory:path; $($name:ident),* $(,)?) => {

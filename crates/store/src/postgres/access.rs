@@ -1,0 +1,248 @@
+//! [`AccessStore`] for PostgreSQL. The lockout update is one `INSERT ... ON
+//! CONFLICT DO UPDATE` on the database's clock, so concurrent failures from
+//! several server instances each count, and every instance sees the same
+//! `locked_until`.
+
+use async_trait::async_trait;
+use tokio_postgres::Row;
+
+use super::PgStore;
+use crate::access::{
+    self, AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutRule, NewApiKey,
+    NewAuditEvent,
+};
+use crate::error::{Result, StoreError};
+use crate::types::UserId;
+
+const KEY_COLUMNS: &str = "id, name, prefix, secret_hash, scopes, created_at, revoked_at";
+
+fn key_from_row(r: &Row) -> Result<ApiKey> {
+    let scopes: String = r.try_get(4)?;
+    Ok(ApiKey {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        prefix: r.try_get(2)?,
+        secret_hash: r.try_get(3)?,
+        scopes: access::split_scopes(&scopes),
+        created_at: r.try_get(5)?,
+        revoked_at: r.try_get(6)?,
+    })
+}
+
+fn lockout_from_row(r: &Row) -> Result<Lockout> {
+    let failures: i32 = r.try_get(0)?;
+    Ok(Lockout {
+        failures: u32::try_from(failures).unwrap_or(0),
+        locked_until: r.try_get(1)?,
+        disabled: r.try_get(2)?,
+    })
+}
+
+#[async_trait]
+impl AccessStore for PgStore {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        access::validate_key(&key)?;
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let row = client
+                .query_one(
+                    &format!(
+                        "INSERT INTO api_keys (name, prefix, secret_hash, scopes) \
+                         VALUES ($1, $2, $3, $4) RETURNING {KEY_COLUMNS}"
+                    ),
+                    &[
+                        &key.name,
+                        &key.prefix,
+                        &key.secret_hash.as_slice(),
+                        &access::join_scopes(&key.scopes),
+                    ],
+                )
+                .await?;
+            key_from_row(&row)
+        })
+        .await
+    }
+
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKey>> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = $1"
+                ))
+                .await?;
+            client
+                .query_opt(&stmt, &[&prefix])
+                .await?
+                .as_ref()
+                .map(key_from_row)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let rows = client
+                .query(
+                    &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"),
+                    &[],
+                )
+                .await?;
+            rows.iter().map(key_from_row).collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: KeyId) -> Result<()> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let n = client
+                .execute(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
+                    &[&id],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("API key {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lockout(&self, user: UserId) -> Result<Lockout> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT failures, locked_until, disabled FROM verify_lockouts WHERE user_id = $1",
+                )
+                .await?;
+            match client.query_opt(&stmt, &[&user]).await? {
+                Some(row) => lockout_from_row(&row),
+                None => Ok(Lockout::default()),
+            }
+        })
+        .await
+    }
+
+    async fn record_verify_failure(&self, user: UserId, rule: LockoutRule) -> Result<Lockout> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            // $2 delay_after, $3 delay seconds, $4 disable_after. A missing
+            // user fails the foreign key: NotFound.
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO verify_lockouts AS l (user_id, failures, locked_until, disabled) \
+                     VALUES ($1, 1, CASE WHEN 1 >= $2 THEN now() + make_interval(secs => $3) END, 1 >= $4) \
+                     ON CONFLICT (user_id) DO UPDATE SET \
+                       failures = l.failures + 1, \
+                       locked_until = CASE WHEN l.failures + 1 >= $2 \
+                                      THEN now() + make_interval(secs => $3) END, \
+                       disabled = l.disabled OR l.failures + 1 >= $4, \
+                       updated_at = now() \
+                     RETURNING failures, locked_until, disabled",
+                )
+                .await?;
+            let row = client
+                .query_one(
+                    &stmt,
+                    &[
+                        &user,
+                        &(rule.delay_after as i32),
+                        &f64::from(rule.delay_secs),
+                        &(rule.disable_after as i32),
+                    ],
+                )
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::NotFound(_) => StoreError::NotFound(format!("user {user}")),
+                    other => other,
+                })?;
+            lockout_from_row(&row)
+        })
+        .await
+    }
+
+    async fn reset_lockout(&self, user: UserId) -> Result<()> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            client
+                .execute("DELETE FROM verify_lockouts WHERE user_id = $1", &[&user])
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, e: NewAuditEvent) -> Result<()> {
+        access::validate_audit(&e)?;
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO audit_log (key_id, client, action, outcome, user_id, distance, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .await?;
+            client
+                .execute(
+                    &stmt,
+                    &[
+                        &e.key_id,
+                        &e.client,
+                        &e.action,
+                        &e.outcome,
+                        &e.user_id,
+                        &e.distance,
+                        &e.detail,
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEvent>> {
+        access::validate_audit_query(&q)?;
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT id, at, key_id, client, action, outcome, user_id, distance, detail \
+                     FROM audit_log \
+                     WHERE ($1::bigint IS NULL OR user_id = $1) \
+                       AND ($2::timestamptz IS NULL OR at >= $2) \
+                       AND ($3::timestamptz IS NULL OR at < $3) \
+                       AND ($4::bigint IS NULL OR id < $4) \
+                     ORDER BY id DESC LIMIT $5",
+                )
+                .await?;
+            let rows = client
+                .query(
+                    &stmt,
+                    &[&q.user_id, &q.since, &q.until, &q.before, &(q.limit as i64)],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AuditEvent {
+                        id: r.try_get(0)?,
+                        at: r.try_get(1)?,
+                        key_id: r.try_get(2)?,
+                        client: r.try_get(3)?,
+                        action: r.try_get(4)?,
+                        outcome: r.try_get(5)?,
+                        user_id: r.try_get(6)?,
+                        distance: r.try_get(7)?,
+                        detail: r.try_get(8)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}

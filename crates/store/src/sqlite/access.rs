@@ -1,0 +1,263 @@
+//! [`AccessStore`] for SQLite: keys, lockouts and the audit log in the same
+//! file as the templates. Writes go through the one writer connection, so
+//! the lockout's read-modify-write is atomic without further locking.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::SqliteStore;
+use crate::access::{
+    self, AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutRule, NewApiKey,
+    NewAuditEvent,
+};
+use crate::error::{Result, StoreError};
+use crate::types::UserId;
+
+fn now() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn time(micros: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Internal(format!("stored timestamp {micros} out of range")))
+}
+
+type KeyRow = (i64, String, String, Vec<u8>, String, i64, Option<i64>);
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn to_key(row: KeyRow) -> Result<ApiKey> {
+    let (id, name, prefix, secret_hash, scopes, created, revoked) = row;
+    Ok(ApiKey {
+        id,
+        name,
+        prefix,
+        secret_hash,
+        scopes: access::split_scopes(&scopes),
+        created_at: time(created)?,
+        revoked_at: revoked.map(time).transpose()?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, name, prefix, secret_hash, scopes, created_at, revoked_at";
+
+fn lockout_of(conn: &Connection, user: UserId) -> Result<Lockout> {
+    let row: Option<(i64, Option<i64>, bool)> = conn
+        .query_row(
+            "SELECT failures, locked_until, disabled FROM verify_lockouts WHERE user_id = ?1",
+            [user],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        None => Lockout::default(),
+        Some((failures, until, disabled)) => Lockout {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            locked_until: until.map(time).transpose()?,
+            disabled,
+        },
+    })
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        access::validate_key(&key)?;
+        self.write(move |conn, _, _| {
+            let created = now();
+            let inserted = conn.execute(
+                "INSERT INTO api_keys (name, prefix, secret_hash, scopes, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (prefix) DO NOTHING",
+                params![
+                    key.name,
+                    key.prefix,
+                    key.secret_hash.as_slice(),
+                    access::join_scopes(&key.scopes),
+                    created
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "an API key with prefix {} exists",
+                    key.prefix
+                )));
+            }
+            Ok(ApiKey {
+                id: conn.last_insert_rowid(),
+                name: key.name,
+                prefix: key.prefix,
+                secret_hash: key.secret_hash.to_vec(),
+                scopes: key.scopes,
+                created_at: time(created)?,
+                revoked_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKey>> {
+        let prefix = prefix.to_string();
+        self.read(move |conn, _| {
+            conn.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE prefix = ?1"),
+                [&prefix],
+                key_from_row,
+            )
+            .optional()?
+            .map(to_key)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.read(|conn, _| {
+            let mut stmt = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"))?;
+            let rows = stmt.query_map([], key_from_row)?;
+            rows.map(|r| to_key(r?)).collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: KeyId) -> Result<()> {
+        self.write(move |conn, _, _| {
+            let n = conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+                params![id, now()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("API key {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lockout(&self, user: UserId) -> Result<Lockout> {
+        self.read(move |conn, _| lockout_of(conn, user)).await
+    }
+
+    async fn record_verify_failure(&self, user: UserId, rule: LockoutRule) -> Result<Lockout> {
+        self.write(move |conn, _, _| {
+            let tx = conn.transaction()?;
+            let exists: Option<i64> = tx
+                .query_row("SELECT id FROM users WHERE id = ?1", [user], |r| r.get(0))
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            let before = lockout_of(&tx, user)?;
+            let failures = before.failures.saturating_add(1);
+            let at = now();
+            let locked_until = (failures >= rule.delay_after)
+                .then(|| at + i64::from(rule.delay_secs) * 1_000_000);
+            let disabled = before.disabled || failures >= rule.disable_after;
+            tx.execute(
+                "INSERT INTO verify_lockouts (user_id, failures, locked_until, disabled, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (user_id) DO UPDATE SET failures = ?2, locked_until = ?3, \
+                 disabled = ?4, updated_at = ?5",
+                params![user, failures, locked_until, disabled, at],
+            )?;
+            tx.commit()?;
+            Ok(Lockout {
+                failures,
+                locked_until: locked_until.map(time).transpose()?,
+                disabled,
+            })
+        })
+        .await
+    }
+
+    async fn reset_lockout(&self, user: UserId) -> Result<()> {
+        self.write(move |conn, _, _| {
+            conn.execute("DELETE FROM verify_lockouts WHERE user_id = ?1", [user])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, e: NewAuditEvent) -> Result<()> {
+        access::validate_audit(&e)?;
+        self.write(move |conn, _, _| {
+            conn.execute(
+                "INSERT INTO audit_log (at, key_id, client, action, outcome, user_id, distance, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    now(),
+                    e.key_id,
+                    e.client,
+                    e.action,
+                    e.outcome,
+                    e.user_id,
+                    e.distance.map(f64::from),
+                    e.detail
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, q: AuditQuery) -> Result<Vec<AuditEvent>> {
+        access::validate_audit_query(&q)?;
+        self.read(move |conn, _| {
+            let mut stmt = conn.prepare(
+                "SELECT id, at, key_id, client, action, outcome, user_id, distance, detail \
+                 FROM audit_log \
+                 WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR at >= ?2) \
+                 AND (?3 IS NULL OR at < ?3) AND (?4 IS NULL OR id < ?4) \
+                 ORDER BY id DESC LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    q.user_id,
+                    q.since.map(|t| t.timestamp_micros()),
+                    q.until.map(|t| t.timestamp_micros()),
+                    q.before,
+                    q.limit as i64
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get::<_, Option<f64>>(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )?;
+            rows.map(|r| {
+                let (id, at, key_id, client, action, outcome, user_id, distance, detail) = r?;
+                Ok(AuditEvent {
+                    id,
+                    at: time(at)?,
+                    key_id,
+                    client,
+                    action,
+                    outcome,
+                    user_id,
+                    distance: distance.map(|d| d as f32),
+                    detail,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+}
