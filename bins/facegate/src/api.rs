@@ -335,3 +335,128 @@ pub struct ErrorJson {
     #[schema(value_type = Object)]
     pub details: Option<serde_json::Value>,
 }
+
+/// An API key, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyJson {
+    /// Id (appears in the audit log).
+    pub id: i64,
+    /// What it is for.
+    pub name: String,
+    /// The public part of the key (`fg_<prefix>_...`).
+    pub prefix: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Created (RFC 3339, UTC).
+    pub created_at: String,
+    /// Revoked (RFC 3339, UTC), or null.
+    pub revoked_at: Option<String>,
+}
+
+impl From<face_store::ApiKey> for KeyJson {
+    fn from(k: face_store::ApiKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            scopes: k.scopes,
+            created_at: k.created_at.to_rfc3339(),
+            revoked_at: k.revoked_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+/// `POST /admin/keys` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyCreated {
+    /// The stored key.
+    #[serde(flatten)]
+    pub key: KeyJson,
+    /// The whole key, to send as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// A reminder to keep it.
+    pub message: &'static str,
+}
+
+/// `GET /admin/keys` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    /// Every key, in id order.
+    pub keys: Vec<KeyJson>,
+}
+
+/// A user's verification lockout.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockoutJson {
+    /// The user.
+    pub user_id: i64,
+    /// Consecutive failed verifications.
+    pub failures: u32,
+    /// No attempt is taken before this time (RFC 3339), or null.
+    pub locked_until: Option<String>,
+    /// Verification disabled until an administrator resets it.
+    pub disabled: bool,
+}
+
+impl LockoutJson {
+    /// From the store's state.
+    pub fn new(user_id: i64, l: face_store::Lockout) -> Self {
+        Self {
+            user_id,
+            failures: l.failures,
+            locked_until: l.locked_until.map(|t| t.to_rfc3339()),
+            disabled: l.disabled,
+        }
+    }
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditJson {
+    /// Id (newest first; the pagination key).
+    pub id: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The API key that made the request.
+    pub key_id: Option<i64>,
+    /// The client's address.
+    pub client: Option<String>,
+    /// `enrol`, `add_faces`, `delete`, `identify`, `verify`, `key_create`,
+    /// `key_revoke`, `lockout_reset`.
+    pub action: String,
+    /// `ok`, `match`, `no_match` or `refused`.
+    pub outcome: String,
+    /// The user concerned.
+    pub user_id: Option<i64>,
+    /// The comparison's distance (identify, verify).
+    pub distance: Option<f32>,
+    /// Why it was refused (an error code), or another short remark.
+    pub detail: Option<String>,
+}
+
+impl From<face_store::AuditEvent> for AuditJson {
+    fn from(e: face_store::AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            at: e.at.to_rfc3339(),
+            key_id: e.key_id,
+            client: e.client,
+            action: e.action,
+            outcome: e.outcome,
+            user_id: e.user_id,
+            distance: e.distance,
+            detail: e.detail,
+        }
+    }
+}
+
+/// `GET /admin/audit` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Events, newest first.
+    pub events: Vec<AuditJson>,
+    /// How many are in this page.
+    pub count: usize,
+    /// Pass as `?before=` for the next (older) page; null on the last.
+    pub next_before: Option<i64>,
+}

@@ -54,6 +54,18 @@ impl ApiError {
         .details(json!({ "field": field }))
     }
 
+    /// A 429 from the request rate limiter.
+    pub fn rate_limited(what: &str, retry_after_secs: u32) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this {what}; retry in {retry_after_secs} s"),
+        )
+        .details(json!({ "limit": what, "retry_after_secs": retry_after_secs }));
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
     /// A 400 for an unusable image payload.
     pub fn bad_image(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_image", message)
@@ -139,6 +151,34 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             ServiceError::NoTemplateForModel(id) => {
                 ApiError::new(StatusCode::CONFLICT, "no_template_for_model", message)
+                    .details(json!({ "user_id": id }))
+            }
+            ServiceError::Unauthenticated(_) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            }
+            ServiceError::Forbidden { needed } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+                    .details(json!({ "needed_scope": needed.as_str() }))
+            }
+            ServiceError::KeyNotFound(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+                    .details(json!({ "key_id": id }))
+            }
+            ServiceError::VerificationDelayed {
+                user_id,
+                retry_after_secs,
+            } => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "verification_delayed",
+                    message,
+                )
+                .details(json!({ "user_id": user_id, "retry_after_secs": retry_after_secs }));
+                e.retry_after = Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX));
+                e
+            }
+            ServiceError::VerificationDisabled(id) => {
+                ApiError::new(StatusCode::LOCKED, "verification_disabled", message)
                     .details(json!({ "user_id": id }))
             }
             ServiceError::Busy => {

@@ -2,11 +2,14 @@
 //! mapping; all logic lives in `face-service`.
 
 pub mod api;
+pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod input;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;

@@ -3,6 +3,10 @@
 //! ```text
 //! facegate                 run the server
 //! facegate reenrolment     list users with no template of the active model
+//! facegate keys create --name NAME --scopes admin[,enrol,recognize]
+//!                          make an API key; prints the token (shown once)
+//! facegate keys list       list keys (id, name, prefix, scopes, revoked)
+//! facegate keys revoke ID  revoke a key
 //! ```
 
 use std::path::PathBuf;
@@ -27,8 +31,9 @@ async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {}
         Some("reenrolment") => return reenrolment(settings).await,
+        Some("keys") => return keys(settings, std::env::args().skip(2).collect()).await,
         Some(other) => {
-            eprintln!("facegate: unknown command {other:?} (commands: serve, reenrolment)");
+            eprintln!("facegate: unknown command {other:?} (commands: serve, reenrolment, keys)");
             return ExitCode::from(2);
         }
     }
@@ -86,4 +91,107 @@ async fn reenrolment(mut settings: Settings) -> ExitCode {
         service.model().id
     );
     ExitCode::SUCCESS
+}
+
+const KEYS_USAGE: &str =
+    "usage: facegate keys create --name NAME --scopes admin[,enrol,recognize] \
+| facegate keys list | facegate keys revoke ID";
+
+/// `facegate keys ...`: the way to make the first (admin) key, and to
+/// manage keys without the HTTP API. Acts on the configured store directly.
+async fn keys(mut settings: Settings, args: Vec<String>) -> ExitCode {
+    settings.face.workers = 1;
+    let service = match facegate::startup::build_service(&settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("facegate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Audited as coming from the local command line.
+    let caller = face_service::Caller {
+        key_id: None,
+        client: Some("cli".into()),
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("facegate: {e}");
+        ExitCode::from(1)
+    };
+    match args.first().map(String::as_str) {
+        Some("create") => {
+            let (mut name, mut scopes) = (None, None);
+            let mut it = args.iter().skip(1);
+            while let Some(flag) = it.next() {
+                match flag.as_str() {
+                    "--name" => name = it.next().cloned(),
+                    "--scopes" => scopes = it.next().cloned(),
+                    _ => {
+                        eprintln!("{KEYS_USAGE}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let (Some(name), Some(scopes)) = (name, scopes) else {
+                eprintln!("{KEYS_USAGE}");
+                return ExitCode::from(2);
+            };
+            let scopes = match scopes
+                .split(',')
+                .map(face_service::Scope::parse)
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            match service.create_key(&caller, &name, &scopes).await {
+                Ok(issued) => {
+                    eprintln!(
+                        "created API key {} ({}) with scopes {}; the token below is shown once:",
+                        issued.key.id,
+                        issued.key.name,
+                        issued.key.scopes.join(",")
+                    );
+                    println!("{}", issued.token);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Some("list") => match service.list_keys().await {
+            Ok(keys) => {
+                for k in keys {
+                    println!(
+                        "{}\t{}\tfg_{}_...\t{}\t{}\t{}",
+                        k.id,
+                        k.name,
+                        k.prefix,
+                        k.scopes.join(","),
+                        k.created_at.to_rfc3339(),
+                        k.revoked_at
+                            .map(|t| format!("revoked {}", t.to_rfc3339()))
+                            .unwrap_or_else(|| "active".into())
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Some("revoke") => {
+            let Some(id) = args.get(1).and_then(|a| a.parse::<i64>().ok()) else {
+                eprintln!("{KEYS_USAGE}");
+                return ExitCode::from(2);
+            };
+            match service.revoke_key(&caller, id).await {
+                Ok(()) => {
+                    eprintln!("revoked API key {id}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        _ => {
+            eprintln!("{KEYS_USAGE}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -17,17 +17,20 @@ use crate::routes::{admin, health, recognize, register, stats, users};
     paths(
         health::health, register::register, recognize::recognize,
         users::list, users::get, users::delete, users::add_faces, users::verify,
-        stats::stats, admin::reenrolment
+        stats::stats, admin::reenrolment, admin::create_key, admin::list_keys, admin::revoke_key,
+        admin::lockout, admin::reset_lockout, admin::audit
     ),
     components(schemas(
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson, api::UserList,
-        api::Deleted, api::Reenrolment, api::FacesAdded, api::Health, api::Stats, api::ErrorJson
+        api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
+        api::KeyList, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),
         (name = "users", description = "enrolment and user management"),
-        (name = "system", description = "health and statistics")
+        (name = "system", description = "health and statistics"),
+        (name = "admin", description = "API keys, lockouts, audit log, re-enrolment (admin scope)")
     )
 )]
 pub struct ApiDoc;

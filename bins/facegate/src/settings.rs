@@ -19,6 +19,49 @@ pub struct Settings {
     pub thresholds: ThresholdSettings,
     /// Logging.
     pub log: LogSettings,
+    /// API keys, rate limits, lockout, CORS.
+    pub security: SecuritySettings,
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    /// Require an API key on every route but `/health` and the docs. Only
+    /// an explicit `false` switches it off (startup then warns loudly).
+    pub auth: bool,
+    /// Requests per minute per API key (0: unlimited).
+    pub rate_per_key_per_minute: u32,
+    /// Requests per minute per client address, keyed or not (0: unlimited).
+    pub rate_per_ip_per_minute: u32,
+    /// Extra requests a client may send at once above the steady rate.
+    pub rate_burst: u32,
+    /// Consecutive failed verifications after which attempts are delayed.
+    pub lockout_delay_after: u32,
+    /// The delay, seconds (at least 30).
+    pub lockout_delay_secs: u32,
+    /// Consecutive failed verifications after which verification of the
+    /// user is disabled until an administrator resets it (at most 50).
+    pub lockout_disable_after: u32,
+    /// Origins allowed to call the API from a browser; none by default.
+    pub cors_origins: Vec<String>,
+    /// PEM certificate chain for TLS; TLS is on when both files are set.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl SecuritySettings {
+    /// The lockout rule, checked against NIST's bounds.
+    pub fn lockout(&self) -> Result<face_store::LockoutRule, SettingsError> {
+        face_service::security::lockout_rule(
+            self.lockout_delay_after,
+            self.lockout_delay_secs,
+            self.lockout_disable_after,
+        )
+        .map_err(|e| SettingsError(format!("security.lockout: {e}")))
+    }
 }
 
 /// `[server]`.
@@ -205,6 +248,23 @@ impl Settings {
         }
         if self.thresholds.expected_gallery_size == 0 {
             return bad("thresholds.expected_gallery_size", "must be at least 1");
+        }
+        self.security.lockout()?;
+        for origin in &self.security.cors_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://"))
+                || origin.ends_with('/')
+            {
+                return bad(
+                    "security.cors_origins",
+                    "each origin is scheme://host[:port] with no path, e.g. https://app.example.com",
+                );
+            }
+        }
+        if self.security.tls_cert.is_some() != self.security.tls_key.is_some() {
+            return bad(
+                "security.tls_cert",
+                "TLS needs both tls_cert and tls_key (PEM files)",
+            );
         }
         if self.store.pool_size == 0 {
             return bad("store.pool_size", "must be at least 1");

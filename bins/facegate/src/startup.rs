@@ -7,7 +7,10 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
+use actix_web::http::{header, Method};
+use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use face_core::calibration::Calibration;
 use face_core::models::ModelLocator;
@@ -15,7 +18,9 @@ use face_core::{dlib, onnx, PipelineOptions, QualityPolicy};
 use face_service::{FaceService, FaceWorkers, Thresholds};
 use face_store::{FaceStore, PgStore, PostgresConfig, SqliteConfig, SqliteStore};
 
+use crate::auth::Guard;
 use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
 use crate::routes::{self, AppState};
 use crate::settings::{BackendSetting, DetectorSetting, Settings, StoreKind};
 
@@ -23,6 +28,7 @@ use crate::settings::{BackendSetting, DetectorSetting, Settings, StoreKind};
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 /// Why the application could not start.
@@ -40,6 +46,12 @@ pub enum StartupError {
     /// No usable calibration for the active model.
     #[error("calibration: {0}")]
     Calibration(String),
+    /// Settings that parse but cannot be used.
+    #[error("settings: {0}")]
+    Settings(#[from] crate::settings::SettingsError),
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Binding the port failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -63,26 +75,80 @@ impl Application {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(settings.server.port);
+        let security = &settings.security;
+        if !security.auth {
+            for _ in 0..3 {
+                tracing::warn!(
+                    "AUTHENTICATION IS OFF (security.auth = false): anyone who can reach this \
+                     port can enrol, identify, verify and delete people. Run it only behind a \
+                     gateway that authenticates callers."
+                );
+            }
+        }
         let state = web::Data::new(AppState {
             service,
             body_limit: settings.server.body_limit_bytes,
+            guard: Guard {
+                enabled: security.auth,
+                per_key: RateLimiter::new(security.rate_per_key_per_minute, security.rate_burst),
+                per_ip: RateLimiter::new(security.rate_per_ip_per_minute, security.rate_burst),
+            },
         });
+        let state_handle = state.clone();
         let query_cfg = web::QueryConfig::default()
             .error_handler(|err, _| ApiError::invalid("query", err).into());
+        let json_cfg = web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, _| ApiError::invalid("body", err).into());
+        let tls = match (&security.tls_cert, &security.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            _ => None,
+        };
+        let hsts = tls.is_some();
+        let origins = security.cors_origins.clone();
         let server = HttpServer::new(move || {
+            let mut headers = DefaultHeaders::new()
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((header::X_FRAME_OPTIONS, "DENY"))
+                .add((header::REFERRER_POLICY, "no-referrer"))
+                .add((header::CACHE_CONTROL, "no-store"))
+                .add((
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; frame-ancestors 'none'",
+                ));
+            if hsts {
+                headers = headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
+            }
             App::new()
+                .wrap(from_fn(crate::auth::guard))
+                .wrap(headers)
+                .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(query_cfg.clone())
+                .app_data(json_cfg.clone())
                 .configure(routes::configure)
                 .configure(crate::docs::configure)
                 .default_service(web::to(routes::not_found))
         })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .listen(listener)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Bind { addr, source })?
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            state: state_handle,
+        })
+    }
+
+    /// The service behind the server (for tests and admin commands that
+    /// run beside it, e.g. to create the first key).
+    pub fn service(&self) -> &FaceService {
+        &self.state.service
     }
 
     /// The bound port.
@@ -168,7 +234,23 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         source = %thresholds.source,
         "thresholds"
     );
-    Ok(FaceService::new(workers, store, kind, thresholds))
+    Ok(FaceService::new(workers, store, kind, thresholds)
+        .with_lockout(settings.security.lockout()?))
+}
+
+/// CORS for the configured browser origins only: the methods and headers
+/// the API uses, credentials never (keys travel in a header the page sets).
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |c, o| c.allowed_origin(o))
+        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-api-key"),
+        ])
+        .max_age(3600)
 }
 
 fn load_thresholds(

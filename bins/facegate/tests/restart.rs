@@ -1,5 +1,7 @@
 //! Durability across a crash: enrol, kill the server with SIGKILL, start it
-//! again on the same data directory, and the person is still recognised.
+//! again on the same data directory, and the person is still recognised;
+//! a verification lockout holds across the same crash. The key comes from
+//! `facegate keys create`, as an operator's first key does.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -15,11 +17,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(port: u16, data: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .current_dir(common::workspace())
+fn facegate(data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
+    cmd.current_dir(common::workspace())
         .env("FACEGATE_CONFIG_DIR", common::workspace().join("config"))
-        .env("FACEGATE__SERVER__PORT", port.to_string())
         .env("FACEGATE__STORE__DATA_DIR", data)
         .env("FACEGATE__FACE__WORKERS", "1")
         .env(
@@ -27,7 +28,36 @@ fn start(port: u16, data: &std::path::Path) -> Child {
             common::workspace().join("models"),
         )
         .env("FACEGATE__LOG__LEVEL", "warn")
-        .env("FACEGATE__THRESHOLDS__EXPECTED_GALLERY_SIZE", "100")
+        .env("FACEGATE__THRESHOLDS__EXPECTED_GALLERY_SIZE", "100");
+    cmd
+}
+
+/// `facegate keys create`: the token it prints.
+fn create_key(data: &std::path::Path, scopes: &str) -> String {
+    let out = facegate(data)
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "restart test",
+            "--scopes",
+            scopes,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("fg_"), "{token}");
+    token
+}
+
+fn start(port: u16, data: &std::path::Path) -> Child {
+    facegate(data)
+        .env("FACEGATE__SERVER__PORT", port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -52,7 +82,7 @@ async fn enrolment_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = common::client_with_key(&create_key(data.path(), "admin"));
 
     let mut server = start(port, data.path());
     wait_healthy(&client, &base).await;
@@ -90,4 +120,81 @@ async fn enrolment_survives_kill_9() {
     assert_eq!(rec["match"], true, "{rec}");
     assert_eq!(rec["user_id"], reg["user_id"]);
     assert_eq!(rec["name"], "Rose Leslie");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_survives_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = common::client_with_key(&create_key(data.path(), "admin"));
+    let mut server = start(port, data.path());
+    wait_healthy(&client, &base).await;
+    let post = |path: String, rel: &'static str| {
+        let client = client.clone();
+        async move {
+            let res = client
+                .post(path)
+                .json(&serde_json::json!({ "name": "Rose Leslie", "image": common::b64(&common::photo(rel)) }))
+                .send()
+                .await
+                .unwrap();
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let (status, body) = common::read(res).await;
+            (status, body, retry_after)
+        }
+    };
+    let (status, reg, _) = post(
+        format!("{base}/register/"),
+        "people/rose_leslie/face_recognition_img1.jpg",
+    )
+    .await;
+    assert_eq!(status, 200, "{reg}");
+    let id = reg["user_id"].as_i64().unwrap();
+    let verify = format!("{base}/users/{id}/verify");
+    // Five failed verifications with someone else's face.
+    for n in 1..=5 {
+        let (status, v, _) = post(
+            verify.clone(),
+            "people/kit_harington/face_recognition_john1.jpeg",
+        )
+        .await;
+        assert_eq!(status, 200, "attempt {n}: {v}");
+        assert_eq!(v["match"], false, "attempt {n}: {v}");
+    }
+    // The sixth is delayed, even with the right face.
+    let (status, v, retry) = post(
+        verify.clone(),
+        "people/rose_leslie/face_recognition_img2.jpg",
+    )
+    .await;
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(v["error"], "verification_delayed");
+    let retry: u64 = retry.unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut server = start(port, data.path());
+    wait_healthy(&client, &base).await;
+    let (status, v, retry) = post(
+        verify.clone(),
+        "people/rose_leslie/face_recognition_img2.jpg",
+    )
+    .await;
+    let res = client
+        .get(format!("{base}/admin/users/{id}/lockout"))
+        .send()
+        .await
+        .unwrap();
+    let (_, lockout) = common::read(res).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(status, 429, "the lockout must survive the restart: {v}");
+    assert!(retry.is_some());
+    assert_eq!(lockout["failures"], 5, "{lockout}");
+    assert!(lockout["locked_until"].is_string(), "{lockout}");
 }

@@ -50,6 +50,31 @@ pub enum ServiceError {
     /// The user has no template of the active model (enrolled under another model).
     #[error("user {0} has no face template for the active model; re-enrol them")]
     NoTemplateForModel(i64),
+    /// No valid API key was presented.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The key is valid but lacks the scope this operation needs.
+    #[error("this API key lacks the {} scope needed here", needed.as_str())]
+    Forbidden {
+        /// The scope needed.
+        needed: crate::access::Scope,
+    },
+    /// No such API key.
+    #[error("API key {0} not found")]
+    KeyNotFound(i64),
+    /// Too many consecutive failed verifications of this user: the next
+    /// attempt is delayed.
+    #[error("too many failed verifications of user {user_id}; retry in {retry_after_secs} s")]
+    VerificationDelayed {
+        /// The user.
+        user_id: i64,
+        /// Seconds until the next attempt is taken.
+        retry_after_secs: u64,
+    },
+    /// Biometric verification of this user is disabled until an
+    /// administrator resets it.
+    #[error("biometric verification of user {0} is disabled after repeated failures; an administrator must reset it (POST /admin/users/{0}/lockout/reset)")]
+    VerificationDisabled(i64),
     /// Too many requests are queued for face processing; retry shortly.
     #[error("the face workers are busy; retry in a moment")]
     Busy,
@@ -59,6 +84,31 @@ pub enum ServiceError {
     /// A bug or a backend failure; logged, reported without detail.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// A short code for the audit log's outcome column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServiceError::BadImage(_) => "bad_image",
+            ServiceError::NoFace => "no_face",
+            ServiceError::MultipleFaces { .. } => "multiple_faces",
+            ServiceError::LowQuality { .. } => "low_quality",
+            ServiceError::Invalid { .. } => "invalid",
+            ServiceError::UserNotFound(_) => "not_found",
+            ServiceError::Duplicate { .. } => "duplicate_face",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::NoTemplateForModel(_) => "no_template_for_model",
+            ServiceError::Unauthenticated(_) => "unauthenticated",
+            ServiceError::Forbidden { .. } => "forbidden",
+            ServiceError::KeyNotFound(_) => "not_found",
+            ServiceError::VerificationDelayed { .. } => "delayed",
+            ServiceError::VerificationDisabled(_) => "disabled",
+            ServiceError::Busy => "busy",
+            ServiceError::StoreUnavailable(_) => "store_unavailable",
+            ServiceError::Internal(_) => "internal",
+        }
+    }
 }
 
 impl From<FaceError> for ServiceError {

@@ -1,16 +1,20 @@
 //! face-service: FaceGate's use cases over face-core and the store.
 //!
 //! Enrol, add faces, identify (1:N), verify (1:1), list and delete users,
-//! stats; thresholds and confidence per embedding model. No HTTP types: the
+//! stats; thresholds and confidence per embedding model; API keys and
+//! scopes, the verification lockout and the audit log. No HTTP types: the
 //! server parses requests into the validated values here ([`UserName`],
 //! [`Threshold`]) and maps [`ServiceError`] to statuses.
 
+pub mod access;
 pub mod domain;
 mod error;
+pub mod security;
 pub mod service;
 pub mod thresholds;
 pub mod workers;
 
+pub use access::{Caller, IssuedKey, Principal, Scope};
 pub use domain::{Threshold, UserName};
 pub use error::ServiceError;
 pub use service::{

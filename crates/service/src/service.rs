@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use face_core::{AnalyzedFace, BoundingBox, Metric as CoreMetric, ModelInfo};
-use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, User};
+use face_store::{FaceStore, LockoutRule, Metric, ModelKey, NewTemplate, NewUser, Page, User};
 use serde::Serialize;
 
+use crate::access::Caller;
 use crate::domain::{Threshold, UserName};
 use crate::error::for_user;
 use crate::thresholds::{Band, Thresholds};
@@ -127,11 +128,14 @@ pub struct ServiceStats {
 
 /// FaceGate's use cases over a face pipeline pool and a store.
 pub struct FaceService {
-    workers: FaceWorkers,
-    store: Arc<dyn FaceStore>,
+    pub(crate) workers: FaceWorkers,
+    pub(crate) store: Arc<dyn FaceStore>,
     store_kind: &'static str,
     model: ModelKey,
     thresholds: Thresholds,
+    /// When failed verifications delay and disable a user (see
+    /// `security.rs`).
+    pub(crate) lockout: LockoutRule,
     /// Enrolled-user count and when it was read. Identification scales its
     /// confidence by the gallery size; counting users on every request
     /// would put a table count on the hot path, and a few seconds' drift
@@ -167,8 +171,16 @@ impl FaceService {
             store_kind,
             model,
             thresholds,
+            lockout: crate::security::DEFAULT_LOCKOUT,
             gallery: Mutex::new(None),
         }
+    }
+
+    /// The same service with another lockout rule (validated by
+    /// [`crate::security::lockout_rule`]).
+    pub fn with_lockout(mut self, rule: LockoutRule) -> Self {
+        self.lockout = rule;
+        self
     }
 
     /// The number of enrolled users, read at most every few seconds.
@@ -254,7 +266,19 @@ impl FaceService {
 
     /// Enrols a new user from one or more photos.
     #[tracing::instrument(skip_all, fields(images = req.images.len()))]
-    pub async fn enrol(&self, req: EnrolRequest) -> Result<Enrolled, ServiceError> {
+    pub async fn enrol(
+        &self,
+        caller: &Caller,
+        req: EnrolRequest,
+    ) -> Result<Enrolled, ServiceError> {
+        let result = self.enrol_inner(req).await;
+        let user_id = result.as_ref().ok().map(|e| e.user.id);
+        self.audit_result(caller, "enrol", &result, user_id, None)
+            .await;
+        result
+    }
+
+    async fn enrol_inner(&self, req: EnrolRequest) -> Result<Enrolled, ServiceError> {
         if req.images.is_empty() {
             return Err(ServiceError::Invalid {
                 field: "image",
@@ -291,8 +315,21 @@ impl FaceService {
     }
 
     /// Adds photos of an enrolled user.
-    #[tracing::instrument(skip(self, images), fields(images = images.len()))]
+    #[tracing::instrument(skip(self, caller, images), fields(images = images.len()))]
     pub async fn add_faces(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        images: Vec<Vec<u8>>,
+        allow_duplicate: bool,
+    ) -> Result<Enrolled, ServiceError> {
+        let result = self.add_faces_inner(user_id, images, allow_duplicate).await;
+        self.audit_result(caller, "add_faces", &result, Some(user_id), None)
+            .await;
+        result
+    }
+
+    async fn add_faces_inner(
         &self,
         user_id: i64,
         images: Vec<Vec<u8>>,
@@ -336,8 +373,26 @@ impl FaceService {
     }
 
     /// Identifies every face in a photo against all enrolled users.
-    #[tracing::instrument(skip(self, image))]
+    #[tracing::instrument(skip(self, caller, image))]
     pub async fn identify(
+        &self,
+        caller: &Caller,
+        image: Vec<u8>,
+        threshold: Option<Threshold>,
+    ) -> Result<Identification, ServiceError> {
+        let result = self.identify_inner(image, threshold).await;
+        // One row per photo, about its largest face.
+        let first = result.as_ref().ok().and_then(|r| r.faces.first());
+        let (user_id, distance) = (
+            first.and_then(|f| f.user_id),
+            first.and_then(|f| f.distance),
+        );
+        self.audit_result(caller, "identify", &result, user_id, distance)
+            .await;
+        result
+    }
+
+    async fn identify_inner(
         &self,
         image: Vec<u8>,
         threshold: Option<Threshold>,
@@ -393,8 +448,27 @@ impl FaceService {
     }
 
     /// Verifies that the largest face in a photo is `user_id` (1:1).
-    #[tracing::instrument(skip(self, image))]
+    ///
+    /// Subject to the lockout: after `lockout.delay_after` consecutive
+    /// failures each attempt waits out a delay, after `disable_after` the
+    /// user cannot be verified until an administrator resets them. A
+    /// success clears the count; photos without a face do not count.
+    #[tracing::instrument(skip(self, caller, image))]
     pub async fn verify(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        image: Vec<u8>,
+        threshold: Option<Threshold>,
+    ) -> Result<Verification, ServiceError> {
+        let result = self.verify_inner(user_id, image, threshold).await;
+        let distance = result.as_ref().ok().map(|v| v.distance);
+        self.audit_result(caller, "verify", &result, Some(user_id), distance)
+            .await;
+        result
+    }
+
+    async fn verify_inner(
         &self,
         user_id: i64,
         image: Vec<u8>,
@@ -405,6 +479,7 @@ impl FaceService {
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
+        let lockout = self.check_lockout(user_id).await?;
         let faces = self.analyze(image).await?;
         let face = faces.first().ok_or(ServiceError::NoFace)?;
         let distance = self
@@ -419,6 +494,23 @@ impl FaceService {
         } else {
             0.0
         };
+        if matched && lockout.failures > 0 {
+            self.store.reset_lockout(user_id).await?;
+        } else if !matched {
+            let after = self
+                .store
+                .record_verify_failure(user_id, self.lockout)
+                .await
+                .map_err(for_user(user_id))?;
+            if after.failures >= self.lockout.delay_after {
+                tracing::warn!(
+                    user_id,
+                    failures = after.failures,
+                    disabled = after.disabled,
+                    "verification lockout"
+                );
+            }
+        }
         tracing::info!(user_id, matched, "verified");
         Ok(Verification {
             user_id,
@@ -449,13 +541,18 @@ impl FaceService {
         Ok(self.store.list_users(page(after, limit)?).await?)
     }
 
-    /// Deletes a user and all their templates.
-    #[tracing::instrument(skip(self))]
-    pub async fn delete_user(&self, user_id: i64) -> Result<(), ServiceError> {
-        self.store
+    /// Deletes a user and all their templates (and lockout state). The
+    /// audit rows about them stay; they hold no biometric data.
+    #[tracing::instrument(skip(self, caller))]
+    pub async fn delete_user(&self, caller: &Caller, user_id: i64) -> Result<(), ServiceError> {
+        let result = self
+            .store
             .delete_user(user_id)
             .await
-            .map_err(for_user(user_id))?;
+            .map_err(for_user(user_id));
+        self.audit_result(caller, "delete", &result, Some(user_id), None)
+            .await;
+        result?;
         tracing::info!(user_id, "deleted");
         Ok(())
     }

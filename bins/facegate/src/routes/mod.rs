@@ -21,6 +21,8 @@ pub struct AppState {
     pub service: FaceService,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// Authentication and rate limits.
+    pub guard: crate::auth::Guard,
 }
 
 /// `?threshold=` on recognize and verify.
@@ -98,6 +100,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/faces", web::post().to(users::add_faces))
         .route("/users/{id}/verify", web::post().to(users::verify))
         .route("/admin/reenrolment", web::get().to(admin::reenrolment))
+        .route("/admin/keys", web::post().to(admin::create_key))
+        .route("/admin/keys", web::get().to(admin::list_keys))
+        .route("/admin/keys/{id}", web::delete().to(admin::revoke_key))
+        .route("/admin/users/{id}/lockout", web::get().to(admin::lockout))
+        .route(
+            "/admin/users/{id}/lockout/reset",
+            web::post().to(admin::reset_lockout),
+        )
+        .route("/admin/audit", web::get().to(admin::audit))
         .route("/stats/", web::get().to(stats::stats))
         .route("/stats", web::get().to(stats::stats));
 }

@@ -5,6 +5,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use face_service::Caller;
+
 use super::{check_length, AppState, ThresholdQuery};
 use crate::api::{ErrorJson, FaceMatchJson, ImageBody, Recognized};
 use crate::error::ApiError;
@@ -22,6 +24,7 @@ use crate::input;
         (status = 503, body = ErrorJson)))]
 pub async fn recognize(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     query: web::Query<ThresholdQuery>,
     req: HttpRequest,
     payload: web::Payload,
@@ -30,7 +33,7 @@ pub async fn recognize(
     let threshold = query.parse(&state.service)?;
     let body = input::read(&req, payload, state.body_limit).await?;
     let image = input::single(body.images)?;
-    let result = state.service.identify(image, threshold).await?;
+    let result = state.service.identify(&caller, image, threshold).await?;
     let Some(main) = result.faces.first() else {
         return Err(face_service::ServiceError::NoFace.into());
     };

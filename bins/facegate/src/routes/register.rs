@@ -1,7 +1,7 @@
 //! `POST /register/`: enrol a person from one or more photos.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use face_service::{EnrolRequest, UserName};
+use face_service::{Caller, EnrolRequest, UserName};
 
 use super::{check_length, AppState};
 use crate::api::{ErrorJson, FaceJson, RegisterRequest, Registered};
@@ -21,6 +21,7 @@ use crate::input;
         (status = 503, body = ErrorJson, description = "busy or store unavailable; see Retry-After")))]
 pub async fn register(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -29,13 +30,16 @@ pub async fn register(
     let name = UserName::parse(body.name.as_deref().unwrap_or(""))?;
     let enrolled = state
         .service
-        .enrol(EnrolRequest {
-            name,
-            images: body.images,
-            external_ref: body.external_ref,
-            metadata: body.metadata,
-            allow_duplicate: body.allow_duplicate,
-        })
+        .enrol(
+            &caller,
+            EnrolRequest {
+                name,
+                images: body.images,
+                external_ref: body.external_ref,
+                metadata: body.metadata,
+                allow_duplicate: body.allow_duplicate,
+            },
+        )
         .await?;
     let user = enrolled.user;
     Ok(HttpResponse::Ok().json(Registered {

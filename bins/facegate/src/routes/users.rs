@@ -1,6 +1,7 @@
 //! `/users/...`: list, get, delete, add faces, verify (1:1).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use face_service::Caller;
 use serde::Deserialize;
 
 use super::{check_length, user_id, AppState, ThresholdQuery};
@@ -68,10 +69,11 @@ pub async fn get(
     responses((status = 200, body = Deleted), (status = 404, body = ErrorJson), (status = 422, body = ErrorJson)))]
 pub async fn delete(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    state.service.delete_user(id).await?;
+    state.service.delete_user(&caller, id).await?;
     Ok(HttpResponse::Ok().json(Deleted {
         status: "deleted",
         user_id: id,
@@ -87,6 +89,7 @@ pub async fn delete(
         (status = 409, body = ErrorJson), (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
 pub async fn add_faces(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
@@ -96,7 +99,7 @@ pub async fn add_faces(
     let body = input::read(&req, payload, state.body_limit).await?;
     let added = state
         .service
-        .add_faces(id, body.images, body.allow_duplicate)
+        .add_faces(&caller, id, body.images, body.allow_duplicate)
         .await?;
     Ok(HttpResponse::Ok().json(FacesAdded {
         status: "added",
@@ -117,6 +120,7 @@ pub async fn add_faces(
         (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
 pub async fn verify(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     path: web::Path<String>,
     query: web::Query<ThresholdQuery>,
     req: HttpRequest,
@@ -127,6 +131,6 @@ pub async fn verify(
     let threshold = query.parse(&state.service)?;
     let body = input::read(&req, payload, state.body_limit).await?;
     let image = input::single(body.images)?;
-    let v = state.service.verify(id, image, threshold).await?;
+    let v = state.service.verify(&caller, id, image, threshold).await?;
     Ok(HttpResponse::Ok().json(Verified::from(v)))
 }

@@ -64,7 +64,10 @@ pub const ONNX_MODEL: (&str, &str, &str) = ("mobilefacenet_128d_85cdeb73", "cosi
 /// A running server and what must outlive it.
 pub struct TestApp {
     pub base: String,
+    /// Sends the admin key with every request.
     pub client: reqwest::Client,
+    /// The admin key's token.
+    pub token: String,
     _dir: tempfile::TempDir,
     db: Option<TestDatabase>,
 }
@@ -114,11 +117,36 @@ impl TestApp {
         .await
     }
 
+    /// A new key with `scopes`, made over the API: (id, token).
+    pub async fn new_key(&self, name: &str, scopes: &[&str]) -> (i64, String) {
+        let (status, body) = self
+            .post_json("/admin/keys", json!({ "name": name, "scopes": scopes }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_i64().unwrap(),
+            body["token"].as_str().unwrap().to_string(),
+        )
+    }
+
     pub async fn cleanup(self) {
         if let Some(db) = self.db {
             db.drop_database().await;
         }
     }
+}
+
+/// A client that sends `token` as a bearer key.
+pub fn client_with_key(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 pub async fn read(res: reqwest::Response) -> (u16, Value) {
@@ -145,10 +173,22 @@ pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> 
     tweak(&mut s);
     let app = Application::build(s).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
+    // The first admin key, made the way `facegate keys create` makes it.
+    let token = app
+        .service()
+        .create_key(
+            &Default::default(),
+            "test admin",
+            &[face_service::Scope::Admin],
+        )
+        .await
+        .unwrap()
+        .token;
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
-        client: reqwest::Client::new(),
+        client: client_with_key(&token),
+        token,
         _dir: dir,
         db,
     })

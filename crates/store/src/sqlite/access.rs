@@ -123,7 +123,8 @@ impl AccessStore for SqliteStore {
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         self.read(|conn, _| {
-            let mut stmt = conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"))?;
+            let mut stmt =
+                conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"))?;
             let rows = stmt.query_map([], key_from_row)?;
             rows.map(|r| to_key(r?)).collect()
         })

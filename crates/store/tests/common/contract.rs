@@ -798,9 +798,15 @@ pub async fn api_keys_round_trip(store: &Arc<dyn FaceStore>) {
         store.create_api_key(key("again", "abc123", &[])).await,
         "duplicate prefix",
     );
-    assert_bad(store.create_api_key(key("x", "no spaces", &[])).await, "prefix");
+    assert_bad(
+        store.create_api_key(key("x", "no spaces", &[])).await,
+        "prefix",
+    );
     assert_bad(store.create_api_key(key("", "p1", &[])).await, "empty name");
-    assert_bad(store.create_api_key(key("x", "p2", &["Bad,Scope"])).await, "scope");
+    assert_bad(
+        store.create_api_key(key("x", "p2", &["Bad,Scope"])).await,
+        "scope",
+    );
 
     let found = store.api_key_by_prefix("def456").await.unwrap().unwrap();
     assert_eq!(found.id, b.id);
@@ -814,7 +820,10 @@ pub async fn api_keys_round_trip(store: &Arc<dyn FaceStore>) {
     assert!(revoked.revoked_at.is_some());
     assert_not_found(store.revoke_api_key(999_999).await, "revoke unknown");
     let all = store.list_api_keys().await.unwrap();
-    assert_eq!(all.iter().map(|k| k.id).collect::<Vec<_>>(), vec![a.id, b.id]);
+    assert_eq!(
+        all.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
 }
 
 pub async fn lockout_counts_and_resets(store: &Arc<dyn FaceStore>) {
@@ -847,7 +856,10 @@ pub async fn lockout_counts_and_resets(store: &Arc<dyn FaceStore>) {
     assert_eq!(l.failures, 3);
     let until = l.locked_until.expect("locked after 3");
     let wait = until - chrono::Utc::now();
-    assert!(wait.num_seconds() > 25 && wait.num_seconds() <= 30, "{wait:?}");
+    assert!(
+        wait.num_seconds() > 25 && wait.num_seconds() <= 30,
+        "{wait:?}"
+    );
     assert!(!l.disabled);
     assert_eq!(store.lockout(user.id).await.unwrap(), l);
     store.record_verify_failure(user.id, rule).await.unwrap();

@@ -1,0 +1,142 @@
+//! Authentication, scopes and rate limits, for every request, in one
+//! middleware, so no handler can forget them.
+//!
+//! Which scope a route needs is decided here, from its route pattern, and
+//! anything not listed needs `admin`: a new route is closed until someone
+//! opens it on purpose. Public: `/health` and the API docs. Keys come as
+//! `Authorization: Bearer fg_...` or `X-API-Key: fg_...`. The per-address
+//! limit applies before the key is even looked at, so guessing keys is
+//! throttled too; the per-key limit after. The caller (key id and address)
+//! is put in the request for the handlers to pass to the audited use cases.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use face_service::{Caller, Principal, Scope};
+
+use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
+use crate::routes::AppState;
+
+/// The guard's settings and state, shared by all workers.
+pub struct Guard {
+    /// Whether API keys are required.
+    pub enabled: bool,
+    /// Per-key buckets.
+    pub per_key: RateLimiter,
+    /// Per-address buckets.
+    pub per_ip: RateLimiter,
+}
+
+/// The scope a route needs; `None` for public routes.
+pub fn required_scope(method: &Method, pattern: Option<&str>) -> Option<Scope> {
+    let Some(pattern) = pattern else {
+        // No route matched: the default service answers 404 for anyone.
+        return None;
+    };
+    match (method, pattern) {
+        (_, "/health" | "/openapi.json" | "/docs" | "/docs/" | "/redoc" | "/redoc/") => None,
+        (_, p) if p.starts_with("/docs/assets/") => None,
+        (&Method::POST, "/register/" | "/register" | "/users/{id}/faces") => Some(Scope::Enrol),
+        (&Method::POST, "/recognize/" | "/recognize" | "/users/{id}/verify") => {
+            Some(Scope::Recognize)
+        }
+        _ => Some(Scope::Admin),
+    }
+}
+
+/// The presented key: `Authorization: Bearer ...`, else `X-API-Key`.
+fn token(req: &ServiceRequest) -> Option<String> {
+    let headers = req.headers();
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut parts = v.splitn(2, ' ');
+        if let (Some(scheme), Some(rest)) = (parts.next(), parts.next()) {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Some(rest.trim().to_string());
+            }
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+/// The middleware (`actix_web::middleware::from_fn`).
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(ApiError::from(face_service::ServiceError::Internal(
+            "application state missing".into(),
+        ))
+        .into());
+    };
+    let Some(scope) = required_scope(req.method(), req.match_pattern().as_deref()) else {
+        return next.call(req).await;
+    };
+    let client = req.peer_addr().map(|a| a.ip().to_string());
+    let guard = &state.guard;
+    if let Err(wait) = guard.per_ip.check(client.as_deref().unwrap_or("unknown")) {
+        return Err(ApiError::rate_limited("client address", wait).into());
+    }
+    let principal = if guard.enabled {
+        let token = token(&req);
+        state
+            .service
+            .authenticate(token.as_deref())
+            .await
+            .map_err(ApiError::from)?
+    } else {
+        Principal::unauthenticated()
+    };
+    if let Some(id) = principal.key_id {
+        if let Err(wait) = guard.per_key.check(&id.to_string()) {
+            return Err(ApiError::rate_limited("API key", wait).into());
+        }
+    }
+    principal.require(scope).map_err(ApiError::from)?;
+    req.extensions_mut().insert(Caller {
+        key_id: principal.key_id,
+        client,
+    });
+    next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_closed_unless_opened_on_purpose() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(required_scope(&get, Some("/health")), None);
+        assert_eq!(required_scope(&get, Some("/docs/assets/{file}")), None);
+        assert_eq!(
+            required_scope(&post, Some("/register/")),
+            Some(Scope::Enrol)
+        );
+        assert_eq!(
+            required_scope(&post, Some("/users/{id}/verify")),
+            Some(Scope::Recognize)
+        );
+        assert_eq!(required_scope(&get, Some("/users/")), Some(Scope::Admin));
+        assert_eq!(
+            required_scope(&Method::DELETE, Some("/users/{id}")),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            required_scope(&get, Some("/some/new/route")),
+            Some(Scope::Admin)
+        );
+        // A GET on an enrol path is not an enrolment.
+        assert_eq!(required_scope(&get, Some("/register/")), Some(Scope::Admin));
+    }
+}
