@@ -9,7 +9,7 @@
 //! throttled too; the per-key limit after. The caller (key id and address)
 //! is put in the request for the handlers to pass to the audited use cases.
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
@@ -67,46 +67,55 @@ fn token(req: &ServiceRequest) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
-/// The middleware (`actix_web::middleware::from_fn`).
-pub async fn guard(
+/// The middleware (`actix_web::middleware::from_fn`). A refusal is turned
+/// into its response here, not passed up as an error, so the outer
+/// middleware (security headers, CORS) still sees and decorates it.
+pub async fn guard<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match admit(&req).await {
+        Ok(()) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// Decides whether `req` may proceed; on success the caller is in its
+/// extensions.
+async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Err(ApiError::from(face_service::ServiceError::Internal(
-            "application state missing".into(),
-        ))
-        .into());
+        return Err(
+            face_service::ServiceError::Internal("application state missing".into()).into(),
+        );
     };
     let Some(scope) = required_scope(req.method(), req.match_pattern().as_deref()) else {
-        return next.call(req).await;
+        return Ok(());
     };
     let client = req.peer_addr().map(|a| a.ip().to_string());
     let guard = &state.guard;
     if let Err(wait) = guard.per_ip.check(client.as_deref().unwrap_or("unknown")) {
-        return Err(ApiError::rate_limited("client address", wait).into());
+        return Err(ApiError::rate_limited("client address", wait));
     }
     let principal = if guard.enabled {
-        let token = token(&req);
-        state
-            .service
-            .authenticate(token.as_deref())
-            .await
-            .map_err(ApiError::from)?
+        let token = token(req);
+        state.service.authenticate(token.as_deref()).await?
     } else {
         Principal::unauthenticated()
     };
     if let Some(id) = principal.key_id {
         if let Err(wait) = guard.per_key.check(&id.to_string()) {
-            return Err(ApiError::rate_limited("API key", wait).into());
+            return Err(ApiError::rate_limited("API key", wait));
         }
     }
-    principal.require(scope).map_err(ApiError::from)?;
+    principal.require(scope)?;
     req.extensions_mut().insert(Caller {
         key_id: principal.key_id,
         client,
     });
-    next.call(req).await
+    Ok(())
 }
 
 #[cfg(test)]

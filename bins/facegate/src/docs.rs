@@ -2,7 +2,7 @@
 //! the binary itself: the UI bundles are embedded at build time, so the docs
 //! render on a machine with no internet access.
 
-use actix_web::http::header::ContentType;
+use actix_web::http::header::{self, ContentType};
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
 
@@ -17,6 +17,10 @@ const MISSING: &str = "<!doctype html><title>FaceGate API docs</title><p>The API
     <code>scripts/fetch-docs-assets.sh</code> and rebuild. The OpenAPI document is at \
     <a href=\"/openapi.json\">/openapi.json</a>.";
 
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:; \
+    frame-ancestors 'none'";
+
 fn page(body: &'static str) -> HttpResponse {
     let html = if cfg!(facegate_docs_assets) {
         body
@@ -25,6 +29,11 @@ fn page(body: &'static str) -> HttpResponse {
     };
     HttpResponse::Ok()
         .content_type(ContentType::html())
+        // The API's own default CSP forbids everything; the docs pages need
+        // their scripts and styles (from this server only; Swagger UI's
+        // start-up script is inline, ReDoc uses blob workers and inline
+        // styles).
+        .insert_header((header::CONTENT_SECURITY_POLICY, DOCS_CSP))
         .body(html)
 }
 

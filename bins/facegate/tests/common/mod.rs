@@ -41,6 +41,10 @@ pub fn settings(data_dir: &std::path::Path) -> Settings {
     // The tests enrol a handful of people: choose the identify threshold
     // for a small gallery (FMR 1e-4 per comparison), as an operator would.
     s.thresholds.expected_gallery_size = 100;
+    // The tests send bursts from one address; the rate-limit test sets its
+    // own limits.
+    s.security.rate_per_ip_per_minute = 100_000;
+    s.security.rate_per_key_per_minute = 100_000;
     s
 }
 
@@ -127,6 +131,11 @@ impl TestApp {
             body["id"].as_i64().unwrap(),
             body["token"].as_str().unwrap().to_string(),
         )
+    }
+
+    /// The per-test PostgreSQL database's URL.
+    pub fn database_url(&self) -> Option<String> {
+        self.db.as_ref().map(|d| d.url.clone())
     }
 
     pub async fn cleanup(self) {
