@@ -24,7 +24,7 @@ fi
 
 packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip ca-certificates)
 if [ "$want_test" = 1 ]; then
-  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core python3-venv)
+  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core python3-venv openssl curl)
 fi
 
 missing=()

@@ -27,11 +27,19 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-run_tests() {
-  cargo test --workspace --locked "$@"
-}
-if [ -n "${DATABASE_URL:-}" ] || [ ! -x scripts/with-postgres.sh ]; then
-  run_tests "$@"
-else
-  scripts/with-postgres.sh cargo test --workspace --locked "$@"
+# cargo prints one "test result:" line per test binary; the last one is
+# often a crate's empty doc-test run. Sum them into one closing line, so the
+# outcome of the whole suite is the last thing printed.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cmd=(cargo test --workspace --locked "$@")
+if [ -z "${DATABASE_URL:-}" ] && [ -x scripts/with-postgres.sh ]; then
+  cmd=(scripts/with-postgres.sh "${cmd[@]}")
 fi
+set +e
+"${cmd[@]}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

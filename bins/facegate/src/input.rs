@@ -125,7 +125,15 @@ pub fn too_large(limit: usize) -> ApiError {
 
 async fn read_json(payload: web::Payload, limit: usize) -> Result<ImageRequest, ApiError> {
     let body = read_body(payload, limit).await?;
-    let parsed: JsonBody = serde_json::from_slice(&body).map_err(|e| {
+    parse_json(&body)
+}
+
+/// A JSON request body (`name`, `image` or `images` as base64, ...), parsed
+/// and decoded. Pure, so the fuzz target `request` drives it directly.
+/// serde_json's recursion limit (128) refuses deeply nested documents with
+/// an error, not a stack overflow.
+pub fn parse_json(body: &[u8]) -> Result<ImageRequest, ApiError> {
+    let parsed: JsonBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_json",

@@ -213,3 +213,172 @@ async fn overload_sheds_requests_with_retry_after() {
         "8 concurrent requests on 1 worker with a queue of 1 shed none"
     );
 }
+
+/// A real 1×1 PNG whose header is patched to claim `w`×`h` (CRC fixed, so
+/// only the size is a lie).
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    face_core::image::RgbImage::new(1, 1)
+        .write_to(&mut out, face_core::image::ImageFormat::Png)
+        .unwrap();
+    let mut png = out.into_inner();
+    png[16..20].copy_from_slice(&w.to_be_bytes());
+    png[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Hostile input on every endpoint that takes a body: nesting bombs, huge
+/// arrays, dimension bombs, corrupt data, wrong types, unicode tricks in
+/// names. Always a JSON 4xx, never a 5xx, and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_on_every_endpoint_is_refused_cleanly() {
+    let app = common::spawn_with(StoreKind::Sqlite, |s| s.server.body_limit_bytes = 2_000_000)
+        .await
+        .unwrap();
+    let (_, reg) = app
+        .register(
+            "Rose Leslie",
+            "people/rose_leslie/face_recognition_img1.jpg",
+        )
+        .await;
+    let id = reg["user_id"].as_i64().unwrap();
+    let endpoints = [
+        "/register/".to_string(),
+        "/recognize/".to_string(),
+        format!("/users/{id}/verify"),
+        format!("/users/{id}/faces"),
+        "/admin/keys".to_string(),
+    ];
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let wide = format!("{{\"images\": [{}\"x\"]}}", "\"AAAA\",".repeat(200_000));
+    let bomb = common::b64(&png_header(30_000, 30_000));
+    let corrupt = common::b64(&[
+        0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 2, 3,
+    ]);
+    let bodies: Vec<(&str, String)> = vec![
+        ("nested", nested),
+        ("wide", wide),
+        (
+            "bomb",
+            format!("{{\"name\": \"x\", \"image\": \"{bomb}\"}}"),
+        ),
+        (
+            "corrupt",
+            format!("{{\"name\": \"x\", \"image\": \"{corrupt}\"}}"),
+        ),
+        (
+            "not base64",
+            "{\"name\": \"x\", \"image\": \"%%%not base64%%%\"}".into(),
+        ),
+        (
+            "wrong types",
+            "{\"name\": 42, \"image\": [1, 2, 3], \"scopes\": \"admin\"}".into(),
+        ),
+        ("null", "null".into()),
+        (
+            "NUL in name",
+            "{\"name\": \"a\\u0000b\", \"image\": \"AAAA\"}".into(),
+        ),
+        ("empty", String::new()),
+    ];
+    for path in &endpoints {
+        for (what, body) in &bodies {
+            let res = app
+                .client
+                .post(app.url(path))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let (s, b) = common::read(res).await;
+            assert!(
+                (400..500).contains(&s) && b["error"].is_string(),
+                "{path} {what}: {s} {b}"
+            );
+        }
+    }
+    // The dimension bomb is refused by its header, as a too-large image.
+    let (s, b) = app.post_json("/recognize/", json!({ "image": bomb })).await;
+    assert_error(s, &b, 413, "image_too_large");
+
+    // Unicode tricks in names: bidi overrides, zero-width characters,
+    // control characters are refused; real names in any script are kept.
+    let photo = common::b64(&common::photo(
+        "people/kit_harington/face_recognition_john1.jpeg",
+    ));
+    for name in [
+        "evil\u{202E}gnp.exe",
+        "a\u{200B}dmin",
+        "tab\tname",
+        "\u{0007}bell",
+    ] {
+        let (s, b) = app
+            .post_json("/register/", json!({ "name": name, "image": photo }))
+            .await;
+        assert_error(s, &b, 422, "invalid_request");
+    }
+    let (s, b) = app
+        .post_json(
+            "/register/",
+            json!({ "name": "Кит Харингтон 基特", "image": photo }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["name"], "Кит Харингтон 基特");
+
+    // Query strings: negative, NaN, huge thresholds and pages.
+    for q in ["threshold=-0.5", "threshold=NaN", "threshold=1e309"] {
+        let (s, b) = app
+            .post_json(
+                &format!("/users/{id}/verify?{q}"),
+                json!({ "image": photo }),
+            )
+            .await;
+        assert_error(s, &b, 422, "invalid_request");
+    }
+    for q in ["limit=0", "limit=100000", "limit=-1", "after=abc"] {
+        let (s, b) = app.get(&format!("/users/?{q}")).await;
+        assert_error(s, &b, 422, "invalid_request");
+    }
+    for q in ["before=x", "user_id=1e3", "since=notatime"] {
+        let (s, b) = app.get(&format!("/admin/audit?{q}")).await;
+        assert_error(s, &b, 422, "invalid_request");
+    }
+    // Path traversal in every id position.
+    for path in [
+        "/users/..%2F..%2Fetc%2Fpasswd/verify",
+        "/admin/users/%2e%2e/lockout",
+        "/admin/keys/..%2f1",
+    ] {
+        let res = app
+            .client
+            .post(app.url(path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let (s, b) = common::read(res).await;
+        assert!((400..500).contains(&s), "{path}: {s} {b}");
+    }
+    // Still healthy.
+    let (s, _) = app.get("/health").await;
+    assert_eq!(s, 200);
+}
