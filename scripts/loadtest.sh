@@ -23,9 +23,13 @@ cargo build --release --locked -q -p facegate
 data="$(mktemp -d)"
 cleanup() { kill "$server" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
-FACEGATE__SERVER__PORT="$port" FACEGATE__STORE__DATA_DIR="$data" \
+export FACEGATE__SERVER__PORT="$port" FACEGATE__STORE__DATA_DIR="$data" \
   FACEGATE__FACE__QUEUE_DEPTH=256 FACEGATE__LOG__LEVEL=error \
-  target/release/facegate &
+  FACEGATE__SECURITY__RATE_PER_KEY_PER_MINUTE=0 FACEGATE__SECURITY__RATE_PER_IP_PER_MINUTE=0
+# A real key, so the measured path includes authentication.
+key="$(target/release/facegate keys create --name loadtest --scopes admin 2>/dev/null)"
+export FACEGATE_LOADTEST_KEY="$key"
+target/release/facegate &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 
@@ -48,7 +52,9 @@ def enrol(p):
                 return
         body = json.dumps({"name": p, "allow_duplicate": True,
                            "image": base64.b64encode(open(os.path.join(root, p, f), "rb").read()).decode()}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/register/", body, {"content-type": "application/json"})
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/register/", body,
+                                     {"content-type": "application/json",
+                                      "authorization": "Bearer " + os.environ["FACEGATE_LOADTEST_KEY"]})
         try:
             urllib.request.urlopen(req, timeout=60).read()
         except Exception:
@@ -61,13 +67,14 @@ with ThreadPoolExecutor(4) as ex:
     list(ex.map(enrol, people))
 print(f"enrolled {enrolled} people in {time.time() - t:.0f} s")
 PY
-curl -s "http://127.0.0.1:$port/stats/" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("users:", s["total_users"], "templates:", s["total_templates"])'
+curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:$port/stats/" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("users:", s["total_users"], "templates:", s["total_templates"])'
 
 probe="$shared/faces/people/obama/face_recognition_obama-480p.jpg"
 python3 -c 'import base64,json,sys; print(json.dumps({"image": base64.b64encode(open(sys.argv[1],"rb").read()).decode()}))' "$probe" > "$data/body.json"
 cat > "$data/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $key"
 local f = io.open("$data/body.json", "rb"); wrk.body = f:read("*a"); f:close()
 LUA
 for c in 1 2 8; do

@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
 //! annotations and the typed bodies in `api.rs`.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::api;
 use crate::routes::{admin, health, recognize, register, stats, users};
@@ -31,6 +32,30 @@ use crate::routes::{admin, health, recognize, register, stats, users};
         (name = "users", description = "enrolment and user management"),
         (name = "system", description = "health and statistics"),
         (name = "admin", description = "API keys, lockouts, audit log, re-enrolment (admin scope)")
-    )
+    ),
+    modifiers(&BearerKey),
+    security(("api_key" = []))
 )]
 pub struct ApiDoc;
+
+/// Declares the API key (`Authorization: Bearer fg_...`), so the docs
+/// pages' "Authorize" button sends it.
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("fg_<prefix>_<secret>")
+                    .description(Some(
+                        "An API key from `facegate keys create` or POST /admin/keys",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
