@@ -231,6 +231,14 @@ async fn audit_flow(store: StoreKind) {
     assert_eq!(v["match"], false);
     let (status, _) = app.register("Nobody", "noface/dlib_eagle.jpg").await;
     assert_eq!(status, 400);
+    let (status, _) = app
+        .post_json(
+            &format!("/users/{id}/faces"),
+            json!({ "image": common::b64(&common::photo(ROSE_2)), "allow_duplicate": true }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.new_key("audited", &["recognize"]).await;
     let (status, _) = app.delete(&format!("/users/{id}")).await;
     assert_eq!(status, 200);
 
@@ -257,6 +265,11 @@ async fn audit_flow(store: StoreKind) {
     assert!(verify["distance"].is_f64());
     let delete = find("delete");
     assert_eq!(delete["outcome"], "ok");
+    assert_eq!(find("add_faces")["user_id"], id);
+    assert!(find("key_create")["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("key "));
     assert!(events
         .iter()
         .any(|e| e["action"] == "enrol" && e["outcome"] == "refused" && e["detail"] == "no_face"));
