@@ -55,17 +55,25 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The service for an admin command: the server's settings, one face
+/// worker (the active model's id and dimension come from its file).
+async fn command_service(mut settings: Settings) -> Result<face_service::FaceService, ExitCode> {
+    settings.face.workers = 1;
+    facegate::startup::build_service(&settings)
+        .await
+        .map_err(|e| {
+            eprintln!("facegate: {e}");
+            ExitCode::from(1)
+        })
+}
+
 /// Prints every user without a template of the active model, one per line
 /// (`id<TAB>name<TAB>templates of any model`), then a count. Loads one
 /// pipeline only: the active model's id and dimension come from its file.
-async fn reenrolment(mut settings: Settings) -> ExitCode {
-    settings.face.workers = 1;
-    let service = match facegate::startup::build_service(&settings).await {
+async fn reenrolment(settings: Settings) -> ExitCode {
+    let service = match command_service(settings).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("facegate: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let mut after = None;
     let mut total = 0usize;
@@ -99,14 +107,10 @@ const KEYS_USAGE: &str =
 
 /// `facegate keys ...`: the way to make the first (admin) key, and to
 /// manage keys without the HTTP API. Acts on the configured store directly.
-async fn keys(mut settings: Settings, args: Vec<String>) -> ExitCode {
-    settings.face.workers = 1;
-    let service = match facegate::startup::build_service(&settings).await {
+async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
+    let service = match command_service(settings).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("facegate: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     // Audited as coming from the local command line.
     let caller = face_service::Caller {
