@@ -33,8 +33,11 @@ pub struct Guard {
 /// The scope a route needs; `None` for public routes.
 pub fn required_scope(method: &Method, pattern: Option<&str>) -> Option<Scope> {
     let Some(pattern) = pattern else {
-        // No route matched: the default service answers 404 for anyone.
-        return None;
+        // No pattern matched the raw path. The router matches the
+        // percent-decoded path, so `/admin/%6beys` reaches a route this
+        // check did not see: treat anything unmatched as admin-only (an
+        // unknown path then needs a key before it gets its 404).
+        return Some(Scope::Admin);
     };
     match (method, pattern) {
         (_, "/health" | "/openapi.json" | "/docs" | "/docs/" | "/redoc" | "/redoc/") => None,

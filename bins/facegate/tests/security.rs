@@ -93,6 +93,14 @@ async fn keys_and_scopes_decide_who_may_do_what() {
         assert_eq!(status, 403, "{body}");
     }
 
+    // Percent-encoded paths reach the same routes and need the same keys.
+    for path in ["/admin/%6beys", "/admin/%61udit", "/%75sers/", "/%73tats/"] {
+        let (status, body) = common::read(anonymous.get(app.url(path)).send().await.unwrap()).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        let (status, body) = common::read(kiosk.get(app.url(path)).send().await.unwrap()).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+
     // X-API-Key works as well as Authorization: Bearer.
     let res = anonymous
         .get(app.url("/stats/"))
@@ -217,6 +225,23 @@ async fn the_sixth_failed_verification_in_a_row_is_delayed() {
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"], "verification_delayed");
     assert!((25..=30).contains(&retry), "at least 30 s: {retry}");
+    // A second user: a wrong face at the loosest threshold "matches", but
+    // still counts as a failure against the calibrated default.
+    let (_, other) = app.register("Kit Harington", KIT).await;
+    let other = other["user_id"].as_i64().unwrap();
+    let (status, loose) = app
+        .post_json(
+            &format!("/users/{other}/verify?threshold=4"),
+            json!({ "image": common::b64(&common::photo(ROSE)) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{loose}");
+    assert_eq!(loose["match"], true, "{loose}");
+    let (_, l) = app.get(&format!("/admin/users/{other}/lockout")).await;
+    assert_eq!(
+        l["failures"], 1,
+        "a forced match must not clear the count: {l}"
+    );
 }
 
 async fn audit_flow(store: StoreKind) {

@@ -494,9 +494,13 @@ impl FaceService {
         } else {
             0.0
         };
-        if matched && lockout.failures > 0 {
+        // The lockout counts against the calibrated default, whatever
+        // threshold the caller asked for: a loose `?threshold=` must not
+        // turn a wrong face into a success that clears the count.
+        let passes_default = Thresholds::matches(distance, self.thresholds.verify_threshold());
+        if passes_default && lockout.failures > 0 {
             self.store.reset_lockout(user_id).await?;
-        } else if !matched {
+        } else if !passes_default {
             let after = self
                 .store
                 .record_verify_failure(user_id, self.lockout)
