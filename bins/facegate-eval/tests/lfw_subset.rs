@@ -86,7 +86,7 @@ fn subset_accuracy_matches_the_full_run(spec: BackendSpec) {
 
     let e = &calibration.evidence;
     let at_mean = accuracy_at(&scored, e.lfw_threshold_mean);
-    let at_verify = accuracy_at(&scored, calibration.verify_threshold());
+    let at_verify = accuracy_at(&scored, calibration.thresholds.verify);
     eprintln!(
         "{}: {} pairs, {} images in {:.1} s: accuracy {:.2} % at the 10-fold threshold {:.4} \
          (full run {:.2} %), {:.2} % at the verify threshold {:.4} (full run {:.2} %)",
@@ -98,7 +98,7 @@ fn subset_accuracy_matches_the_full_run(spec: BackendSpec) {
         e.lfw_threshold_mean,
         100.0 * e.lfw_accuracy_mean,
         100.0 * at_verify,
-        calibration.verify_threshold(),
+        calibration.thresholds.verify,
         100.0 * e.lfw_accuracy_at_verify,
     );
     assert_eq!(scored.len(), 200);

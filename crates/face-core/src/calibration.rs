@@ -1,28 +1,28 @@
-//! Calibrated decision thresholds for an embedding model, loaded from JSON.
+//! The calibration *file* of an embedding model: its JSON layout, loading
+//! and validation, shared by the evaluation command that writes it and the
+//! service that reads it.
 //!
 //! A distance threshold means nothing on its own: 0.6 is a sensible
 //! Euclidean threshold for dlib's ResNet and a meaningless one for a cosine
 //! model. FaceGate therefore never hard-codes thresholds. Each model has a
 //! calibration file, `config/calibration/<model_id>.json`, written by
-//! `facegate-eval lfw` from a measured false-match-rate (FMR) curve, and the
-//! service loads it through this module:
+//! `facegate-eval lfw` from a measured false-match-rate (FMR) curve: the
+//! operating points (threshold, measured FMR and FNMR at a grid of target
+//! FMRs), the target rates the evaluation chose its thresholds for (verify
+//! and medium at FMR 1e-4, high at 1e-5, identify at FPIR 1 %), the 1:N
+//! table by gallery size, and the evidence behind them (dataset, accuracy,
+//! command).
 //!
-//! - the 1:1 **verify** default is the distance at which the measured FMR is
-//!   at most 1e-4 (NIST SP 800-63B's bar for a biometric comparison);
-//! - the confidence bands: **high** under the FMR 1e-5 threshold, **medium**
-//!   under the FMR 1e-4 threshold, no match at or above the verify default;
-//! - the 1:N **identify** default keeps the false-positive identification
-//!   rate (FPIR, a stranger matched to someone) at or under 1 % for a
-//!   configured expected gallery size (5,000 by default). A stranger gets one
-//!   chance to match per enrolled person, so this threshold is stricter.
+//! What the numbers *mean for a decision* — the threshold for a given number
+//! of comparisons, the confidence bands, the FMR reported with a match — is
+//! policy, and lives in the service (`face_service::thresholds`): this crate
+//! turns pixels into embeddings and describes the measurement, nothing more.
 //!
 //! The rule everywhere is *match when `distance < threshold`* (strictly
 //! under), in the model's own [`Metric`]. [`Calibration::validate`] refuses
 //! a file whose numbers are not finite, not positive, or out of order
-//! (`high ≤ medium ≤ verify`), so a typo cannot silently open the gate.
-//! The file also carries the evidence (dataset, accuracy, operating points,
-//! identification table) so that a reader can check where each number came
-//! from; the service needs only [`Thresholds`].
+//! (`high ≤ medium ≤ verify`, operating points strictest first), so a typo
+//! cannot silently open the gate.
 
 use std::path::{Path, PathBuf};
 
@@ -81,40 +81,6 @@ pub enum CalibrationError {
         /// The file's metric.
         found_metric: &'static str,
     },
-}
-
-/// How sure a match is, from its distance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Band {
-    /// Under the high-confidence threshold (measured FMR ≤ `high_fmr`,
-    /// 1e-5 as shipped).
-    High,
-    /// Under the medium threshold (measured FMR ≤ `medium_fmr`, 1e-4).
-    Medium,
-    /// A match under the acceptance threshold in force, but in neither band
-    /// above. Never produced with the shipped defaults (acceptance threshold
-    /// = medium); it appears when an operator loosens the threshold.
-    Low,
-    /// At or above the acceptance threshold: not a match.
-    NoMatch,
-}
-
-impl Band {
-    /// The band's name as the API reports it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Band::High => "high",
-            Band::Medium => "medium",
-            Band::Low => "low",
-            Band::NoMatch => "no_match",
-        }
-    }
-
-    /// Whether the distance was accepted as a match.
-    pub fn is_match(self) -> bool {
-        !matches!(self, Band::NoMatch)
-    }
 }
 
 /// The decision thresholds the service uses. All are distances in the
@@ -381,68 +347,6 @@ impl Calibration {
         }
         Ok(())
     }
-
-    /// The default 1:1 verification threshold (measured FMR ≤ 1e-4).
-    pub fn verify_threshold(&self) -> f32 {
-        self.thresholds.verify
-    }
-
-    /// The default 1:N identification threshold (FPIR ≤ 1 % at the
-    /// configured expected gallery size).
-    pub fn identify_threshold(&self) -> f32 {
-        self.thresholds.identify
-    }
-
-    /// The largest measured threshold whose FMR is at most `fmr`, from the
-    /// operating points; `None` when no point is that strict.
-    pub fn threshold_for_fmr(&self, fmr: f64) -> Option<f32> {
-        self.operating_points
-            .iter()
-            .filter(|p| p.fmr <= fmr)
-            .map(|p| p.threshold)
-            .max_by(f32::total_cmp)
-    }
-
-    /// An identification threshold for another expected gallery size.
-    ///
-    /// A measured row for that size and FPIR is used as is; otherwise the
-    /// per-comparison FMR that keeps `1 − (1 − FMR)^N ≤ fpir` is looked up
-    /// in the operating points (independence assumed, which the measured
-    /// rows check). `None` when the operating points are not strict enough.
-    pub fn identify_threshold_for(&self, gallery_size: u32, fpir: f64) -> Option<f32> {
-        if let Some(row) = self.identification.iter().find(|r| {
-            r.method == IdentificationMethod::Measured
-                && r.gallery_size == gallery_size
-                && r.target_fpir == fpir
-        }) {
-            return Some(row.threshold);
-        }
-        self.threshold_for_fmr(per_comparison_fmr(fpir, gallery_size))
-    }
-
-    /// The confidence band of a distance, with the default verify threshold
-    /// as the acceptance threshold.
-    pub fn confidence_band(&self, distance: f32) -> Band {
-        self.band_with_threshold(distance, self.thresholds.verify)
-    }
-
-    /// The confidence band of a distance when matches are accepted under
-    /// `accept_below` (e.g. the identify threshold, or an operator's own).
-    /// A distance at or over `accept_below` is [`Band::NoMatch`] whatever
-    /// the bands say; NaN is never a match.
-    pub fn band_with_threshold(&self, distance: f32, accept_below: f32) -> Band {
-        // NaN (or any distance not strictly under) is never a match.
-        let under = distance.partial_cmp(&accept_below) == Some(std::cmp::Ordering::Less);
-        if !under {
-            Band::NoMatch
-        } else if distance < self.thresholds.high {
-            Band::High
-        } else if distance < self.thresholds.medium {
-            Band::Medium
-        } else {
-            Band::Low
-        }
-    }
 }
 
 /// The per-comparison FMR at which a stranger searched against
@@ -514,18 +418,6 @@ mod tests {
     }
 
     #[test]
-    fn bands_follow_thresholds() {
-        let c = sample();
-        c.validate().unwrap();
-        assert_eq!(c.confidence_band(0.1), Band::High);
-        assert_eq!(c.confidence_band(0.4), Band::Medium);
-        assert_eq!(c.confidence_band(0.5), Band::NoMatch);
-        assert_eq!(c.confidence_band(f32::NAN), Band::NoMatch);
-        assert_eq!(c.band_with_threshold(0.55, 0.6), Band::Low);
-        assert_eq!(c.band_with_threshold(0.1, 0.05), Band::NoMatch);
-    }
-
-    #[test]
     fn out_of_order_or_non_finite_is_refused() {
         let mut c = sample();
         c.thresholds.high = 0.6;
@@ -540,15 +432,12 @@ mod tests {
     }
 
     #[test]
-    fn json_round_trip_and_gallery_lookup() {
+    fn json_round_trip_and_independence_formulas() {
         let c = sample();
         let back = Calibration::from_json(&c.to_json_pretty().unwrap()).unwrap();
         assert_eq!(back, c);
-        assert_eq!(c.threshold_for_fmr(1e-5), Some(0.4));
-        assert_eq!(c.threshold_for_fmr(1e-7), None);
         // 1 % over 10,000 people needs FMR ≈ 1e-6 per comparison.
         assert!((per_comparison_fmr(0.01, 10_000) - 1.005e-6).abs() < 1e-9);
-        assert_eq!(c.identify_threshold_for(10_000, 0.01), Some(0.3));
         assert!((expected_fpir(per_comparison_fmr(0.01, 5000), 5000) - 0.01).abs() < 1e-12);
     }
 }

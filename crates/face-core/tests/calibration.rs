@@ -1,9 +1,10 @@
 //! The shipped calibration file: it parses, validates, is for the model the
-//! code builds, and every lookup returns exactly the file's numbers (no
-//! threshold is hard-coded anywhere else).
+//! code builds, and reads back exactly the file's numbers (no threshold is
+//! hard-coded anywhere else). What the service decides from them is tested
+//! with the service (`crates/service/tests/thresholds.rs`).
 #![allow(clippy::unwrap_used)]
 
-use face_core::calibration::{shipped_dir, Band, Calibration, SHIPPED_DIR};
+use face_core::calibration::{shipped_dir, Calibration, SHIPPED_DIR};
 use face_core::dlib::ResnetEmbedder;
 use serde_json::Value;
 
@@ -32,8 +33,8 @@ fn shipped_dlib_calibration_is_valid_and_used_as_written() {
     assert_eq!(raw["model_id"], "dlib_resnet_v1");
     assert_eq!(raw["metric"], "euclidean");
     let t = |k: &str| number(&raw, &["thresholds", k]) as f32;
-    assert_eq!(c.verify_threshold(), t("verify"));
-    assert_eq!(c.identify_threshold(), t("identify"));
+    assert_eq!(c.thresholds.verify, t("verify"));
+    assert_eq!(c.thresholds.identify, t("identify"));
     assert_eq!(c.thresholds.high, t("high"));
     assert_eq!(c.thresholds.medium, t("medium"));
     assert_eq!(number(&raw, &["thresholds", "verify_fmr"]), 1e-4);
@@ -43,18 +44,18 @@ fn shipped_dlib_calibration_is_valid_and_used_as_written() {
         number(&raw, &["thresholds", "identify_gallery_size"]),
         5000.0
     );
-    // The policy: verify and medium are the FMR 1e-4 point, high the 1e-5.
-    assert_eq!(c.threshold_for_fmr(1e-4), Some(t("verify")));
-    assert_eq!(c.threshold_for_fmr(1e-5), Some(t("high")));
-    assert_eq!(c.identify_threshold_for(5000, 0.01), Some(t("identify")));
-    // Bands switch exactly at the file's numbers (match = strictly under).
-    let below = |x: f32| f32::from_bits(x.to_bits() - 1);
-    assert_eq!(c.confidence_band(below(t("high"))), Band::High);
-    assert_eq!(c.confidence_band(t("high")), Band::Medium);
-    assert_eq!(c.confidence_band(below(t("verify"))), Band::Medium);
-    assert_eq!(c.confidence_band(t("verify")), Band::NoMatch);
+    // Verify and medium are the FMR 1e-4 operating point, high the 1e-5.
+    let point = |fmr: f64| {
+        c.operating_points
+            .iter()
+            .find(|p| p.target_fmr == fmr)
+            .unwrap()
+            .threshold
+    };
+    assert_eq!(point(1e-4), t("verify"));
+    assert_eq!(point(1e-5), t("high"));
     // dlib's published 0.6 is looser than the calibrated default.
-    assert!(c.verify_threshold() < 0.6);
+    assert!(c.thresholds.verify < 0.6);
 }
 
 #[test]

@@ -9,12 +9,55 @@
 //! as a number: one minus the estimated chance that a stranger comes this
 //! close (times the gallery size for identification).
 
-use face_core::calibration::Calibration;
-use serde::Serialize;
+use face_core::calibration::{per_comparison_fmr, Calibration, IdentificationMethod};
+use serde::{Deserialize, Serialize};
 
 use crate::domain::Threshold;
 
-pub use face_core::calibration::Band;
+/// How sure a match is, from its distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    /// Under the high-confidence distance (FMR ≤ 1e-5 as shipped).
+    High,
+    /// Under the medium distance (FMR ≤ 1e-4 as shipped).
+    Medium,
+    /// A match under the threshold in force, but in neither band above.
+    Low,
+    /// At or above the threshold in force: not a match.
+    NoMatch,
+}
+
+impl Band {
+    /// The band's name as the API reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::High => "high",
+            Band::Medium => "medium",
+            Band::Low => "low",
+            Band::NoMatch => "no_match",
+        }
+    }
+}
+
+/// An identification threshold for `gallery_size`: a measured row of the
+/// calibration when there is one, else the strictest operating point that
+/// keeps `1 − (1 − FMR)^N ≤ fpir`.
+fn identify_threshold_for(cal: &Calibration, gallery_size: u32, fpir: f64) -> Option<f32> {
+    if let Some(row) = cal.identification.iter().find(|r| {
+        r.method == IdentificationMethod::Measured
+            && r.gallery_size == gallery_size
+            && r.target_fpir == fpir
+    }) {
+        return Some(row.threshold);
+    }
+    let fmr = per_comparison_fmr(fpir, gallery_size);
+    cal.operating_points
+        .iter()
+        .filter(|p| p.fmr <= fmr)
+        .map(|p| p.threshold)
+        .max_by(f32::total_cmp)
+}
 
 /// One measured point of the false-match curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -70,8 +113,7 @@ impl Thresholds {
     /// against N people has N chances to match someone).
     pub fn from_calibration(cal: &Calibration, expected_gallery_size: u32, source: String) -> Self {
         let t = &cal.thresholds;
-        let identify = cal
-            .identify_threshold_for(expected_gallery_size, t.identify_fpir)
+        let identify = identify_threshold_for(cal, expected_gallery_size, t.identify_fpir)
             .unwrap_or(t.identify);
         let mut curve: Vec<FmrPoint> = cal
             .operating_points
