@@ -2,7 +2,7 @@
 //! handlers serialize is exactly what the OpenAPI document describes.
 //! Field names follow the reference service where it has them.
 
-use face_service::{FaceBox, FaceMatch, Verification};
+use face_service::{Band, FaceBox, FaceMatch, Verification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -94,6 +94,12 @@ pub struct Registered {
     pub faces: Vec<FaceJson>,
 }
 
+/// The reference API's `confidence`: the band's name for a match, null
+/// without one.
+fn confidence(band: Band) -> Option<&'static str> {
+    band.is_match().then(|| band.as_str())
+}
+
 /// One face of a recognition, and who it is.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FaceMatchJson {
@@ -108,13 +114,20 @@ pub struct FaceMatchJson {
     pub user_id: Option<i64>,
     /// Their name.
     pub name: Option<String>,
-    /// Distance to the closest user (model's metric; smaller is closer).
+    /// Distance to the matched user (model's metric; smaller is closer).
+    /// Null without a match, except for `admin` keys.
     pub distance: Option<f32>,
-    /// `1 − gallery size × FMR(distance)` when matched, else 0.
-    pub confidence: f32,
+    /// `high`, `medium` or `low` for a match; null without one.
+    pub confidence: Option<&'static str>,
     /// `high`, `medium`, `low` or `no_match`.
     #[schema(value_type = String)]
-    pub confidence_band: face_service::Band,
+    pub confidence_band: Band,
+    /// Measured share of stranger pairs this close (per comparison, from
+    /// the calibration); null without a match.
+    pub fmr: Option<f64>,
+    /// `fmr` × the templates compared: false matches this close to expect
+    /// in this gallery; null without a match.
+    pub expected_false_matches: Option<f64>,
 }
 
 impl From<&FaceMatch> for FaceMatchJson {
@@ -126,8 +139,10 @@ impl From<&FaceMatch> for FaceMatchJson {
             user_id: f.user_id,
             name: f.name.clone(),
             distance: f.distance,
-            confidence: f.confidence,
+            confidence: confidence(f.band),
             confidence_band: f.band,
+            fmr: f.evidence.fmr,
+            expected_false_matches: f.evidence.expected_false_matches,
         }
     }
 }
@@ -140,21 +155,31 @@ pub struct Recognized {
     pub matched: bool,
     /// Their name.
     pub name: Option<String>,
-    /// Distance to the closest user.
+    /// Distance to the matched user; null without a match (except for
+    /// `admin` keys).
     pub distance: Option<f32>,
     /// Their id.
     pub user_id: Option<i64>,
-    /// Calibrated confidence in [0, 1].
-    pub confidence: f32,
+    /// `high`, `medium` or `low` for a match; null without one.
+    pub confidence: Option<&'static str>,
     /// Confidence band.
     #[schema(value_type = String)]
-    pub confidence_band: face_service::Band,
+    pub confidence_band: Band,
+    /// Measured per-comparison FMR at the match's distance; null without a
+    /// match.
+    pub fmr: Option<f64>,
+    /// `fmr` × `comparisons`; null without a match.
+    pub expected_false_matches: Option<f64>,
     /// Human-readable summary.
     pub message: String,
     /// The threshold applied.
     pub threshold: f32,
-    /// Users searched.
-    pub gallery_size: i64,
+    /// The calibrated default for this gallery.
+    pub default_threshold: f32,
+    /// Whether the default lies beyond the measured calibration curve.
+    pub threshold_extrapolated: bool,
+    /// Templates of the active model compared.
+    pub comparisons: u64,
     /// Every face, largest first.
     pub faces: Vec<FaceMatchJson>,
 }
@@ -167,15 +192,27 @@ pub struct Verified {
     /// Whether the photo is that user.
     #[serde(rename = "match")]
     pub matched: bool,
-    /// Distance to the user's closest template.
-    pub distance: f32,
-    /// `1 − FMR(distance)` when matched, else 0.
-    pub confidence: f32,
+    /// Distance to the user's closest template; null when not verified
+    /// (except for `admin` keys: a failed attempt's distance would let a
+    /// caller hill-climb).
+    pub distance: Option<f32>,
+    /// `high`, `medium` or `low` when verified; null otherwise.
+    pub confidence: Option<&'static str>,
     /// Confidence band.
     #[schema(value_type = String)]
-    pub confidence_band: face_service::Band,
+    pub confidence_band: Band,
+    /// Measured per-comparison FMR at the distance; null when not verified.
+    pub fmr: Option<f64>,
+    /// `fmr` × the user's templates compared; null when not verified.
+    pub expected_false_matches: Option<f64>,
     /// The threshold applied.
     pub threshold: f32,
+    /// The calibrated default for this user (stricter with more templates).
+    pub default_threshold: f32,
+    /// Whether the default lies beyond the measured calibration curve.
+    pub threshold_extrapolated: bool,
+    /// The user's templates of the active model compared.
+    pub comparisons: u64,
     /// Faces in the photo (the largest is used).
     pub faces_in_image: usize,
     /// The face used.
@@ -190,9 +227,14 @@ impl From<Verification> for Verified {
             user_id: v.user_id,
             matched: v.matched,
             distance: v.distance,
-            confidence: v.confidence,
+            confidence: confidence(v.band),
             confidence_band: v.band,
+            fmr: v.evidence.fmr,
+            expected_false_matches: v.evidence.expected_false_matches,
             threshold: v.threshold,
+            default_threshold: v.default.threshold,
+            threshold_extrapolated: v.default.extrapolated,
+            comparisons: v.default.comparisons,
             faces_in_image: v.faces_in_image,
             bbox: v.face.bbox.into(),
             message: if v.matched {
@@ -287,6 +329,41 @@ pub struct FacesAdded {
     pub faces: Vec<FaceJson>,
 }
 
+/// One stored face template (never its vector).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateJson {
+    /// Template id (for `DELETE /users/{id}/faces/{template_id}`).
+    pub id: i64,
+    /// The model that made it.
+    pub model: String,
+    /// Whether it is of the active model (used for decisions).
+    pub active_model: bool,
+    /// Enrolment quality in [0, 1].
+    pub quality: f32,
+    /// Stored (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// `GET /users/{id}/faces` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateList {
+    /// The user.
+    pub user_id: i64,
+    /// Their templates, in id order.
+    pub faces: Vec<TemplateJson>,
+}
+
+/// `DELETE /users/{id}/faces/{template_id}` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateDeleted {
+    /// Always `"deleted"`.
+    pub status: &'static str,
+    /// The user.
+    pub user_id: i64,
+    /// The deleted template.
+    pub template_id: i64,
+}
+
 /// `GET /health` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -319,9 +396,15 @@ pub struct Stats {
     pub detector: String,
     /// Where embeddings are computed: `cpu` or `cuda`.
     pub execution_provider: String,
-    /// Thresholds in force, with their measured rates and source.
+    /// Thresholds in force for the current gallery, with their measured
+    /// rates, source, and whether identification's is extrapolated.
     #[schema(value_type = Object)]
-    pub thresholds: face_service::Thresholds,
+    pub thresholds: face_service::ThresholdReport,
+    /// Whether the thresholds come from a calibration file (false only
+    /// with `thresholds.allow_uncalibrated`).
+    pub calibrated: bool,
+    /// The most templates of one model a user may have.
+    pub max_templates_per_user: usize,
 }
 
 /// Every error: `{"error", "message", "details"?}`.
@@ -421,10 +504,11 @@ pub struct AuditJson {
     pub key_id: Option<i64>,
     /// The client's address.
     pub client: Option<String>,
-    /// `enrol`, `add_faces`, `delete`, `identify`, `verify`, `key_create`,
-    /// `key_revoke`, `lockout_reset`.
+    /// `enrol`, `add_faces`, `delete_face`, `delete`, `identify`, `verify`,
+    /// `key_create`, `key_revoke`, `lockout_reset`.
     pub action: String,
-    /// `ok`, `match`, `no_match` or `refused`.
+    /// `ok`, `match`, `no_match`, `refused`, or a security event:
+    /// `admin_unverified_face`, `admin_first_template_of_model`.
     pub outcome: String,
     /// The user concerned.
     pub user_id: Option<i64>,

@@ -117,6 +117,7 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     req.extensions_mut().insert(Caller {
         key_id: principal.key_id,
         client,
+        scopes: principal.scopes,
     });
     Ok(())
 }
@@ -146,6 +147,15 @@ mod tests {
         );
         assert_eq!(
             required_scope(&get, Some("/some/new/route")),
+            Some(Scope::Admin)
+        );
+        // Listing and deleting a user's templates is administration.
+        assert_eq!(
+            required_scope(&get, Some("/users/{id}/faces")),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            required_scope(&Method::DELETE, Some("/users/{id}/faces/{template_id}")),
             Some(Scope::Admin)
         );
         // A GET on an enrol path is not an enrolment.

@@ -144,10 +144,28 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
                     .details(json!({ "user_id": id }))
             }
-            ServiceError::Duplicate { user_id, distance } => {
-                ApiError::new(StatusCode::CONFLICT, "duplicate_face", message)
-                    .details(json!({ "user_id": user_id, "distance": distance }))
+            ServiceError::Duplicate { user_id } => {
+                let e = ApiError::new(StatusCode::CONFLICT, "duplicate_face", message);
+                match user_id {
+                    Some(id) => e.details(json!({ "user_id": id })),
+                    None => e,
+                }
             }
+            ServiceError::TooManyTemplates {
+                user_id,
+                limit,
+                existing,
+            } => ApiError::new(StatusCode::CONFLICT, "template_limit", message)
+                .details(json!({ "user_id": user_id, "limit": limit, "existing": existing })),
+            ServiceError::PhotosDisagree { index } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "photos_disagree", message)
+                    .details(json!({ "index": index }))
+            }
+            ServiceError::TemplateNotFound {
+                user_id,
+                template_id,
+            } => ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+                .details(json!({ "user_id": user_id, "template_id": template_id })),
             ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             ServiceError::NoTemplateForModel(id) => {
                 ApiError::new(StatusCode::CONFLICT, "no_template_for_model", message)
@@ -156,7 +174,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthenticated(_) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
             }
-            ServiceError::Forbidden { needed } => {
+            ServiceError::Forbidden { needed, .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
                     .details(json!({ "needed_scope": needed.as_str() }))
             }

@@ -113,10 +113,7 @@ async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
         Err(code) => return code,
     };
     // Audited as coming from the local command line.
-    let caller = face_service::Caller {
-        key_id: None,
-        client: Some("cli".into()),
-    };
+    let caller = face_service::Caller::command_line();
     let fail = |e: &dyn std::fmt::Display| {
         eprintln!("facegate: {e}");
         ExitCode::from(1)

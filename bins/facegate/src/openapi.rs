@@ -17,7 +17,7 @@ use crate::routes::{admin, health, recognize, register, stats, users};
     ),
     paths(
         health::health, register::register, recognize::recognize,
-        users::list, users::get, users::delete, users::add_faces, users::verify,
+        users::list, users::get, users::delete, users::add_faces, users::list_faces, users::delete_face, users::verify,
         stats::stats, admin::reenrolment, admin::create_key, admin::list_keys, admin::revoke_key,
         admin::lockout, admin::reset_lockout, admin::audit
     ),
@@ -25,7 +25,7 @@ use crate::routes::{admin, health, recognize, register, stats, users};
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson, api::UserList,
         api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
-        api::KeyList, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson
+        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),

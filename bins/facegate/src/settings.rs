@@ -154,8 +154,14 @@ pub struct FaceSettings {
 pub struct ThresholdSettings {
     /// Calibration directory.
     pub calibration_dir: PathBuf,
-    /// Gallery size the identify default is chosen for (FPIR ≤ 1%).
+    /// Identification never assumes fewer comparisons than this (FPIR ≤ 1 %
+    /// is kept for the larger of this and the templates enrolled).
     pub expected_gallery_size: u32,
+    /// Start without a calibration file for the active model, on dlib's
+    /// published 0.6 (dlib only; reported as uncalibrated in `/stats/`).
+    pub allow_uncalibrated: bool,
+    /// The most face templates of one model a user may have.
+    pub max_templates_per_user: usize,
 }
 
 /// Log format.
@@ -248,6 +254,12 @@ impl Settings {
         }
         if self.thresholds.expected_gallery_size == 0 {
             return bad("thresholds.expected_gallery_size", "must be at least 1");
+        }
+        if !(1..=1000).contains(&self.thresholds.max_templates_per_user) {
+            return bad(
+                "thresholds.max_templates_per_user",
+                "must be within 1..=1000",
+            );
         }
         self.security.lockout()?;
         for origin in &self.security.cors_origins {

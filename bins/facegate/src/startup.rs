@@ -12,7 +12,7 @@ use actix_web::dev::Server;
 use actix_web::http::{header, Method};
 use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
-use face_core::calibration::Calibration;
+use face_core::calibration::{Calibration, CalibrationError};
 use face_core::models::ModelLocator;
 use face_core::{dlib, onnx, PipelineOptions, QualityPolicy};
 use face_service::{FaceService, FaceWorkers, Thresholds};
@@ -228,14 +228,19 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
     };
 
     let thresholds = load_thresholds(settings, workers.model())?;
+    let at_start = thresholds.report(0);
     tracing::info!(
-        verify = thresholds.verify,
-        identify = thresholds.identify,
-        source = %thresholds.source,
+        calibrated = at_start.calibrated,
+        verify = at_start.verify,
+        identify = at_start.identify.threshold,
+        identify_comparisons = at_start.identify.comparisons,
+        measured_comparisons_limit = at_start.measured_comparisons_limit,
+        source = %at_start.source,
         "thresholds"
     );
     Ok(FaceService::new(workers, store, kind, thresholds)
-        .with_lockout(settings.security.lockout()?))
+        .with_lockout(settings.security.lockout()?)
+        .with_max_templates_per_user(settings.thresholds.max_templates_per_user))
 }
 
 /// CORS for the configured browser origins only: the methods and headers
@@ -253,35 +258,57 @@ fn cors(origins: &[String]) -> Cors {
         .max_age(3600)
 }
 
+/// The decision policy for the active model, from its calibration file.
+/// No file (or an unusable one) stops startup, naming the file and the fix,
+/// unless `thresholds.allow_uncalibrated` is set and the model has a
+/// published threshold (dlib's 0.6).
 fn load_thresholds(
     settings: &Settings,
     model: &face_core::ModelInfo,
 ) -> Result<Thresholds, StartupError> {
     let dir = &settings.thresholds.calibration_dir;
-    match Calibration::find(dir, model) {
+    let expected = u64::from(settings.thresholds.expected_gallery_size);
+    let path = Calibration::path_in(dir, &model.id)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("{}/<model id>.json", dir.display()));
+    let refused = match Calibration::find(dir, model) {
         Ok(cal) => {
-            let path = Calibration::path_in(dir, &model.id)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            Ok(Thresholds::from_calibration(
+            return Thresholds::from_calibration(
                 &cal,
-                settings.thresholds.expected_gallery_size,
+                expected,
                 format!("calibration {path} ({})", cal.evidence.dataset),
-            ))
+            )
+            .map_err(|e| StartupError::Calibration(format!("{path}: {e}")));
         }
-        Err(e) if model.id == face_core::dlib::MODEL_ID => {
+        Err(e) => e,
+    };
+    let dlib = model.id == face_core::dlib::MODEL_ID;
+    // Only a *missing* file may be waived: a file that exists but does not
+    // parse or is for another model is a mistake to fix, not to run past.
+    let missing = matches!(&refused, CalibrationError::Io { source, .. }
+        if source.kind() == std::io::ErrorKind::NotFound);
+    if dlib && missing && settings.thresholds.allow_uncalibrated {
+        for _ in 0..3 {
             tracing::warn!(
-                error = %e,
-                "no calibration for {}: falling back to dlib's published threshold 0.6, \
-                 which measured FMR 6e-3 on LFW; run facegate-eval to calibrate",
+                error = %refused,
+                "NO CALIBRATION for {} (thresholds.allow_uncalibrated = true): using dlib's \
+                 published 0.6, which measured FMR 6e-3 per comparison on LFW: against \
+                 thousands of people nearly every stranger matches someone",
                 model.id
             );
-            Ok(Thresholds::dlib_published())
         }
-        Err(e) => Err(StartupError::Calibration(format!(
-            "{e}; run `cargo run --release -p facegate-eval -- lfw --backend onnx` (with the \
-             same [face.onnx] models) to calibrate model {}",
-            model.id
-        ))),
+        return Ok(Thresholds::dlib_published(expected));
     }
+    let backend = if dlib { "" } else { " --backend onnx" };
+    let escape = if dlib && missing {
+        "; or, knowing that strangers will match, set thresholds.allow_uncalibrated = true"
+    } else {
+        ""
+    };
+    Err(StartupError::Calibration(format!(
+        "no usable calibration for model {} at {path}: {refused}. Restore the shipped file \
+         (config/calibration), point thresholds.calibration_dir at it, or measure one with \
+         `cargo run --release -p facegate-eval -- lfw{backend}` with the same models{escape}",
+        model.id
+    )))
 }

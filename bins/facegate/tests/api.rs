@@ -43,7 +43,10 @@ async fn full_flow(store: StoreKind, onnx: bool) {
     assert_eq!(rec["name"], "Barack Obama");
     assert_eq!(rec["user_id"], obama_id);
     assert!(rec["distance"].as_f64().unwrap() < rec["threshold"].as_f64().unwrap());
-    assert!(rec["confidence"].as_f64().unwrap() > 0.0);
+    assert!(
+        ["high", "medium"].contains(&rec["confidence"].as_str().unwrap()),
+        "{rec}"
+    );
     for key in [
         "match",
         "name",
@@ -65,7 +68,7 @@ async fn full_flow(store: StoreKind, onnx: bool) {
     assert_eq!(status, 200, "{stranger}");
     assert_eq!(stranger["match"], false, "{stranger}");
     assert!(stranger["user_id"].is_null());
-    assert_eq!(stranger["confidence"], 0.0);
+    assert!(stranger["confidence"].is_null(), "{stranger}");
 
     // 1:1 verification.
     let (status, v) = app

@@ -66,7 +66,20 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
     assert_eq!(status, 200, "{rec}");
     assert_eq!(rec["match"], false, "{rec}");
 
-    // Re-enrolment: a new photo adds a template of the active model.
+    // Re-enrolment: a new photo adds a template of the active model. There
+    // is nothing of that model to verify it against, so only an
+    // administrator may add it: an `enrol` key could otherwise give anyone's
+    // account its own face.
+    let (_, enrol) = onnx.new_key("enrolment desk", &["enrol"]).await;
+    let res = common::client_with_key(&enrol)
+        .post(onnx.url(&format!("/users/{obama}/faces")))
+        .json(&json!({ "image": common::b64(&common::photo("people/obama/face_recognition_obama1.jpg")) }))
+        .send()
+        .await
+        .unwrap();
+    let (status, refused) = common::read(res).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["details"]["needed_scope"], "admin", "{refused}");
     let (status, added) = onnx
         .post_json(
             &format!("/users/{obama}/faces"),
@@ -75,6 +88,28 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
         .await;
     assert_eq!(status, 200, "{added}");
     assert_eq!(added["template_count"], 2, "one dlib template, one ONNX");
+    let (_, audit) = onnx
+        .get(&format!("/admin/audit?user_id={obama}&limit=5"))
+        .await;
+    let outcomes: Vec<(&str, &str)> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        &outcomes[..2],
+        &[
+            ("add_faces", "admin_first_template_of_model"),
+            ("add_faces", "refused")
+        ],
+        "{audit}"
+    );
     let (_, report) = onnx.get("/admin/reenrolment").await;
     assert_eq!(ids(&report), vec![biden]);
     let (status, v) = onnx

@@ -84,18 +84,52 @@ impl Principal {
         if self.allows(needed) {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden { needed })
+            Err(ServiceError::Forbidden {
+                needed,
+                action: "call this route",
+            })
         }
     }
 }
 
-/// Who made a request, for the audit log: the key and the client address.
+/// Who made a request: the key and the client address for the audit log,
+/// and the key's scopes, for the decisions a use case reserves to `admin`
+/// (loosening a threshold, adding a face that does not verify, enrolling a
+/// duplicate).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Caller {
     /// The API key's id.
     pub key_id: Option<i64>,
     /// The client's IP address.
     pub client: Option<String>,
+    /// What the key may do (empty: nothing beyond the route it reached).
+    pub scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// The operator at the command line: every scope, audited as `cli`.
+    pub fn command_line() -> Self {
+        Self {
+            key_id: None,
+            client: Some("cli".into()),
+            scopes: vec![Scope::Admin],
+        }
+    }
+
+    /// Whether the key may do what `needed` allows (admin may do all).
+    pub fn allows(&self, needed: Scope) -> bool {
+        self.scopes.contains(&needed) || self.scopes.contains(&Scope::Admin)
+    }
+
+    /// `Forbidden` naming `needed` and what it was needed for, unless
+    /// [`Caller::allows`].
+    pub fn require(&self, needed: Scope, action: &'static str) -> Result<(), ServiceError> {
+        if self.allows(needed) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden { needed, action })
+        }
+    }
 }
 
 /// A freshly made key: the stored row's id and the full secret, to be shown
@@ -198,7 +232,8 @@ mod tests {
         assert!(matches!(
             kiosk.require(Scope::Admin),
             Err(ServiceError::Forbidden {
-                needed: Scope::Admin
+                needed: Scope::Admin,
+                ..
             })
         ));
         assert_eq!(Scope::parse(" enrol ").unwrap(), Scope::Enrol);

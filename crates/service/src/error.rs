@@ -37,12 +37,10 @@ pub enum ServiceError {
     #[error("user {0} not found")]
     UserNotFound(i64),
     /// The face already belongs to an enrolled user.
-    #[error("this face already matches enrolled user {user_id} (distance {distance:.3}); pass allow_duplicate to enrol anyway")]
+    #[error("this face already matches an enrolled user{}; an administrator may enrol it anyway with allow_duplicate", user_id.map(|id| format!(" ({id})")).unwrap_or_default())]
     Duplicate {
-        /// The existing user.
-        user_id: i64,
-        /// Distance to their closest template.
-        distance: f32,
+        /// The existing user; shown to `admin` only.
+        user_id: Option<i64>,
     },
     /// A write clashes with stored data (e.g. a duplicate external reference).
     #[error("{0}")]
@@ -54,10 +52,37 @@ pub enum ServiceError {
     #[error("{0}")]
     Unauthenticated(String),
     /// The key is valid but lacks the scope this operation needs.
-    #[error("this API key lacks the {} scope needed here", needed.as_str())]
+    #[error("this API key lacks the {} scope needed to {action}", needed.as_str())]
     Forbidden {
         /// The scope needed.
         needed: crate::access::Scope,
+        /// What it is needed for, e.g. "loosen the threshold".
+        action: &'static str,
+    },
+    /// The user would have more templates of the active model than allowed.
+    #[error("at most {limit} face templates of the active model per user (thresholds.max_templates_per_user); an administrator can delete one (DELETE /users/{{id}}/faces/{{template_id}})")]
+    TooManyTemplates {
+        /// The user (0 for a new enrolment).
+        user_id: i64,
+        /// `thresholds.max_templates_per_user`.
+        limit: usize,
+        /// Templates of the active model the user has (0 when the request
+        /// alone is over the limit, checked before reading the store).
+        existing: usize,
+    },
+    /// The photos of one enrolment are not all of one person.
+    #[error("photo {index} does not match the first photo at the verify threshold; one enrolment holds one person (send each person separately)")]
+    PhotosDisagree {
+        /// Position of the photo in the request (0-based).
+        index: usize,
+    },
+    /// No such template for this user.
+    #[error("user {user_id} has no face template {template_id}")]
+    TemplateNotFound {
+        /// The user.
+        user_id: i64,
+        /// The template.
+        template_id: i64,
     },
     /// No such API key.
     #[error("API key {0} not found")]
@@ -101,6 +126,9 @@ impl ServiceError {
             ServiceError::NoTemplateForModel(_) => "no_template_for_model",
             ServiceError::Unauthenticated(_) => "unauthenticated",
             ServiceError::Forbidden { .. } => "forbidden",
+            ServiceError::TooManyTemplates { .. } => "template_limit",
+            ServiceError::PhotosDisagree { .. } => "photos_disagree",
+            ServiceError::TemplateNotFound { .. } => "not_found",
             ServiceError::KeyNotFound(_) => "not_found",
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",
@@ -131,6 +159,11 @@ impl From<StoreError> for ServiceError {
                 field: "request",
                 message: m,
             },
+            StoreError::TemplateLimit { limit, existing } => ServiceError::TooManyTemplates {
+                user_id: 0,
+                limit,
+                existing,
+            },
             other => ServiceError::Internal(other.to_string()),
         }
     }
@@ -141,6 +174,11 @@ impl From<StoreError> for ServiceError {
 pub(crate) fn for_user(id: i64) -> impl Fn(StoreError) -> ServiceError {
     move |e| match e {
         StoreError::NotFound(_) => ServiceError::UserNotFound(id),
+        StoreError::TemplateLimit { limit, existing } => ServiceError::TooManyTemplates {
+            user_id: id,
+            limit,
+            existing,
+        },
         other => other.into(),
     }
 }

@@ -18,8 +18,10 @@ pub use access::{Caller, IssuedKey, Principal, Scope};
 pub use domain::{Threshold, UserName};
 pub use error::ServiceError;
 pub use service::{
-    EnrolRequest, Enrolled, FaceBox, FaceMatch, FaceService, Identification, ServiceStats,
-    Verification,
+    AdminOverride, EnrolRequest, Enrolled, FaceBox, FaceMatch, FaceService, Identification,
+    ServiceStats, Verification, DEFAULT_MAX_TEMPLATES_PER_USER,
 };
-pub use thresholds::{Band, FmrPoint, Thresholds};
+pub use thresholds::{
+    Band, DecisionThreshold, FmrPoint, MatchEvidence, ThresholdReport, Thresholds,
+};
 pub use workers::FaceWorkers;

@@ -59,7 +59,7 @@ pub(crate) trait AuditOutcome {
 
 impl AuditOutcome for Enrolled {
     fn outcome(&self) -> &'static str {
-        "ok"
+        self.admin_override.map_or("ok", |o| o.as_str())
     }
 }
 
@@ -238,6 +238,25 @@ impl FaceService {
         Ok(state)
     }
 
+    /// Counts a failed biometric comparison with `user_id` towards their
+    /// lockout, and logs when it delays or disables them.
+    pub(crate) async fn record_verify_failure(&self, user_id: i64) -> Result<(), ServiceError> {
+        let after = self
+            .store
+            .record_verify_failure(user_id, self.lockout)
+            .await
+            .map_err(for_user(user_id))?;
+        if after.failures >= self.lockout.delay_after {
+            tracing::warn!(
+                user_id,
+                failures = after.failures,
+                disabled = after.disabled,
+                "verification lockout"
+            );
+        }
+        Ok(())
+    }
+
     /// Records one audit event for a use case's result.
     pub(crate) async fn audit_result<T: AuditOutcome>(
         &self,
@@ -249,6 +268,10 @@ impl FaceService {
     ) {
         let (outcome, detail) = match result {
             Ok(v) => (v.outcome(), None),
+            // What was attempted, so a refused override is visible as one.
+            Err(ServiceError::Forbidden { action, .. }) => {
+                ("refused", Some(format!("forbidden: {action}")))
+            }
             Err(e) => ("refused", Some(e.kind().to_string())),
         };
         self.audit(caller, action, outcome, user_id, distance, detail)

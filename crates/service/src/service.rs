@@ -5,17 +5,20 @@
 //! JSON. Biometric data (images, embeddings) never enters a span or a log
 //! line: functions that touch it are instrumented with `skip`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use face_core::{AnalyzedFace, BoundingBox, Metric as CoreMetric, ModelInfo};
-use face_store::{FaceStore, LockoutRule, Metric, ModelKey, NewTemplate, NewUser, Page, User};
+use face_core::{AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, ModelInfo};
+use face_store::{
+    FaceStore, LockoutRule, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User,
+};
 use serde::Serialize;
 
-use crate::access::Caller;
+use crate::access::{Caller, Scope};
 use crate::domain::{Threshold, UserName};
 use crate::error::for_user;
-use crate::thresholds::{Band, Thresholds};
+use crate::thresholds::{Band, DecisionThreshold, MatchEvidence, ThresholdReport, Thresholds};
 use crate::workers::FaceWorkers;
 use crate::ServiceError;
 
@@ -30,7 +33,7 @@ pub struct EnrolRequest {
     pub external_ref: Option<String>,
     /// Optional JSON metadata.
     pub metadata: Option<serde_json::Value>,
-    /// Enrol even if the face already matches another user.
+    /// Enrol even if the face already matches another user (`admin` only).
     pub allow_duplicate: bool,
 }
 
@@ -45,13 +48,40 @@ pub struct FaceBox {
     pub quality: f32,
 }
 
-/// The result of an enrolment.
+/// A face addition that only `admin` may make, recorded as a security
+/// event in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminOverride {
+    /// A face that does not verify as the user at the verify threshold.
+    UnverifiedFace,
+    /// The first template of the active model (re-enrolment after a model
+    /// switch): there is nothing of this model to verify it against.
+    FirstTemplateOfModel,
+    /// `allow_duplicate`: the check against other users was skipped.
+    DuplicateAllowed,
+}
+
+impl AdminOverride {
+    /// The audit outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminOverride::UnverifiedFace => "admin_unverified_face",
+            AdminOverride::FirstTemplateOfModel => "admin_first_template_of_model",
+            AdminOverride::DuplicateAllowed => "admin_allow_duplicate",
+        }
+    }
+}
+
+/// The result of an enrolment or a face addition.
 #[derive(Debug, Clone, Serialize)]
 pub struct Enrolled {
     /// The stored user.
     pub user: User,
     /// The face used from each photo, in request order.
     pub faces: Vec<FaceBox>,
+    /// Set when `admin` added what only `admin` may add.
+    pub admin_override: Option<AdminOverride>,
 }
 
 /// One face of an identification request and who it is, if anyone.
@@ -65,11 +95,12 @@ pub struct FaceMatch {
     pub user_id: Option<i64>,
     /// Their name (only when matched).
     pub name: Option<String>,
-    /// Distance to the closest user's best template, in the model's metric
-    /// (`None` when nobody is enrolled).
+    /// Distance to the closest user's best template, in the model's metric:
+    /// reported when matched, and to `admin` always (a failed attempt's
+    /// distance would let a caller hill-climb towards a match).
     pub distance: Option<f32>,
-    /// `1 − gallery size × FMR(distance)` when matched, else 0.
-    pub confidence: f32,
+    /// What the match's distance means (`None` fields without a match).
+    pub evidence: MatchEvidence,
     /// Confidence band.
     pub band: Band,
 }
@@ -81,9 +112,12 @@ pub struct Identification {
     pub faces: Vec<FaceMatch>,
     /// The threshold applied.
     pub threshold: f32,
-    /// Users enrolled (recounted at most every 5 s), which the confidence
-    /// accounts for.
-    pub gallery_size: i64,
+    /// The calibrated default for this gallery (the threshold applied
+    /// unless the caller chose a stricter one, or `admin` a looser one).
+    pub default: DecisionThreshold,
+    /// Templates of the active model compared per face (recounted at most
+    /// every few seconds).
+    pub comparisons: u64,
 }
 
 /// The result of a 1:1 verification.
@@ -93,14 +127,17 @@ pub struct Verification {
     pub user_id: i64,
     /// Whether the photo's face is that user.
     pub matched: bool,
-    /// Distance to the user's closest template.
-    pub distance: f32,
-    /// `1 − FMR(distance)` when matched, else 0.
-    pub confidence: f32,
+    /// Distance to the user's closest template: reported when matched, and
+    /// to `admin` always.
+    pub distance: Option<f32>,
+    /// What the match's distance means (`None` fields without a match).
+    pub evidence: MatchEvidence,
     /// Confidence band.
     pub band: Band,
     /// The threshold applied.
     pub threshold: f32,
+    /// The calibrated default for this user's templates.
+    pub default: DecisionThreshold,
     /// The face used (the largest in the photo).
     pub face: FaceBox,
     /// Faces in the photo.
@@ -122,8 +159,10 @@ pub struct ServiceStats {
     pub detector: String,
     /// Where the embedder runs (`"cpu"`, `"cuda"`).
     pub execution: String,
-    /// Thresholds in force.
-    pub thresholds: Thresholds,
+    /// Thresholds in force for the current gallery.
+    pub thresholds: ThresholdReport,
+    /// The most templates of one model a user may have.
+    pub max_templates_per_user: usize,
 }
 
 /// FaceGate's use cases over a face pipeline pool and a store.
@@ -133,23 +172,31 @@ pub struct FaceService {
     store_kind: &'static str,
     model: ModelKey,
     thresholds: Thresholds,
+    /// The most templates of one model a user may have.
+    max_templates_per_user: usize,
     /// When failed verifications delay and disable a user (see
     /// `security.rs`).
     pub(crate) lockout: LockoutRule,
-    /// Enrolled-user count and when it was read. Identification scales its
-    /// confidence by the gallery size; counting users on every request
-    /// would put a table count on the hot path, and a few seconds' drift
-    /// does not change a confidence meaningfully. A std mutex: held for a
-    /// read or a write of two words, never across an await.
-    gallery: Mutex<Option<(Instant, i64)>>,
+    /// Templates of the active model and when they were counted.
+    /// Identification's threshold depends on how many comparisons it makes;
+    /// counting on every request would put a table count on the hot path,
+    /// and a few seconds' drift moves the threshold by a hair. A std mutex:
+    /// held for a read or a write of two words, never across an await.
+    gallery: Mutex<Option<(Instant, u64)>>,
+    /// Whether identification's threshold is extrapolated beyond the
+    /// measured curve, so crossing the limit is logged once each way.
+    extrapolating: AtomicBool,
 }
 
 /// How long a gallery count is reused.
 const GALLERY_COUNT_TTL: Duration = Duration::from_secs(5);
 
+/// Default for `thresholds.max_templates_per_user`.
+pub const DEFAULT_MAX_TEMPLATES_PER_USER: usize = 10;
+
 impl FaceService {
     /// Joins workers, a store (`store_kind` names it for `/stats/`) and the
-    /// thresholds for the workers' model.
+    /// decision policy for the workers' model.
     pub fn new(
         workers: FaceWorkers,
         store: Arc<dyn FaceStore>,
@@ -165,14 +212,20 @@ impl FaceService {
                 CoreMetric::Cosine => Metric::Cosine,
             },
         );
+        let at_start = thresholds.identify(thresholds.expected_gallery_size());
+        if at_start.extrapolated {
+            warn_extrapolated(&thresholds, &at_start);
+        }
         Self {
             workers,
             store,
             store_kind,
             model,
             thresholds,
+            max_templates_per_user: DEFAULT_MAX_TEMPLATES_PER_USER,
             lockout: crate::security::DEFAULT_LOCKOUT,
             gallery: Mutex::new(None),
+            extrapolating: AtomicBool::new(at_start.extrapolated),
         }
     }
 
@@ -183,20 +236,57 @@ impl FaceService {
         self
     }
 
-    /// The number of enrolled users, read at most every few seconds.
-    async fn gallery_size(&self) -> Result<i64, ServiceError> {
+    /// The same service with another cap on templates per user (at least 1).
+    pub fn with_max_templates_per_user(mut self, max: usize) -> Self {
+        self.max_templates_per_user = max.max(1);
+        self
+    }
+
+    /// Templates of the active model, counted at most every few seconds.
+    async fn gallery_templates(&self) -> Result<u64, ServiceError> {
         let cached = *self.gallery.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, n)) = cached {
             if at.elapsed() < GALLERY_COUNT_TTL {
                 return Ok(n);
             }
         }
-        let n = self.store.stats().await?.users;
+        let n = self
+            .store
+            .stats()
+            .await?
+            .templates_by_model
+            .iter()
+            .find(|(id, _)| *id == self.model.id)
+            .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0));
         *self.gallery.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), n));
         Ok(n)
     }
 
-    /// The thresholds in force.
+    /// Forgets the template count after this instance changed it, so its
+    /// own writes count at once (another instance's within the TTL).
+    fn gallery_changed(&self) {
+        *self.gallery.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The identification threshold for a gallery of `templates`; logs when
+    /// the gallery crosses the measured range, either way.
+    fn identify_default(&self, templates: u64) -> DecisionThreshold {
+        let d = self.thresholds.identify(templates);
+        if self.extrapolating.swap(d.extrapolated, Ordering::Relaxed) != d.extrapolated {
+            if d.extrapolated {
+                warn_extrapolated(&self.thresholds, &d);
+            } else {
+                tracing::info!(
+                    comparisons = d.comparisons,
+                    threshold = d.threshold,
+                    "identification threshold back within the measured calibration curve"
+                );
+            }
+        }
+        d
+    }
+
+    /// The decision policy in force.
     pub fn thresholds(&self) -> &Thresholds {
         &self.thresholds
     }
@@ -245,59 +335,103 @@ impl FaceService {
     }
 
     /// Refuses a face that already matches a user other than `except` at
-    /// the strict (duplicate) threshold.
+    /// the duplicate threshold for the current gallery.
     async fn check_duplicate(
         &self,
         embedding: &[f32],
         except: Option<i64>,
     ) -> Result<(), ServiceError> {
+        let threshold = self
+            .thresholds
+            .duplicate(self.gallery_templates().await?)
+            .as_threshold();
         let hits = self.store.search(&self.model, embedding, 2).await?;
         if let Some(hit) = hits
             .iter()
-            .find(|m| Some(m.user_id) != except && m.distance < self.thresholds.duplicate)
+            .find(|m| Some(m.user_id) != except && Thresholds::matches(m.distance, threshold))
         {
             return Err(ServiceError::Duplicate {
-                user_id: hit.user_id,
-                distance: hit.distance,
+                user_id: Some(hit.user_id),
             });
         }
         Ok(())
     }
 
-    /// Enrols a new user from one or more photos.
+    /// Whether two faces of one request are one person: the verify
+    /// threshold of a single comparison.
+    fn same_person(&self, a: &Embedding, b: &Embedding) -> Result<bool, ServiceError> {
+        let d = a.distance(b).map_err(ServiceError::from)?;
+        Ok(Thresholds::matches(
+            d,
+            self.thresholds.verify(1).as_threshold(),
+        ))
+    }
+
+    /// The faces of one request, each of enrolment quality, all of one
+    /// person (every photo matches the first at the verify threshold).
+    async fn enrolment_faces(
+        &self,
+        images: Vec<Vec<u8>>,
+    ) -> Result<Vec<AnalyzedFace>, ServiceError> {
+        if images.is_empty() {
+            return Err(ServiceError::Invalid {
+                field: "image",
+                message: "at least one image is required".into(),
+            });
+        }
+        let mut faces: Vec<AnalyzedFace> = Vec::with_capacity(images.len());
+        for (index, image) in images.into_iter().enumerate() {
+            let face = self.enrolment_face(image).await?;
+            if let Some(first) = faces.first() {
+                if !self.same_person(&first.embedding, &face.embedding)? {
+                    return Err(ServiceError::PhotosDisagree { index });
+                }
+            }
+            faces.push(face);
+        }
+        Ok(faces)
+    }
+
+    /// Enrols a new user from one or more photos of one person.
     #[tracing::instrument(skip_all, fields(images = req.images.len()))]
     pub async fn enrol(
         &self,
         caller: &Caller,
         req: EnrolRequest,
     ) -> Result<Enrolled, ServiceError> {
-        let result = self.enrol_inner(req).await;
+        let result = self.enrol_inner(caller, req).await;
         let user_id = result.as_ref().ok().map(|e| e.user.id);
         self.audit_result(caller, "enrol", &result, user_id, None)
             .await;
-        result
+        redact_duplicate(caller, result)
     }
 
-    async fn enrol_inner(&self, req: EnrolRequest) -> Result<Enrolled, ServiceError> {
-        if req.images.is_empty() {
-            return Err(ServiceError::Invalid {
-                field: "image",
-                message: "at least one image is required".into(),
+    async fn enrol_inner(
+        &self,
+        caller: &Caller,
+        req: EnrolRequest,
+    ) -> Result<Enrolled, ServiceError> {
+        if req.allow_duplicate {
+            caller.require(
+                Scope::Admin,
+                "enrol a face that matches another user (allow_duplicate)",
+            )?;
+        }
+        if req.images.len() > self.max_templates_per_user {
+            return Err(ServiceError::TooManyTemplates {
+                user_id: 0,
+                limit: self.max_templates_per_user,
+                existing: 0,
             });
         }
-        let mut templates = Vec::with_capacity(req.images.len());
-        let mut faces = Vec::with_capacity(req.images.len());
-        for image in req.images {
-            let face = self.enrolment_face(image).await?;
-            if !req.allow_duplicate {
+        let faces = self.enrolment_faces(req.images).await?;
+        if !req.allow_duplicate {
+            for face in &faces {
                 self.check_duplicate(face.embedding.values(), None).await?;
             }
-            faces.push(face_box(&face));
-            templates.push(NewTemplate {
-                quality: face.quality.score,
-                embedding: face.embedding.into_values(),
-            });
         }
+        let boxes = faces.iter().map(face_box).collect();
+        let templates: Vec<NewTemplate> = faces.into_iter().map(template).collect();
         let user = self
             .store
             .create_user(
@@ -310,11 +444,26 @@ impl FaceService {
                 &templates,
             )
             .await?;
+        self.gallery_changed();
         tracing::info!(user_id = user.id, templates = templates.len(), "enrolled");
-        Ok(Enrolled { user, faces })
+        Ok(Enrolled {
+            user,
+            faces: boxes,
+            admin_override: req
+                .allow_duplicate
+                .then_some(AdminOverride::DuplicateAllowed),
+        })
     }
 
-    /// Adds photos of an enrolled user.
+    /// Adds photos of an enrolled user. Each must verify as that user
+    /// against their closest template of the active model; only `admin` may
+    /// add a face that does not, or the first template of a new model.
+    ///
+    /// For everyone else this is a biometric comparison with the user like
+    /// a verification, and is treated as one: a delayed or disabled user
+    /// cannot have faces added, and a face that does not verify counts as a
+    /// failed verification (or the route would be a lockout-free way to
+    /// search for a face that passes).
     #[tracing::instrument(skip(self, caller, images), fields(images = images.len()))]
     pub async fn add_faces(
         &self,
@@ -323,44 +472,106 @@ impl FaceService {
         images: Vec<Vec<u8>>,
         allow_duplicate: bool,
     ) -> Result<Enrolled, ServiceError> {
-        let result = self.add_faces_inner(user_id, images, allow_duplicate).await;
-        self.audit_result(caller, "add_faces", &result, Some(user_id), None)
+        let mut distance = None;
+        let result = self
+            .add_faces_inner(caller, user_id, images, allow_duplicate, &mut distance)
             .await;
-        result
+        if let Ok(Enrolled {
+            admin_override: Some(o),
+            ..
+        }) = &result
+        {
+            tracing::warn!(
+                user_id,
+                event = o.as_str(),
+                "security event: face added by admin override"
+            );
+        }
+        self.audit_result(caller, "add_faces", &result, Some(user_id), distance)
+            .await;
+        redact_duplicate(caller, result)
     }
 
+    /// `distance` receives the largest distance of a new face to the user's
+    /// templates, for the audit row.
     async fn add_faces_inner(
         &self,
+        caller: &Caller,
         user_id: i64,
         images: Vec<Vec<u8>>,
         allow_duplicate: bool,
+        distance: &mut Option<f32>,
     ) -> Result<Enrolled, ServiceError> {
+        let admin = caller.allows(Scope::Admin);
+        if allow_duplicate {
+            caller.require(
+                Scope::Admin,
+                "add a face that matches another user (allow_duplicate)",
+            )?;
+        }
         self.store
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
-        if images.is_empty() {
-            return Err(ServiceError::Invalid {
-                field: "image",
-                message: "at least one image is required".into(),
+        if !admin {
+            self.check_lockout(user_id).await?;
+        }
+        if images.len() > self.max_templates_per_user {
+            // Cannot fit whatever the user has; the store checks the rest.
+            return Err(ServiceError::TooManyTemplates {
+                user_id,
+                limit: self.max_templates_per_user,
+                existing: 0,
             });
         }
-        let mut templates = Vec::new();
-        let mut faces = Vec::new();
-        for image in images {
-            let face = self.enrolment_face(image).await?;
+        let faces = self.enrolment_faces(images).await?;
+        let mut admin_override = None;
+        for face in &faces {
+            let nearest = self
+                .store
+                .distance_to_user(user_id, &self.model, face.embedding.values())
+                .await
+                .map_err(for_user(user_id))?;
+            match nearest {
+                None => {
+                    caller.require(
+                        Scope::Admin,
+                        "add the first face template of the active model (re-enrolment)",
+                    )?;
+                    admin_override = Some(AdminOverride::FirstTemplateOfModel);
+                }
+                Some(d) => {
+                    *distance = Some(distance.map_or(d.distance, |x| x.max(d.distance)));
+                    let threshold = self.thresholds.verify(d.templates).as_threshold();
+                    if !Thresholds::matches(d.distance, threshold) {
+                        if !admin {
+                            self.record_verify_failure(user_id).await?;
+                        }
+                        caller.require(
+                            Scope::Admin,
+                            "add a face that does not verify as this user",
+                        )?;
+                        admin_override.get_or_insert(AdminOverride::UnverifiedFace);
+                    }
+                }
+            }
             if !allow_duplicate {
                 self.check_duplicate(face.embedding.values(), Some(user_id))
                     .await?;
             }
-            faces.push(face_box(&face));
-            templates.push(NewTemplate {
-                quality: face.quality.score,
-                embedding: face.embedding.into_values(),
-            });
         }
+        if allow_duplicate {
+            admin_override.get_or_insert(AdminOverride::DuplicateAllowed);
+        }
+        let boxes = faces.iter().map(face_box).collect();
+        let templates: Vec<NewTemplate> = faces.into_iter().map(template).collect();
         self.store
-            .add_templates(user_id, &self.model, &templates)
+            .add_templates(
+                user_id,
+                &self.model,
+                &templates,
+                self.max_templates_per_user,
+            )
             .await
             .map_err(for_user(user_id))?;
         let user = self
@@ -368,8 +579,86 @@ impl FaceService {
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
+        self.gallery_changed();
         tracing::info!(user_id, added = templates.len(), "faces added");
-        Ok(Enrolled { user, faces })
+        Ok(Enrolled {
+            user,
+            faces: boxes,
+            admin_override,
+        })
+    }
+
+    /// A user's templates, without vectors.
+    pub async fn faces_of(&self, user_id: i64) -> Result<Vec<TemplateInfo>, ServiceError> {
+        self.store
+            .templates_of(user_id)
+            .await
+            .map_err(for_user(user_id))
+    }
+
+    /// Deletes one of a user's templates.
+    #[tracing::instrument(skip(self, caller))]
+    pub async fn delete_face(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        template_id: i64,
+    ) -> Result<(), ServiceError> {
+        let result = self.delete_face_inner(user_id, template_id).await;
+        self.audit(
+            caller,
+            "delete_face",
+            match &result {
+                Ok(()) => "ok",
+                Err(_) => "refused",
+            },
+            Some(user_id),
+            None,
+            Some(match &result {
+                Ok(()) => format!("template {template_id}"),
+                Err(e) => format!("template {template_id}: {}", e.kind()),
+            }),
+        )
+        .await;
+        result
+    }
+
+    async fn delete_face_inner(&self, user_id: i64, template_id: i64) -> Result<(), ServiceError> {
+        self.store
+            .get_user(user_id)
+            .await
+            .map_err(for_user(user_id))?;
+        self.store
+            .delete_template(user_id, template_id)
+            .await
+            .map_err(|e| match e {
+                face_store::StoreError::NotFound(_) => ServiceError::TemplateNotFound {
+                    user_id,
+                    template_id,
+                },
+                other => other.into(),
+            })?;
+        self.gallery_changed();
+        tracing::info!(user_id, template_id, "face template deleted");
+        Ok(())
+    }
+
+    /// The threshold a decision uses: the calibrated default, a caller's
+    /// stricter one, or (only for `admin`) a looser one.
+    fn decision_threshold(
+        caller: &Caller,
+        asked: Option<Threshold>,
+        default: &DecisionThreshold,
+        action: &'static str,
+    ) -> Result<Threshold, ServiceError> {
+        match asked {
+            None => Ok(default.as_threshold()),
+            Some(t) if t.value() <= default.threshold => Ok(t),
+            Some(t) => {
+                caller.require(Scope::Admin, action)?;
+                Ok(t)
+            }
+        }
     }
 
     /// Identifies every face in a photo against all enrolled users.
@@ -380,8 +669,8 @@ impl FaceService {
         image: Vec<u8>,
         threshold: Option<Threshold>,
     ) -> Result<Identification, ServiceError> {
-        let result = self.identify_inner(image, threshold).await;
-        // One row per photo, about its largest face.
+        let mut result = self.identify_inner(caller, image, threshold).await;
+        // One row per photo, about its largest face, with its distance.
         let first = result.as_ref().ok().and_then(|r| r.faces.first());
         let (user_id, distance) = (
             first.and_then(|f| f.user_id),
@@ -389,20 +678,34 @@ impl FaceService {
         );
         self.audit_result(caller, "identify", &result, user_id, distance)
             .await;
+        if let Ok(r) = &mut result {
+            for f in &mut r.faces {
+                if !f.matched && !caller.allows(Scope::Admin) {
+                    f.distance = None;
+                }
+            }
+        }
         result
     }
 
     async fn identify_inner(
         &self,
+        caller: &Caller,
         image: Vec<u8>,
         threshold: Option<Threshold>,
     ) -> Result<Identification, ServiceError> {
-        let threshold = threshold.unwrap_or(self.thresholds.identify_threshold());
+        let comparisons = self.gallery_templates().await?;
+        let default = self.identify_default(comparisons);
+        let threshold = Self::decision_threshold(
+            caller,
+            threshold,
+            &default,
+            "loosen the identification threshold beyond the calibrated default",
+        )?;
         let faces = self.analyze(image).await?;
         if faces.is_empty() {
             return Err(ServiceError::NoFace);
         }
-        let gallery_size = self.gallery_size().await?;
         let mut out = Vec::with_capacity(faces.len());
         for face in &faces {
             let best = self
@@ -419,11 +722,9 @@ impl FaceService {
                 Some(d) => self.thresholds.band(d, threshold),
                 None => Band::NoMatch,
             };
-            let confidence = match (matched, distance) {
-                (true, Some(d)) => self
-                    .thresholds
-                    .confidence(d, usize::try_from(gallery_size).unwrap_or(1)),
-                _ => 0.0,
+            let evidence = match (matched, distance) {
+                (true, Some(d)) => self.thresholds.evidence(d, comparisons),
+                _ => MatchEvidence::none(),
             };
             out.push(FaceMatch {
                 face: face_box(face),
@@ -431,7 +732,7 @@ impl FaceService {
                 user_id: best.as_ref().filter(|_| matched).map(|m| m.user_id),
                 name: best.as_ref().filter(|_| matched).map(|m| m.name.clone()),
                 distance,
-                confidence,
+                evidence,
                 band,
             });
         }
@@ -443,16 +744,19 @@ impl FaceService {
         Ok(Identification {
             faces: out,
             threshold: threshold.value(),
-            gallery_size,
+            default,
+            comparisons,
         })
     }
 
     /// Verifies that the largest face in a photo is `user_id` (1:1).
     ///
-    /// Subject to the lockout: after `lockout.delay_after` consecutive
-    /// failures each attempt waits out a delay, after `disable_after` the
-    /// user cannot be verified until an administrator resets them. A
-    /// success clears the count; photos without a face do not count.
+    /// The threshold is chosen for the user's number of templates (each is
+    /// one chance for a stranger). Subject to the lockout: after
+    /// `lockout.delay_after` consecutive failures each attempt waits out a
+    /// delay, after `disable_after` the user cannot be verified until an
+    /// administrator resets them. A success clears the count; photos
+    /// without a face do not count.
     #[tracing::instrument(skip(self, caller, image))]
     pub async fn verify(
         &self,
@@ -461,20 +765,25 @@ impl FaceService {
         image: Vec<u8>,
         threshold: Option<Threshold>,
     ) -> Result<Verification, ServiceError> {
-        let result = self.verify_inner(user_id, image, threshold).await;
-        let distance = result.as_ref().ok().map(|v| v.distance);
+        let mut result = self.verify_inner(caller, user_id, image, threshold).await;
+        let distance = result.as_ref().ok().and_then(|v| v.distance);
         self.audit_result(caller, "verify", &result, Some(user_id), distance)
             .await;
+        if let Ok(v) = &mut result {
+            if !v.matched && !caller.allows(Scope::Admin) {
+                v.distance = None;
+            }
+        }
         result
     }
 
     async fn verify_inner(
         &self,
+        caller: &Caller,
         user_id: i64,
         image: Vec<u8>,
         threshold: Option<Threshold>,
     ) -> Result<Verification, ServiceError> {
-        let threshold = threshold.unwrap_or(self.thresholds.verify_threshold());
         self.store
             .get_user(user_id)
             .await
@@ -482,47 +791,43 @@ impl FaceService {
         let lockout = self.check_lockout(user_id).await?;
         let faces = self.analyze(image).await?;
         let face = faces.first().ok_or(ServiceError::NoFace)?;
-        let distance = self
+        let nearest = self
             .store
             .distance_to_user(user_id, &self.model, face.embedding.values())
             .await
             .map_err(for_user(user_id))?
             .ok_or(ServiceError::NoTemplateForModel(user_id))?;
+        let default = self.thresholds.verify(nearest.templates);
+        let threshold = Self::decision_threshold(
+            caller,
+            threshold,
+            &default,
+            "loosen the verification threshold beyond the calibrated default",
+        )?;
+        let distance = nearest.distance;
         let matched = Thresholds::matches(distance, threshold);
-        let confidence = if matched {
-            self.thresholds.confidence(distance, 1)
-        } else {
-            0.0
-        };
         // The lockout counts against the calibrated default, whatever
-        // threshold the caller asked for: a loose `?threshold=` must not
-        // turn a wrong face into a success that clears the count.
-        let passes_default = Thresholds::matches(distance, self.thresholds.verify_threshold());
+        // threshold was asked for: an administrator's loose `?threshold=`
+        // must not turn a wrong face into a success that clears the count.
+        let passes_default = Thresholds::matches(distance, default.as_threshold());
         if passes_default && lockout.failures > 0 {
             self.store.reset_lockout(user_id).await?;
         } else if !passes_default {
-            let after = self
-                .store
-                .record_verify_failure(user_id, self.lockout)
-                .await
-                .map_err(for_user(user_id))?;
-            if after.failures >= self.lockout.delay_after {
-                tracing::warn!(
-                    user_id,
-                    failures = after.failures,
-                    disabled = after.disabled,
-                    "verification lockout"
-                );
-            }
+            self.record_verify_failure(user_id).await?;
         }
         tracing::info!(user_id, matched, "verified");
         Ok(Verification {
             user_id,
             matched,
-            distance,
-            confidence,
+            distance: Some(distance),
+            evidence: if matched {
+                self.thresholds.evidence(distance, nearest.templates)
+            } else {
+                MatchEvidence::none()
+            },
             band: self.thresholds.band(distance, threshold),
             threshold: threshold.value(),
+            default,
             face: face_box(face),
             faces_in_image: faces.len(),
         })
@@ -557,6 +862,7 @@ impl FaceService {
         self.audit_result(caller, "delete", &result, Some(user_id), None)
             .await;
         result?;
+        self.gallery_changed();
         tracing::info!(user_id, "deleted");
         Ok(())
     }
@@ -589,8 +895,43 @@ impl FaceService {
             model: (**self.workers.model()).clone(),
             detector: self.workers.detector().to_string(),
             execution: self.workers.execution().to_string(),
-            thresholds: self.thresholds.clone(),
+            thresholds: self
+                .thresholds
+                .report(u64::try_from(templates).unwrap_or(0)),
+            max_templates_per_user: self.max_templates_per_user,
         })
+    }
+}
+
+/// A duplicate's user id is for `admin` only: to anyone else it would make
+/// enrolment an identification service.
+fn redact_duplicate(
+    caller: &Caller,
+    result: Result<Enrolled, ServiceError>,
+) -> Result<Enrolled, ServiceError> {
+    match result {
+        Err(ServiceError::Duplicate { .. }) if !caller.allows(Scope::Admin) => {
+            Err(ServiceError::Duplicate { user_id: None })
+        }
+        other => other,
+    }
+}
+
+fn warn_extrapolated(thresholds: &Thresholds, d: &DecisionThreshold) {
+    tracing::warn!(
+        comparisons = d.comparisons,
+        measured_limit = thresholds.measured_comparisons_limit(),
+        threshold = d.threshold,
+        "identification threshold is EXTRAPOLATED beyond the measured calibration curve \
+         (more comparisons than the calibration measured): the false-positive rate is an \
+         estimate; calibrate on a larger data set"
+    );
+}
+
+fn template(face: AnalyzedFace) -> NewTemplate {
+    NewTemplate {
+        quality: face.quality.score,
+        embedding: face.embedding.into_values(),
     }
 }
 

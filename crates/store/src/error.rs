@@ -17,6 +17,15 @@ pub enum StoreError {
     /// or a model id already registered with another dimension or metric.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Adding the templates would give the user more than the allowed
+    /// number of templates of one model.
+    #[error("the user would have more than {limit} templates of this model")]
+    TemplateLimit {
+        /// The most templates of one model a user may have.
+        limit: usize,
+        /// Templates of the model the user has now.
+        existing: usize,
+    },
     /// The database cannot be reached or did not answer in time (server down,
     /// pool exhausted, statement timeout, file locked). Usually transient.
     #[error("storage unavailable: {0}")]

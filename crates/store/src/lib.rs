@@ -42,5 +42,6 @@ pub use postgres::{IndexState, PgStore, PostgresConfig};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::FaceStore;
 pub use types::{
-    Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId,
+    Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, TemplateInfo, User,
+    UserDistance, UserId,
 };

@@ -8,7 +8,10 @@ use async_trait::async_trait;
 
 use crate::access::AccessStore;
 use crate::error::Result;
-use crate::types::{Match, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId};
+use crate::types::{
+    Match, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, TemplateInfo, User,
+    UserDistance, UserId,
+};
 
 /// A repository of enrolled users and their face templates, and (through
 /// the [`AccessStore`] supertrait) of the security layer's state.
@@ -25,13 +28,25 @@ pub trait FaceStore: AccessStore + Send + Sync {
     ) -> Result<User>;
 
     /// Adds templates of `model` to an existing user (atomically); returns
-    /// their ids in input order. `NotFound` when the user does not exist.
+    /// their ids in input order. `NotFound` when the user does not exist;
+    /// `TemplateLimit` when the user would then have more than
+    /// `max_per_model` templates of `model` (checked inside the write, so
+    /// concurrent additions cannot overshoot it).
     async fn add_templates(
         &self,
         user: UserId,
         model: &ModelKey,
         templates: &[NewTemplate],
+        max_per_model: usize,
     ) -> Result<Vec<TemplateId>>;
+
+    /// One user's templates of every model, without vectors, in id order.
+    /// `NotFound` when the user does not exist.
+    async fn templates_of(&self, user: UserId) -> Result<Vec<TemplateInfo>>;
+
+    /// Deletes one template of one user. `NotFound` when the user does not
+    /// exist or has no template with that id.
+    async fn delete_template(&self, user: UserId, template: TemplateId) -> Result<()>;
 
     /// One user; `NotFound` when absent.
     async fn get_user(&self, id: UserId) -> Result<User>;
@@ -51,14 +66,15 @@ pub trait FaceStore: AccessStore + Send + Sync {
     async fn search(&self, model: &ModelKey, query: &[f32], k: usize) -> Result<Vec<Match>>;
 
     /// The distance from `query` to the closest of one user's templates of
-    /// `model` (1:1 verification). `NotFound` when the user does not exist;
-    /// `Ok(None)` when they have no template of `model`.
+    /// `model` (1:1 verification), with the number compared. `NotFound`
+    /// when the user does not exist; `Ok(None)` when they have no template
+    /// of `model`.
     async fn distance_to_user(
         &self,
         user: UserId,
         model: &ModelKey,
         query: &[f32],
-    ) -> Result<Option<f32>>;
+    ) -> Result<Option<UserDistance>>;
 
     /// Users that have no template of `model` (for re-enrolment reports), in
     /// ascending id order.

@@ -113,6 +113,29 @@ pub struct User {
     pub template_count: i64,
 }
 
+/// One stored template, without its vector (for listing a user's faces).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub id: TemplateId,
+    /// The model that produced it.
+    pub model_id: String,
+    /// Quality score given by the enrolment pipeline.
+    pub quality: f32,
+    /// When it was stored (microsecond precision, UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+/// The closest of one user's templates of a model (1:1 verification), and
+/// how many templates of that model were compared: each is one chance for
+/// a stranger to match, which the decision accounts for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UserDistance {
+    /// Distance to the closest template, in the model's metric.
+    pub distance: f32,
+    /// Templates of the model the user has (at least 1).
+    pub templates: u64,
+}
+
 /// One search result: a user and their best (closest) template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Match {

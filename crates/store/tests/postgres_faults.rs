@@ -53,7 +53,10 @@ async fn assert_all_unavailable(store: &PgStore, user: i64, rng: &mut Rng) {
         })
         .await,
         timed("add_templates", async {
-            store.add_templates(user, &model, &t).await.map(drop)
+            store
+                .add_templates(user, &model, &t, usize::MAX)
+                .await
+                .map(drop)
         })
         .await,
         timed("search", async {

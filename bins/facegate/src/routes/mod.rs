@@ -98,6 +98,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}", web::get().to(users::get))
         .route("/users/{id}", web::delete().to(users::delete))
         .route("/users/{id}/faces", web::post().to(users::add_faces))
+        .route("/users/{id}/faces", web::get().to(users::list_faces))
+        .route(
+            "/users/{id}/faces/{template_id}",
+            web::delete().to(users::delete_face),
+        )
         .route("/users/{id}/verify", web::post().to(users::verify))
         .route("/admin/reenrolment", web::get().to(admin::reenrolment))
         .route("/admin/keys", web::post().to(admin::create_key))

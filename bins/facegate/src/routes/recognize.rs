@@ -14,11 +14,12 @@ use crate::input;
 
 /// Identifies every face in a photo against all enrolled users.
 #[utoipa::path(post, path = "/recognize/", tag = "recognition",
-    params(("threshold" = Option<f64>, Query, description = "match when the distance is under this (model's metric); default from calibration")),
+    params(("threshold" = Option<f64>, Query, description = "match when the distance is under this (model's metric); default: calibrated for the gallery's size. A stricter (smaller) value is allowed to every key, a looser one only to admin keys (403)")),
     request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data with an `image` file"),
     responses(
         (status = 200, body = Recognized, description = "match or no match"),
         (status = 400, body = ErrorJson, description = "no face, bad image"),
+        (status = 403, body = ErrorJson, description = "a threshold looser than the default without the admin scope"),
         (status = 413, body = ErrorJson), (status = 415, body = ErrorJson),
         (status = 422, body = ErrorJson, description = "invalid threshold (the message gives the valid range)"),
         (status = 503, body = ErrorJson)))]
@@ -39,19 +40,24 @@ pub async fn recognize(
     };
     let message = match (&main.name, main.distance) {
         (Some(name), Some(d)) if main.matched => format!("Recognized {name} (distance {d:.3})"),
-        (_, None) => "No match found: nobody is enrolled".to_string(),
+        _ if result.comparisons == 0 => "No match found: nobody is enrolled".to_string(),
         _ => "No match found".to_string(),
     };
+    let json = FaceMatchJson::from(main);
     Ok(HttpResponse::Ok().json(Recognized {
-        matched: main.matched,
-        name: main.name.clone(),
-        distance: main.distance,
-        user_id: main.user_id,
-        confidence: main.confidence,
-        confidence_band: main.band,
+        matched: json.matched,
+        name: json.name.clone(),
+        distance: json.distance,
+        user_id: json.user_id,
+        confidence: json.confidence,
+        confidence_band: json.confidence_band,
+        fmr: json.fmr,
+        expected_false_matches: json.expected_false_matches,
         message,
         threshold: result.threshold,
-        gallery_size: result.gallery_size,
+        default_threshold: result.default.threshold,
+        threshold_extrapolated: result.default.extrapolated,
+        comparisons: result.comparisons,
         faces: result.faces.iter().map(FaceMatchJson::from).collect(),
     }))
 }

@@ -21,6 +21,8 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         similarity_metric: s.model.metric.as_str(),
         detector: s.detector,
         execution_provider: s.execution,
+        calibrated: s.thresholds.calibrated,
         thresholds: s.thresholds,
+        max_templates_per_user: s.max_templates_per_user,
     }))
 }

@@ -6,7 +6,8 @@ use serde::Deserialize;
 
 use super::{check_length, user_id, AppState, ThresholdQuery};
 use crate::api::{
-    Deleted, ErrorJson, FaceJson, FacesAdded, ImageBody, UserJson, UserList, Verified,
+    Deleted, ErrorJson, FaceJson, FacesAdded, ImageBody, TemplateDeleted, TemplateJson,
+    TemplateList, UserJson, UserList, Verified,
 };
 use crate::error::ApiError;
 use crate::input;
@@ -82,11 +83,17 @@ pub async fn delete(
 }
 
 /// Adds photos of an enrolled person; identification uses the best of a
-/// user's templates.
+/// user's templates. Each photo must verify as the user against their
+/// closest template of the active model; only `admin` may add one that
+/// does not, or the first template of a new model (re-enrolment after a
+/// model switch). Both are audited as security events.
 #[utoipa::path(post, path = "/users/{id}/faces", tag = "users", params(("id" = i64, Path, description = "user id")),
     request_body(content = ImageBody, description = "JSON (`image` or `images`), or multipart/form-data"),
-    responses((status = 200, body = FacesAdded), (status = 400, body = ErrorJson), (status = 404, body = ErrorJson),
-        (status = 409, body = ErrorJson), (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
+    responses((status = 200, body = FacesAdded), (status = 400, body = ErrorJson),
+        (status = 403, body = ErrorJson, description = "the face does not verify as the user, the user has no template of the active model, or allow_duplicate, without the admin scope"),
+        (status = 404, body = ErrorJson),
+        (status = 409, body = ErrorJson, description = "the face matches another user, or the user would exceed thresholds.max_templates_per_user"),
+        (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
 pub async fn add_faces(
     state: web::Data<AppState>,
     caller: web::ReqData<Caller>,
@@ -110,12 +117,65 @@ pub async fn add_faces(
     }))
 }
 
+/// A user's face templates (never the vectors).
+#[utoipa::path(get, path = "/users/{id}/faces", tag = "users", params(("id" = i64, Path, description = "user id")),
+    responses((status = 200, body = TemplateList), (status = 404, body = ErrorJson), (status = 422, body = ErrorJson)))]
+pub async fn list_faces(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&path)?;
+    let active = &state.service.model().id;
+    let faces = state.service.faces_of(id).await?;
+    Ok(HttpResponse::Ok().json(TemplateList {
+        user_id: id,
+        faces: faces
+            .into_iter()
+            .map(|t| TemplateJson {
+                id: t.id,
+                active_model: t.model_id == *active,
+                model: t.model_id,
+                quality: t.quality,
+                created_at: t
+                    .created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            })
+            .collect(),
+    }))
+}
+
+/// Deletes one of a user's face templates.
+#[utoipa::path(delete, path = "/users/{id}/faces/{template_id}", tag = "users",
+    params(("id" = i64, Path, description = "user id"), ("template_id" = i64, Path, description = "template id")),
+    responses((status = 200, body = TemplateDeleted), (status = 404, body = ErrorJson), (status = 422, body = ErrorJson)))]
+pub async fn delete_face(
+    state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_user, raw_template) = path.into_inner();
+    let id = user_id(&raw_user)?;
+    let template_id = raw_template
+        .parse::<i64>()
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(|| ApiError::invalid("template_id", "must be a positive integer"))?;
+    state.service.delete_face(&caller, id, template_id).await?;
+    Ok(HttpResponse::Ok().json(TemplateDeleted {
+        status: "deleted",
+        user_id: id,
+        template_id,
+    }))
+}
+
 /// Is this photo that user? The authentication call (1:1).
 #[utoipa::path(post, path = "/users/{id}/verify", tag = "recognition",
     params(("id" = i64, Path, description = "user id"),
-        ("threshold" = Option<f64>, Query, description = "match when the distance is under this; default: FMR 1e-4")),
+        ("threshold" = Option<f64>, Query, description = "match when the distance is under this; default: FMR 1e-4 per decision for the user's number of templates. A stricter (smaller) value is allowed to every key, a looser one only to admin keys (403)")),
     request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data"),
-    responses((status = 200, body = Verified), (status = 400, body = ErrorJson), (status = 404, body = ErrorJson),
+    responses((status = 200, body = Verified), (status = 400, body = ErrorJson),
+        (status = 403, body = ErrorJson, description = "a threshold looser than the default without the admin scope"),
+        (status = 404, body = ErrorJson),
         (status = 409, body = ErrorJson, description = "the user has no template for the active model"),
         (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
 pub async fn verify(

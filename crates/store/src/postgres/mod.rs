@@ -29,7 +29,8 @@ use crate::error::{Result, StoreError};
 use crate::model_cache::{self, ModelCache};
 use crate::store::FaceStore;
 use crate::types::{
-    Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId,
+    Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, TemplateInfo, User,
+    UserDistance, UserId,
 };
 use crate::validate;
 
@@ -381,6 +382,7 @@ impl FaceStore for PgStore {
         user: UserId,
         model: &ModelKey,
         templates: &[NewTemplate],
+        max_per_model: usize,
     ) -> Result<Vec<TemplateId>> {
         validate::templates(model, templates, false)?;
         let ids = self
@@ -388,13 +390,32 @@ impl FaceStore for PgStore {
                 let mut client = self.inner.pool.get().await?;
                 self.ensure_model(&client, model).await?;
                 let tx = client.transaction().await?;
-                // Lock the user row against a concurrent delete.
+                // Lock the user row against a concurrent delete, and against
+                // a concurrent addition (FOR NO KEY UPDATE conflicts with
+                // itself), so the count below cannot be raced past the cap.
                 let exists = tx
-                    .query_opt("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE", &[&user])
+                    .query_opt(
+                        "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
+                        &[&user],
+                    )
                     .await?
                     .is_some();
                 if !exists {
                     return Err(StoreError::NotFound(format!("user {user}")));
+                }
+                let existing: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM templates WHERE user_id = $1 AND model_id = $2",
+                        &[&user, &model.id],
+                    )
+                    .await?
+                    .try_get(0)?;
+                let existing = usize::try_from(existing).unwrap_or(usize::MAX);
+                if existing.saturating_add(templates.len()) > max_per_model {
+                    return Err(StoreError::TemplateLimit {
+                        limit: max_per_model,
+                        existing,
+                    });
                 }
                 let ids = Self::insert_templates(&tx, user, model, templates).await?;
                 tx.commit().await?;
@@ -426,7 +447,7 @@ impl FaceStore for PgStore {
         user: UserId,
         model: &ModelKey,
         query: &[f32],
-    ) -> Result<Option<f32>> {
+    ) -> Result<Option<UserDistance>> {
         validate::search(model, query, 1)?;
         self.bounded(async {
             let client = self.inner.pool.get().await?;
@@ -443,7 +464,68 @@ impl FaceStore for PgStore {
             let vector = Vector::from(query.to_vec());
             let row = client.query_one(&stmt, &[&vector, &user]).await?;
             let d: Option<f64> = row.try_get(0)?;
-            Ok(d.map(|d| d as f32))
+            let n: i64 = row.try_get(1)?;
+            Ok(d.map(|d| UserDistance {
+                distance: d as f32,
+                templates: u64::try_from(n).unwrap_or(0).max(1),
+            }))
+        })
+        .await
+    }
+
+    async fn templates_of(&self, user: UserId) -> Result<Vec<TemplateInfo>> {
+        self.bounded(async {
+            let mut client = self.inner.pool.get().await?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let exists = tx
+                .query_opt("SELECT 1 FROM users WHERE id = $1", &[&user])
+                .await?
+                .is_some();
+            if !exists {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            let rows = tx
+                .query(
+                    "SELECT id, model_id, quality, created_at FROM templates \
+                     WHERE user_id = $1 ORDER BY id",
+                    &[&user],
+                )
+                .await?;
+            tx.commit().await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(TemplateInfo {
+                        id: r.try_get(0)?,
+                        model_id: r.try_get(1)?,
+                        quality: r.try_get(2)?,
+                        created_at: r.try_get(3)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_template(&self, user: UserId, template: TemplateId) -> Result<()> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let n = client
+                .execute(
+                    "DELETE FROM templates WHERE id = $1 AND user_id = $2",
+                    &[&template, &user],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "template {template} of user {user}"
+                )));
+            }
+            Ok(())
         })
         .await
     }

@@ -62,13 +62,13 @@ pub(crate) fn search(model: &ModelKey) -> String {
 }
 
 /// The smallest distance from `$1` to user `$2`'s templates of `model`
-/// (NULL when they have none).
+/// (NULL when they have none), and how many there are.
 pub(crate) fn distance_to_user(model: &ModelKey) -> String {
     let d = model.dimension;
     let op = operator(model.metric);
     let id = literal(&model.id);
     format!(
-        "SELECT min(t.embedding::vector({d}) {op} $1::vector({d}))::float8 \
+        "SELECT min(t.embedding::vector({d}) {op} $1::vector({d}))::float8, count(*) \
          FROM templates t WHERE t.user_id = $2 AND t.model_id = {id}"
     )
 }

@@ -47,10 +47,19 @@ impl ModelMatrix {
     }
 
     fn remove_user(&mut self, user: UserId) {
+        self.retain(|u, _| u != user);
+    }
+
+    fn remove_template(&mut self, template: TemplateId) {
+        self.retain(|_, t| t != template);
+    }
+
+    /// Keeps the rows for which `keep_row(user, template)` holds, in order.
+    fn retain(&mut self, keep_row: impl Fn(UserId, TemplateId) -> bool) {
         let d = self.dimension;
         let mut keep = 0;
         for i in 0..self.user_ids.len() {
-            if self.user_ids[i] != user {
+            if keep_row(self.user_ids[i], self.template_ids[i]) {
                 if keep != i {
                     self.user_ids[keep] = self.user_ids[i];
                     self.template_ids[keep] = self.template_ids[i];
@@ -133,6 +142,7 @@ pub(super) enum Change {
         templates: Vec<(TemplateId, Vec<f32>)>,
     },
     UserDeleted(UserId),
+    TemplateDeleted(TemplateId),
 }
 
 pub(super) type SharedCache = RwLock<Cache>;
@@ -164,6 +174,11 @@ pub(super) fn apply(cache: &SharedCache, generation: i64, change: Change) {
                 m.remove_user(user);
             }
         }
+        Change::TemplateDeleted(template) => {
+            for m in c.models.values_mut() {
+                m.remove_template(template);
+            }
+        }
     }
 }
 
@@ -187,5 +202,9 @@ mod tests {
         let r = m.rank(Metric::Euclidean, &[0.0], 5);
         assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![11, 12]);
         assert!((r[0].2 - 0.2).abs() < 1e-6);
+        m.remove_template(3);
+        let r = m.rank(Metric::Euclidean, &[0.0], 5);
+        assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), vec![12]);
+        assert_eq!(m.data.len(), 1);
     }
 }

@@ -31,7 +31,10 @@ pub use config::{SqliteConfig, Synchronous};
 use crate::error::{Result, StoreError};
 use crate::model_cache::ModelCache;
 use crate::store::FaceStore;
-use crate::types::{Match, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId};
+use crate::types::{
+    Match, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, TemplateInfo, User,
+    UserDistance, UserId,
+};
 use crate::validate;
 
 /// The SQLite implementation of [`FaceStore`]. Cheap to clone.
@@ -175,13 +178,32 @@ impl FaceStore for SqliteStore {
         user: UserId,
         model: &ModelKey,
         templates: &[NewTemplate],
+        max_per_model: usize,
     ) -> Result<Vec<TemplateId>> {
         validate::templates(model, templates, false)?;
         let (model, templates) = (model.clone(), templates.to_vec());
         self.write(move |conn, models, vectors| {
-            ops::add_templates(conn, models, vectors, user, &model, &templates)
+            ops::add_templates(
+                conn,
+                models,
+                vectors,
+                user,
+                &model,
+                &templates,
+                max_per_model,
+            )
         })
         .await
+    }
+
+    async fn templates_of(&self, user: UserId) -> Result<Vec<TemplateInfo>> {
+        self.read(move |conn, _| ops::templates_of(conn, user))
+            .await
+    }
+
+    async fn delete_template(&self, user: UserId, template: TemplateId) -> Result<()> {
+        self.write(move |conn, _, vectors| ops::delete_template(conn, vectors, user, template))
+            .await
     }
 
     async fn get_user(&self, id: UserId) -> Result<User> {
@@ -217,7 +239,7 @@ impl FaceStore for SqliteStore {
         user: UserId,
         model: &ModelKey,
         query: &[f32],
-    ) -> Result<Option<f32>> {
+    ) -> Result<Option<UserDistance>> {
         validate::search(model, query, 1)?;
         let (model, query) = (model.clone(), query.to_vec());
         self.read(move |conn, _| search::distance_to_user(conn, user, &model, &query))

@@ -7,7 +7,9 @@ use super::cache::{self, Change, SharedCache};
 use crate::distance::to_le_bytes;
 use crate::error::{Result, StoreError};
 use crate::model_cache::{self, ModelCache};
-use crate::types::{Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, User, UserId};
+use crate::types::{
+    Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, TemplateInfo, User, UserId,
+};
 
 const USER_COLUMNS: &str = "u.id, u.name, u.external_ref, u.metadata, u.created_at, \
      (SELECT count(*) FROM templates t WHERE t.user_id = u.id)";
@@ -136,7 +138,9 @@ pub(super) fn add_templates(
     user: UserId,
     model: &ModelKey,
     templates: &[NewTemplate],
+    max_per_model: usize,
 ) -> Result<Vec<TemplateId>> {
+    // IMMEDIATE: the count below and the insert happen under the write lock.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let exists = tx
         .query_row("SELECT 1 FROM users WHERE id = ?1", [user], |_| Ok(()))
@@ -144,6 +148,18 @@ pub(super) fn add_templates(
         .is_some();
     if !exists {
         return Err(StoreError::NotFound(format!("user {user}")));
+    }
+    let existing: i64 = tx.query_row(
+        "SELECT count(*) FROM templates WHERE user_id = ?1 AND model_id = ?2",
+        params![user, model.id],
+        |r| r.get(0),
+    )?;
+    let existing = usize::try_from(existing).unwrap_or(usize::MAX);
+    if existing.saturating_add(templates.len()) > max_per_model {
+        return Err(StoreError::TemplateLimit {
+            limit: max_per_model,
+            existing,
+        });
     }
     let new_model = ensure_model(&tx, models, model)?;
     let ids = insert_templates(&tx, user, model, templates, now_micros())?;
@@ -222,6 +238,56 @@ pub(super) fn delete_user(conn: &mut Connection, vectors: &SharedCache, id: User
     let generation = bump_generation(&tx)?;
     tx.commit()?;
     cache::apply(vectors, generation, Change::UserDeleted(id));
+    Ok(())
+}
+
+pub(super) fn templates_of(conn: &mut Connection, user: UserId) -> Result<Vec<TemplateInfo>> {
+    let tx = conn.transaction()?;
+    let exists = tx
+        .query_row("SELECT 1 FROM users WHERE id = ?1", [user], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !exists {
+        return Err(StoreError::NotFound(format!("user {user}")));
+    }
+    let mut out = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, model_id, quality, created_at FROM templates WHERE user_id = ?1 ORDER BY id",
+        )?;
+        let mut rows = stmt.query([user])?;
+        while let Some(r) = rows.next()? {
+            out.push(TemplateInfo {
+                id: r.get(0)?,
+                model_id: r.get(1)?,
+                quality: r.get::<_, f64>(2)? as f32,
+                created_at: micros_to_time(r.get(3)?)?,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+pub(super) fn delete_template(
+    conn: &mut Connection,
+    vectors: &SharedCache,
+    user: UserId,
+    template: TemplateId,
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let n = tx.execute(
+        "DELETE FROM templates WHERE id = ?1 AND user_id = ?2",
+        params![template, user],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!(
+            "template {template} of user {user}"
+        )));
+    }
+    let generation = bump_generation(&tx)?;
+    tx.commit()?;
+    cache::apply(vectors, generation, Change::TemplateDeleted(template));
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use super::cache::{ModelMatrix, SharedCache};
 use crate::distance::from_le_bytes_into;
 use crate::error::{Result, StoreError};
 use crate::model_cache;
-use crate::types::{Match, Metric, ModelKey};
+use crate::types::{Match, Metric, ModelKey, UserDistance};
 
 fn load(tx: &Transaction<'_>, model: &ModelKey) -> Result<ModelMatrix> {
     let mut matrix = ModelMatrix::new(model.dimension);
@@ -105,7 +105,7 @@ pub(super) fn distance_to_user(
     user: i64,
     model: &ModelKey,
     query: &[f32],
-) -> Result<Option<f32>> {
+) -> Result<Option<UserDistance>> {
     let tx = conn.transaction()?;
     let exists: Option<i64> = tx
         .query_row("SELECT id FROM users WHERE id = ?1", [user], |r| r.get(0))
@@ -118,11 +118,20 @@ pub(super) fn distance_to_user(
     )?;
     let mut rows = stmt.query(rusqlite::params![user, model.id, model.dimension as i64])?;
     let mut buf = Vec::with_capacity(model.dimension);
-    let mut best: Option<f32> = None;
+    let mut best: Option<UserDistance> = None;
     while let Some(row) = rows.next()? {
         from_le_bytes_into(row.get_ref(0)?.as_blob()?, &mut buf);
         let d = crate::distance::distance(model.metric, query, &buf);
-        best = Some(best.map_or(d, |b| b.min(d)));
+        best = Some(match best {
+            None => UserDistance {
+                distance: d,
+                templates: 1,
+            },
+            Some(b) => UserDistance {
+                distance: b.distance.min(d),
+                templates: b.templates + 1,
+            },
+        });
     }
     Ok(best)
 }

@@ -78,7 +78,7 @@ pub async fn crud_round_trip(store: &Arc<dyn FaceStore>) {
     assert_eq!(got, user);
 
     let ids = store
-        .add_templates(user.id, &model, &[tpl(rng.vector(128))])
+        .add_templates(user.id, &model, &[tpl(rng.vector(128))], usize::MAX)
         .await
         .unwrap();
     assert_eq!(ids.len(), 1);
@@ -93,7 +93,7 @@ pub async fn crud_round_trip(store: &Arc<dyn FaceStore>) {
     assert_not_found(store.delete_user(user.id).await, "delete twice");
     assert_not_found(
         store
-            .add_templates(user.id, &model, &[tpl(rng.vector(128))])
+            .add_templates(user.id, &model, &[tpl(rng.vector(128))], usize::MAX)
             .await,
         "add templates to deleted user",
     );
@@ -126,7 +126,7 @@ pub async fn cascade_delete(store: &Arc<dyn FaceStore>) {
         .unwrap();
     let other = ModelKey::new("other_model", 16, Metric::Cosine);
     store
-        .add_templates(gone.id, &other, &[tpl(rng.vector(16))])
+        .add_templates(gone.id, &other, &[tpl(rng.vector(16))], usize::MAX)
         .await
         .unwrap();
     assert_eq!(templates_of(&**store, &model.id).await, 3);
@@ -183,7 +183,7 @@ pub async fn model_isolation(store: &Arc<dyn FaceStore>) {
         .await
         .unwrap();
     store
-        .add_templates(ua.id, &wide, &[tpl(rng.vector(512))])
+        .add_templates(ua.id, &wide, &[tpl(rng.vector(512))], usize::MAX)
         .await
         .unwrap();
 
@@ -214,7 +214,7 @@ pub async fn model_isolation(store: &Arc<dyn FaceStore>) {
     let a_cosine = ModelKey::new("model_a", 8, Metric::Cosine);
     assert_conflict(
         store
-            .add_templates(ua.id, &a_cosine, &[tpl(rng.vector(8))])
+            .add_templates(ua.id, &a_cosine, &[tpl(rng.vector(8))], usize::MAX)
             .await,
         "same model id, other metric",
     );
@@ -359,14 +359,22 @@ pub async fn distance_to_one_user(store: &Arc<dyn FaceStore>) {
         .await
         .unwrap()
         .unwrap();
-    // Bob's template is closer to the query, but only Alice's count.
-    assert!((d - 1.0).abs() < 1e-5, "{d}");
+    // Bob's template is closer to the query, but only Alice's count; both
+    // of hers were compared.
+    assert!((d.distance - 1.0).abs() < 1e-5, "{d:?}");
+    assert_eq!(d.templates, 2);
     let d = store
         .distance_to_user(alice.id, &model, &[0.0, 0.9, 0.0])
         .await
         .unwrap()
         .unwrap();
-    assert!((d - 0.1).abs() < 1e-5, "{d}");
+    assert!((d.distance - 0.1).abs() < 1e-5, "{d:?}");
+    let d = store
+        .distance_to_user(bob.id, &model, &[0.0, 0.0, 0.0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.templates, 1);
     assert_eq!(
         store
             .distance_to_user(bob.id, &other_model, &[0.0, 0.0, 0.0])
@@ -380,6 +388,84 @@ pub async fn distance_to_one_user(store: &Arc<dyn FaceStore>) {
             .await,
         "distance to a missing user",
     );
+}
+
+pub async fn templates_listed_capped_and_deleted(store: &Arc<dyn FaceStore>) {
+    let model = ModelKey::new("faces", 3, Metric::Euclidean);
+    let other = ModelKey::new("faces_other", 3, Metric::Euclidean);
+    let alice = store
+        .create_user(
+            NewUser::named("alice"),
+            &model,
+            &[tpl(vec![1.0, 0.0, 0.0]), tpl(vec![0.0, 1.0, 0.0])],
+        )
+        .await
+        .unwrap();
+    // The cap counts templates of one model, inside the write.
+    let err = store
+        .add_templates(alice.id, &model, &[tpl(vec![0.0, 0.0, 1.0])], 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TemplateLimit {
+                limit: 2,
+                existing: 2
+            }
+        ),
+        "{err:?}"
+    );
+    let added = store
+        .add_templates(alice.id, &model, &[tpl(vec![0.0, 0.0, 1.0])], 3)
+        .await
+        .unwrap();
+    store
+        .add_templates(alice.id, &other, &[tpl(vec![0.5, 0.5, 0.0])], 1)
+        .await
+        .unwrap();
+    let listed = store.templates_of(alice.id).await.unwrap();
+    assert_eq!(listed.len(), 4);
+    assert!(listed.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(listed.iter().filter(|t| t.model_id == "faces").count(), 3);
+    assert!(listed.iter().all(|t| (t.quality - 0.9).abs() < 1e-6));
+    assert_eq!(listed[2].id, added[0]);
+
+    // Deleting a template takes it out of search and verification at once.
+    let hits = store.search(&model, &[0.0, 0.0, 1.0], 1).await.unwrap();
+    assert_eq!(hits[0].template_id, added[0]);
+    store.delete_template(alice.id, added[0]).await.unwrap();
+    let hits = store.search(&model, &[0.0, 0.0, 1.0], 1).await.unwrap();
+    assert_ne!(hits[0].template_id, added[0]);
+    let d = store
+        .distance_to_user(alice.id, &model, &[0.0, 0.0, 1.0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.templates, 2);
+    assert!((d.distance - 2f32.sqrt()).abs() < 1e-5, "{d:?}");
+    assert_eq!(store.templates_of(alice.id).await.unwrap().len(), 3);
+    assert_eq!(store.get_user(alice.id).await.unwrap().template_count, 3);
+
+    // Another user's template, a deleted one, a missing user: not found.
+    let bob = store
+        .create_user(NewUser::named("bob"), &model, &[tpl(vec![9.0, 9.0, 9.0])])
+        .await
+        .unwrap();
+    let bobs = store.templates_of(bob.id).await.unwrap()[0].id;
+    assert_not_found(
+        store.delete_template(alice.id, bobs).await,
+        "another user's template",
+    );
+    assert_not_found(
+        store.delete_template(alice.id, added[0]).await,
+        "a deleted template",
+    );
+    assert_not_found(
+        store.templates_of(i64::MAX).await.map(|_| ()),
+        "templates of a missing user",
+    );
+    assert_eq!(store.templates_of(bob.id).await.unwrap().len(), 1);
 }
 
 pub async fn best_template_per_user(store: &Arc<dyn FaceStore>) {
@@ -532,7 +618,7 @@ pub async fn users_without_model(store: &Arc<dyn FaceStore>) {
         .await
         .unwrap();
     store
-        .add_templates(a.id, &new, &[tpl(rng.vector(512))])
+        .add_templates(a.id, &new, &[tpl(rng.vector(512))], usize::MAX)
         .await
         .unwrap();
     let missing: Vec<UserId> = store
@@ -682,7 +768,12 @@ pub async fn bad_embeddings_rejected(store: &Arc<dyn FaceStore>) {
                 .await,
             what,
         );
-        assert_bad(store.add_templates(ok.id, &model, &[tpl(v)]).await, what);
+        assert_bad(
+            store
+                .add_templates(ok.id, &model, &[tpl(v)], usize::MAX)
+                .await,
+            what,
+        );
     }
     assert_bad(
         store.create_user(NewUser::named("x"), &model, &[]).await,
@@ -706,7 +797,7 @@ pub async fn bad_embeddings_rejected(store: &Arc<dyn FaceStore>) {
     bad[1] = f32::NEG_INFINITY;
     assert_bad(
         store
-            .add_templates(ok.id, &model, &[tpl(rng.vector(128)), tpl(bad)])
+            .add_templates(ok.id, &model, &[tpl(rng.vector(128)), tpl(bad)], usize::MAX)
             .await,
         "mixed batch",
     );

@@ -92,6 +92,7 @@ macro_rules! contract_tests {
             top_k_matches_brute_force_cosine,
             best_template_per_user,
             distance_to_one_user,
+            templates_listed_capped_and_deleted,
             concurrent_inserts,
             pagination_is_stable,
             users_without_model,
