@@ -104,7 +104,7 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     }
     let principal = if guard.enabled {
         let token = token(req);
-        state.service.authenticate(token.as_deref()).await?
+        state.service.keys().authenticate(token.as_deref()).await?
     } else {
         Principal::unauthenticated()
     };

@@ -144,7 +144,7 @@ async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            match service.create_key(&caller, &name, &scopes).await {
+            match service.keys().create(&caller, &name, &scopes).await {
                 Ok(issued) => {
                     eprintln!(
                         "created API key {} ({}) with scopes {}; the token below is shown once:",
@@ -158,7 +158,7 @@ async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Some("list") => match service.list_keys().await {
+        Some("list") => match service.keys().list().await {
             Ok(keys) => {
                 for k in keys {
                     println!(
@@ -182,7 +182,7 @@ async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
                 eprintln!("{KEYS_USAGE}");
                 return ExitCode::from(2);
             };
-            match service.revoke_key(&caller, id).await {
+            match service.keys().revoke(&caller, id).await {
                 Ok(()) => {
                     eprintln!("revoked API key {id}");
                     ExitCode::SUCCESS

@@ -55,7 +55,7 @@ pub struct SecuritySettings {
 impl SecuritySettings {
     /// The lockout rule, checked against NIST's bounds.
     pub fn lockout(&self) -> Result<face_store::LockoutRule, SettingsError> {
-        face_service::security::lockout_rule(
+        face_service::lockout::rule(
             self.lockout_delay_after,
             self.lockout_delay_secs,
             self.lockout_disable_after,

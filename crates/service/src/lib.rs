@@ -7,9 +7,11 @@
 //! [`Threshold`]) and maps [`ServiceError`] to statuses.
 
 pub mod access;
+pub mod audit;
 pub mod domain;
 mod error;
-pub mod security;
+pub mod keys;
+pub mod lockout;
 pub mod service;
 pub mod thresholds;
 pub mod workers;

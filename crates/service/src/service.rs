@@ -13,6 +13,10 @@ use face_core::{AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, Mode
 use face_store::{
     FaceStore, LockoutRule, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User,
 };
+
+use crate::audit::{AuditOutcome, AuditTrail};
+use crate::keys::Keys;
+use crate::lockout::Lockouts;
 use serde::Serialize;
 
 use crate::access::{Caller, Scope};
@@ -167,16 +171,19 @@ pub struct ServiceStats {
 
 /// FaceGate's use cases over a face pipeline pool and a store.
 pub struct FaceService {
-    pub(crate) workers: FaceWorkers,
-    pub(crate) store: Arc<dyn FaceStore>,
+    workers: FaceWorkers,
+    store: Arc<dyn FaceStore>,
     store_kind: &'static str,
     model: ModelKey,
     thresholds: Thresholds,
     /// The most templates of one model a user may have.
     max_templates_per_user: usize,
-    /// When failed verifications delay and disable a user (see
-    /// `security.rs`).
-    pub(crate) lockout: LockoutRule,
+    /// API keys.
+    keys: Keys,
+    /// The audit trail every use case writes.
+    audit: AuditTrail,
+    /// When failed verifications delay and disable a user.
+    lockouts: Lockouts,
     /// Templates of the active model and when they were counted.
     /// Identification's threshold depends on how many comparisons it makes;
     /// counting on every request would put a table count on the hot path,
@@ -216,24 +223,46 @@ impl FaceService {
         if at_start.extrapolated {
             warn_extrapolated(&thresholds, &at_start);
         }
+        let audit = AuditTrail::new(Arc::clone(&store));
         Self {
+            keys: Keys::new(Arc::clone(&store), audit.clone()),
+            lockouts: Lockouts::new(
+                Arc::clone(&store),
+                crate::lockout::DEFAULT_RULE,
+                audit.clone(),
+            ),
+            audit,
             workers,
             store,
             store_kind,
             model,
             thresholds,
             max_templates_per_user: DEFAULT_MAX_TEMPLATES_PER_USER,
-            lockout: crate::security::DEFAULT_LOCKOUT,
             gallery: Mutex::new(None),
             extrapolating: AtomicBool::new(at_start.extrapolated),
         }
     }
 
     /// The same service with another lockout rule (validated by
-    /// [`crate::security::lockout_rule`]).
+    /// [`crate::lockout::rule`]).
     pub fn with_lockout(mut self, rule: LockoutRule) -> Self {
-        self.lockout = rule;
+        self.lockouts = Lockouts::new(Arc::clone(&self.store), rule, self.audit.clone());
         self
+    }
+
+    /// API keys: authentication, issue, revocation.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
+    }
+
+    /// Verification lockouts.
+    pub fn lockouts(&self) -> &Lockouts {
+        &self.lockouts
     }
 
     /// The same service with another cap on templates per user (at least 1).
@@ -401,7 +430,8 @@ impl FaceService {
     ) -> Result<Enrolled, ServiceError> {
         let result = self.enrol_inner(caller, req).await;
         let user_id = result.as_ref().ok().map(|e| e.user.id);
-        self.audit_result(caller, "enrol", &result, user_id, None)
+        self.audit
+            .result(caller, "enrol", &result, user_id, None)
             .await;
         redact_duplicate(caller, result)
     }
@@ -487,7 +517,8 @@ impl FaceService {
                 "security event: face added by admin override"
             );
         }
-        self.audit_result(caller, "add_faces", &result, Some(user_id), distance)
+        self.audit
+            .result(caller, "add_faces", &result, Some(user_id), distance)
             .await;
         redact_duplicate(caller, result)
     }
@@ -514,7 +545,7 @@ impl FaceService {
             .await
             .map_err(for_user(user_id))?;
         if !admin {
-            self.check_lockout(user_id).await?;
+            self.lockouts.check(user_id).await?;
         }
         if images.len() > self.max_templates_per_user {
             // Cannot fit whatever the user has; the store checks the rest.
@@ -545,7 +576,7 @@ impl FaceService {
                     let threshold = self.thresholds.verify(d.templates).as_threshold();
                     if !Thresholds::matches(d.distance, threshold) {
                         if !admin {
-                            self.record_verify_failure(user_id).await?;
+                            self.lockouts.failed(user_id).await?;
                         }
                         caller.require(
                             Scope::Admin,
@@ -605,21 +636,22 @@ impl FaceService {
         template_id: i64,
     ) -> Result<(), ServiceError> {
         let result = self.delete_face_inner(user_id, template_id).await;
-        self.audit(
-            caller,
-            "delete_face",
-            match &result {
-                Ok(()) => "ok",
-                Err(_) => "refused",
-            },
-            Some(user_id),
-            None,
-            Some(match &result {
-                Ok(()) => format!("template {template_id}"),
-                Err(e) => format!("template {template_id}: {}", e.kind()),
-            }),
-        )
-        .await;
+        self.audit
+            .record(
+                caller,
+                "delete_face",
+                match &result {
+                    Ok(()) => "ok",
+                    Err(_) => "refused",
+                },
+                Some(user_id),
+                None,
+                Some(match &result {
+                    Ok(()) => format!("template {template_id}"),
+                    Err(e) => format!("template {template_id}: {}", e.kind()),
+                }),
+            )
+            .await;
         result
     }
 
@@ -676,7 +708,8 @@ impl FaceService {
             first.and_then(|f| f.user_id),
             first.and_then(|f| f.distance),
         );
-        self.audit_result(caller, "identify", &result, user_id, distance)
+        self.audit
+            .result(caller, "identify", &result, user_id, distance)
             .await;
         if let Ok(r) = &mut result {
             for f in &mut r.faces {
@@ -767,7 +800,8 @@ impl FaceService {
     ) -> Result<Verification, ServiceError> {
         let mut result = self.verify_inner(caller, user_id, image, threshold).await;
         let distance = result.as_ref().ok().and_then(|v| v.distance);
-        self.audit_result(caller, "verify", &result, Some(user_id), distance)
+        self.audit
+            .result(caller, "verify", &result, Some(user_id), distance)
             .await;
         if let Ok(v) = &mut result {
             if !v.matched && !caller.allows(Scope::Admin) {
@@ -788,7 +822,7 @@ impl FaceService {
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
-        let lockout = self.check_lockout(user_id).await?;
+        let lockout = self.lockouts.check(user_id).await?;
         let faces = self.analyze(image).await?;
         let face = faces.first().ok_or(ServiceError::NoFace)?;
         let nearest = self
@@ -811,9 +845,9 @@ impl FaceService {
         // must not turn a wrong face into a success that clears the count.
         let passes_default = Thresholds::matches(distance, default.as_threshold());
         if passes_default && lockout.failures > 0 {
-            self.store.reset_lockout(user_id).await?;
+            self.lockouts.clear(user_id).await?;
         } else if !passes_default {
-            self.record_verify_failure(user_id).await?;
+            self.lockouts.failed(user_id).await?;
         }
         tracing::info!(user_id, matched, "verified");
         Ok(Verification {
@@ -859,7 +893,8 @@ impl FaceService {
             .delete_user(user_id)
             .await
             .map_err(for_user(user_id));
-        self.audit_result(caller, "delete", &result, Some(user_id), None)
+        self.audit
+            .result(caller, "delete", &result, Some(user_id), None)
             .await;
         result?;
         self.gallery_changed();
@@ -914,6 +949,32 @@ fn redact_duplicate(
             Err(ServiceError::Duplicate { user_id: None })
         }
         other => other,
+    }
+}
+
+impl AuditOutcome for Enrolled {
+    fn outcome(&self) -> &'static str {
+        self.admin_override.map_or("ok", |o| o.as_str())
+    }
+}
+
+impl AuditOutcome for Verification {
+    fn outcome(&self) -> &'static str {
+        if self.matched {
+            "match"
+        } else {
+            "no_match"
+        }
+    }
+}
+
+impl AuditOutcome for Identification {
+    fn outcome(&self) -> &'static str {
+        if self.faces.first().is_some_and(|f| f.matched) {
+            "match"
+        } else {
+            "no_match"
+        }
     }
 }
 

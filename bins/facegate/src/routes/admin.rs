@@ -67,7 +67,8 @@ pub async fn create_key(
         .collect::<Result<Vec<_>, _>>()?;
     let issued = state
         .service
-        .create_key(&caller, &body.name, &scopes)
+        .keys()
+        .create(&caller, &body.name, &scopes)
         .await?;
     Ok(HttpResponse::Created().json(KeyCreated {
         key: KeyJson::from(issued.key),
@@ -80,7 +81,7 @@ pub async fn create_key(
 #[utoipa::path(get, path = "/admin/keys", tag = "admin",
     responses((status = 200, body = KeyList), (status = 401, body = ErrorJson), (status = 403, body = ErrorJson)))]
 pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let keys = state.service.list_keys().await?;
+    let keys = state.service.keys().list().await?;
     Ok(HttpResponse::Ok().json(KeyList {
         keys: keys.into_iter().map(KeyJson::from).collect(),
     }))
@@ -95,7 +96,7 @@ pub async fn revoke_key(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = positive_id("key_id", &path)?;
-    state.service.revoke_key(&caller, id).await?;
+    state.service.keys().revoke(&caller, id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "revoked", "key_id": id })))
 }
 
@@ -107,7 +108,7 @@ pub async fn lockout(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    let l = state.service.lockout_of(id).await?;
+    let l = state.service.lockouts().of(id).await?;
     Ok(HttpResponse::Ok().json(LockoutJson::new(id, l)))
 }
 
@@ -120,8 +121,8 @@ pub async fn reset_lockout(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    state.service.reset_lockout(&caller, id).await?;
-    let l = state.service.lockout_of(id).await?;
+    state.service.lockouts().reset(&caller, id).await?;
+    let l = state.service.lockouts().of(id).await?;
     Ok(HttpResponse::Ok().json(LockoutJson::new(id, l)))
 }
 
@@ -167,7 +168,8 @@ pub async fn audit(
     let limit = q.limit.unwrap_or(100);
     let events = state
         .service
-        .audit_log(AuditQuery {
+        .audit()
+        .list(AuditQuery {
             user_id: q.user_id,
             since: time("since", &q.since)?,
             until: time("until", &q.until)?,

@@ -185,7 +185,8 @@ pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> 
     // The first admin key, made the way `facegate keys create` makes it.
     let token = app
         .service()
-        .create_key(
+        .keys()
+        .create(
             &Default::default(),
             "test admin",
             &[face_service::Scope::Admin],

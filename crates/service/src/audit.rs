@@ -1,0 +1,98 @@
+//! The audit trail: one row per security-relevant use case, refused or not.
+//!
+//! Every enrolment, face addition, deletion, identification, verification,
+//! key change and lockout reset writes one row (time, key, client address,
+//! action, outcome, user, distance, a short non-biometric detail). The rows
+//! live in the store, so they outlive restarts and are shared by instances.
+//! Writing one never changes the answer of the use case that produced it.
+
+use std::sync::Arc;
+
+use face_store::{AuditEvent, AuditQuery, FaceStore, NewAuditEvent};
+
+use crate::access::Caller;
+use crate::ServiceError;
+
+/// What a successful result records as its outcome.
+pub trait AuditOutcome {
+    /// `ok`, `match`, `no_match`, or a security event's name.
+    fn outcome(&self) -> &'static str;
+}
+
+impl AuditOutcome for () {
+    fn outcome(&self) -> &'static str {
+        "ok"
+    }
+}
+
+/// Appends and reads audit events.
+#[derive(Clone)]
+pub struct AuditTrail {
+    store: Arc<dyn FaceStore>,
+}
+
+impl AuditTrail {
+    /// The trail in `store`.
+    pub fn new(store: Arc<dyn FaceStore>) -> Self {
+        Self { store }
+    }
+
+    /// Records one event for a use case's result.
+    pub async fn result<T: AuditOutcome>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        result: &Result<T, ServiceError>,
+        user_id: Option<i64>,
+        distance: Option<f32>,
+    ) {
+        let (outcome, detail) = match result {
+            Ok(v) => (v.outcome(), None),
+            // What was attempted, so a refused override is visible as one.
+            Err(ServiceError::Forbidden { action, .. }) => {
+                ("refused", Some(format!("forbidden: {action}")))
+            }
+            Err(e) => ("refused", Some(e.kind().to_string())),
+        };
+        self.record(caller, action, outcome, user_id, distance, detail)
+            .await;
+    }
+
+    /// Appends an event. A failure to write it is logged, not returned: the
+    /// operation itself has already happened (or failed) and its answer must
+    /// not change; an unreachable store fails the operations themselves
+    /// anyway.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        action: &str,
+        outcome: &str,
+        user_id: Option<i64>,
+        distance: Option<f32>,
+        detail: Option<String>,
+    ) {
+        let event = NewAuditEvent {
+            key_id: caller.key_id,
+            client: caller.client.clone(),
+            action: action.to_string(),
+            outcome: outcome.to_string(),
+            user_id,
+            distance: distance.filter(|d| d.is_finite()),
+            detail,
+        };
+        if let Err(e) = self.store.append_audit(event).await {
+            tracing::error!(action, error = %e, "audit event not written");
+        }
+    }
+
+    /// Events, newest first.
+    pub async fn list(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, ServiceError> {
+        if query.limit == 0 || query.limit > 1000 {
+            return Err(ServiceError::Invalid {
+                field: "limit",
+                message: "must be between 1 and 1000".into(),
+            });
+        }
+        Ok(self.store.list_audit(query).await?)
+    }
+}

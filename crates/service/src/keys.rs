@@ -1,0 +1,125 @@
+//! API keys: authenticating a presented token, issuing and revoking keys.
+//!
+//! The token format, hashing and constant-time comparison are in
+//! `access.rs`; this component is their use against the store. Keys live in
+//! the store, so a revocation holds at once on every instance.
+
+use std::sync::Arc;
+
+use face_store::{ApiKey, FaceStore, NewApiKey};
+
+use crate::access::{self, Caller, IssuedKey, Principal, Scope};
+use crate::audit::AuditTrail;
+use crate::ServiceError;
+
+/// The key registry.
+#[derive(Clone)]
+pub struct Keys {
+    store: Arc<dyn FaceStore>,
+    audit: AuditTrail,
+}
+
+impl Keys {
+    /// Keys in `store`, changes recorded in `audit`.
+    pub fn new(store: Arc<dyn FaceStore>, audit: AuditTrail) -> Self {
+        Self { store, audit }
+    }
+
+    /// The key behind a bearer token; `Unauthenticated` for a missing,
+    /// malformed, unknown or revoked one (the same answer for all, so a
+    /// caller learns nothing about which keys exist).
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Principal, ServiceError> {
+        let refused = || {
+            ServiceError::Unauthenticated(
+                "a valid API key is required: send `Authorization: Bearer fg_...` \
+                 (an administrator creates keys with `facegate keys create`)"
+                    .into(),
+            )
+        };
+        let (prefix, secret) = token.and_then(access::parse_token).ok_or_else(refused)?;
+        let key = self
+            .store
+            .api_key_by_prefix(prefix)
+            .await?
+            .ok_or_else(refused)?;
+        if key.revoked_at.is_some() || !access::secret_matches(secret, &key.secret_hash) {
+            return Err(refused());
+        }
+        Ok(Principal {
+            key_id: Some(key.id),
+            key_name: key.name,
+            scopes: key
+                .scopes
+                .iter()
+                .filter_map(|s| Scope::parse(s).ok())
+                .collect(),
+        })
+    }
+
+    /// Makes a key; the token is returned once and never stored.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<IssuedKey, ServiceError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+            return Err(ServiceError::Invalid {
+                field: "name",
+                message: "a key name is 1-200 characters without control characters".into(),
+            });
+        }
+        if scopes.is_empty() {
+            return Err(ServiceError::Invalid {
+                field: "scopes",
+                message: "at least one scope: admin, enrol, recognize".into(),
+            });
+        }
+        let (prefix, secret) = access::new_token()?;
+        let mut names: Vec<String> = scopes.iter().map(|s| s.as_str().to_string()).collect();
+        names.sort();
+        names.dedup();
+        let key = self
+            .store
+            .create_api_key(NewApiKey {
+                name: name.to_string(),
+                prefix: prefix.clone(),
+                secret_hash: access::secret_hash(&secret),
+                scopes: names,
+            })
+            .await?;
+        self.audit
+            .record(
+                caller,
+                "key_create",
+                "ok",
+                None,
+                None,
+                Some(format!("key {}", key.id)),
+            )
+            .await;
+        Ok(IssuedKey {
+            key,
+            token: access::format_token(&prefix, &secret),
+        })
+    }
+
+    /// All keys (without their secrets, which are not stored).
+    pub async fn list(&self) -> Result<Vec<ApiKey>, ServiceError> {
+        Ok(self.store.list_api_keys().await?)
+    }
+
+    /// Revokes a key: it authenticates nothing from now on, on every
+    /// instance.
+    pub async fn revoke(&self, caller: &Caller, id: i64) -> Result<(), ServiceError> {
+        let result = self.store.revoke_api_key(id).await.map_err(|e| match e {
+            face_store::StoreError::NotFound(_) => ServiceError::KeyNotFound(id),
+            other => other.into(),
+        });
+        self.audit
+            .result(caller, "key_revoke", &result, None, None)
+            .await;
+        result
+    }
+}
