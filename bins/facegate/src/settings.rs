@@ -54,7 +54,7 @@ pub struct SecuritySettings {
 
 impl SecuritySettings {
     /// The lockout rule, checked against NIST's bounds.
-    pub fn lockout(&self) -> Result<face_store::LockoutRule, SettingsError> {
+    pub fn lockout(&self) -> Result<face_service::lockout::LockoutRule, SettingsError> {
         face_service::lockout::rule(
             self.lockout_delay_after,
             self.lockout_delay_secs,

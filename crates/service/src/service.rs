@@ -10,13 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use face_core::{AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, ModelInfo};
-use face_store::{
-    FaceStore, LockoutRule, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User,
-};
+use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User};
 
 use crate::audit::{AuditOutcome, AuditTrail};
 use crate::keys::Keys;
-use crate::lockout::Lockouts;
+use crate::lockout::{LockoutRule, Lockouts, Outcome};
 use serde::Serialize;
 
 use crate::access::{Caller, Scope};
@@ -544,9 +542,47 @@ impl FaceService {
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
-        if !admin {
-            self.lockouts.check(user_id).await?;
+        // For anyone but admin, comparing the new faces with the user is a
+        // verification attempt: reserved first, settled as failed when a
+        // face does not verify (a verified one clears nothing: only
+        // verification does).
+        let attempt = match admin {
+            true => None,
+            false => Some(self.lockouts.reserve(user_id).await?),
+        };
+        let mut unverified = false;
+        let result = self
+            .add_verified_faces(
+                caller,
+                user_id,
+                images,
+                allow_duplicate,
+                distance,
+                &mut unverified,
+            )
+            .await;
+        if let Some(attempt) = attempt {
+            let outcome = if unverified {
+                Outcome::Failed
+            } else {
+                Outcome::Released
+            };
+            self.lockouts.settle(attempt, outcome).await?;
         }
+        result
+    }
+
+    /// The body of [`FaceService::add_faces`] after the lockout: sets
+    /// `unverified` when a face does not verify as the user.
+    async fn add_verified_faces(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        images: Vec<Vec<u8>>,
+        allow_duplicate: bool,
+        distance: &mut Option<f32>,
+        unverified: &mut bool,
+    ) -> Result<Enrolled, ServiceError> {
         if images.len() > self.max_templates_per_user {
             // Cannot fit whatever the user has; the store checks the rest.
             return Err(ServiceError::TooManyTemplates {
@@ -575,9 +611,7 @@ impl FaceService {
                     *distance = Some(distance.map_or(d.distance, |x| x.max(d.distance)));
                     let threshold = self.thresholds.verify(d.templates).as_threshold();
                     if !Thresholds::matches(d.distance, threshold) {
-                        if !admin {
-                            self.lockouts.failed(user_id).await?;
-                        }
+                        *unverified = true;
                         caller.require(
                             Scope::Admin,
                             "add a face that does not verify as this user",
@@ -822,7 +856,32 @@ impl FaceService {
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
-        let lockout = self.lockouts.check(user_id).await?;
+        let attempt = self.lockouts.reserve(user_id).await?;
+        let judged = self.judge(caller, user_id, image, threshold).await;
+        // The lockout counts against the calibrated default, whatever
+        // threshold was asked for: an administrator's loose `?threshold=`
+        // must not turn a wrong face into a success that clears the count.
+        // No face, a bad image, busy workers: nothing was compared.
+        let outcome = match &judged {
+            Ok((_, true)) => Outcome::Passed,
+            Ok((_, false)) => Outcome::Failed,
+            Err(_) => Outcome::Released,
+        };
+        self.lockouts.settle(attempt, outcome).await?;
+        let (verification, _) = judged?;
+        tracing::info!(user_id, matched = verification.matched, "verified");
+        Ok(verification)
+    }
+
+    /// One reserved verification: the verification, and whether it passes
+    /// the calibrated default.
+    async fn judge(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        image: Vec<u8>,
+        threshold: Option<Threshold>,
+    ) -> Result<(Verification, bool), ServiceError> {
         let faces = self.analyze(image).await?;
         let face = faces.first().ok_or(ServiceError::NoFace)?;
         let nearest = self
@@ -840,17 +899,8 @@ impl FaceService {
         )?;
         let distance = nearest.distance;
         let matched = Thresholds::matches(distance, threshold);
-        // The lockout counts against the calibrated default, whatever
-        // threshold was asked for: an administrator's loose `?threshold=`
-        // must not turn a wrong face into a success that clears the count.
         let passes_default = Thresholds::matches(distance, default.as_threshold());
-        if passes_default && lockout.failures > 0 {
-            self.lockouts.clear(user_id).await?;
-        } else if !passes_default {
-            self.lockouts.failed(user_id).await?;
-        }
-        tracing::info!(user_id, matched, "verified");
-        Ok(Verification {
+        let verification = Verification {
             user_id,
             matched,
             distance: Some(distance),
@@ -864,7 +914,8 @@ impl FaceService {
             default,
             face: face_box(face),
             faces_in_image: faces.len(),
-        })
+        };
+        Ok((verification, passes_default))
     }
 
     /// One user.

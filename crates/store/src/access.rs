@@ -6,7 +6,13 @@
 //! one instance is refused by all, and an attacker cannot reset a lockout by
 //! waiting for a deploy. None of it is biometric data. The policy (which
 //! scopes a route needs, how many failures lock, for how long) is the
-//! service's; the store only keeps the facts and updates them atomically.
+//! service's; the store only keeps the facts and updates them atomically:
+//! [`AccessStore::update_lockout`] reads a user's lockout with the store's
+//! clock (the database's, on PostgreSQL), applies the service's pure rule
+//! and writes the result, with no other update of that user in between on
+//! any instance.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -51,20 +57,6 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// When failed verifications lock a user, as numbers the store applies in
-/// one atomic update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutRule {
-    /// From this many consecutive failures on, each failure delays the next
-    /// attempt.
-    pub delay_after: u32,
-    /// The delay, seconds.
-    pub delay_secs: u32,
-    /// At this many consecutive failures biometric verification of the user
-    /// is disabled until an administrator resets it.
-    pub disable_after: u32,
-}
-
 /// A user's verification lockout state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Lockout {
@@ -74,6 +66,26 @@ pub struct Lockout {
     pub locked_until: Option<DateTime<Utc>>,
     /// Verification disabled until an administrator resets it.
     pub disabled: bool,
+    /// Attempts reserved (admitted) and not yet settled.
+    pub pending: u32,
+    /// When the latest pending attempt was reserved.
+    pub pending_since: Option<DateTime<Utc>>,
+}
+
+/// The service's rule for one lockout update: the state and the store's
+/// clock in, the state to write out. Pure, so every instance applying it to
+/// the same stored state at the same time writes the same result.
+pub type LockoutUpdate = Arc<dyn Fn(&Lockout, DateTime<Utc>) -> Lockout + Send + Sync>;
+
+/// What [`AccessStore::update_lockout`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutChange {
+    /// The state read.
+    pub before: Lockout,
+    /// The state written.
+    pub after: Lockout,
+    /// The store's clock when it was read.
+    pub now: DateTime<Utc>,
 }
 
 /// One audited event to store.
@@ -154,10 +166,10 @@ pub trait AccessStore: Send + Sync {
     /// A user's lockout state (the default when they never failed).
     async fn lockout(&self, user: UserId) -> Result<Lockout>;
 
-    /// Records a failed verification of `user` and applies `rule`
-    /// atomically; returns the new state. `NotFound` when the user does not
-    /// exist.
-    async fn record_verify_failure(&self, user: UserId, rule: LockoutRule) -> Result<Lockout>;
+    /// Reads `user`'s lockout and the store's clock, writes `update`'s
+    /// result, atomically with respect to every other update of that user
+    /// on every instance. `NotFound` when the user does not exist.
+    async fn update_lockout(&self, user: UserId, update: LockoutUpdate) -> Result<LockoutChange>;
 
     /// Clears the failures after a successful verification, or an
     /// administrator's reset (which also re-enables a disabled user).

@@ -33,8 +33,8 @@ pub mod types;
 pub mod validate;
 
 pub use access::{
-    AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutRule, NewApiKey,
-    NewAuditEvent,
+    AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutChange, LockoutUpdate,
+    NewApiKey, NewAuditEvent,
 };
 pub use error::StoreError;
 pub use open::{open, StoreConfig};

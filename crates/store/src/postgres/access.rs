@@ -4,12 +4,13 @@
 //! `locked_until`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
 use super::PgStore;
 use crate::access::{
-    self, AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutRule, NewApiKey,
-    NewAuditEvent,
+    self, AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutChange,
+    LockoutUpdate, NewApiKey, NewAuditEvent,
 };
 use crate::error::{Result, StoreError};
 use crate::types::UserId;
@@ -29,12 +30,17 @@ fn key_from_row(r: &Row) -> Result<ApiKey> {
     })
 }
 
+const LOCKOUT_COLUMNS: &str = "failures, locked_until, disabled, pending, pending_since";
+
 fn lockout_from_row(r: &Row) -> Result<Lockout> {
     let failures: i32 = r.try_get(0)?;
+    let pending: i32 = r.try_get(3)?;
     Ok(Lockout {
         failures: u32::try_from(failures).unwrap_or(0),
         locked_until: r.try_get(1)?,
         disabled: r.try_get(2)?,
+        pending: u32::try_from(pending).unwrap_or(0),
+        pending_since: r.try_get(4)?,
     })
 }
 
@@ -116,9 +122,9 @@ impl AccessStore for PgStore {
         self.bounded(async {
             let client = self.inner.pool.get().await?;
             let stmt = client
-                .prepare_cached(
-                    "SELECT failures, locked_until, disabled FROM verify_lockouts WHERE user_id = $1",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {LOCKOUT_COLUMNS} FROM verify_lockouts WHERE user_id = $1"
+                ))
                 .await?;
             match client.query_opt(&stmt, &[&user]).await? {
                 Some(row) => lockout_from_row(&row),
@@ -128,40 +134,52 @@ impl AccessStore for PgStore {
         .await
     }
 
-    async fn record_verify_failure(&self, user: UserId, rule: LockoutRule) -> Result<Lockout> {
+    async fn update_lockout(&self, user: UserId, update: LockoutUpdate) -> Result<LockoutChange> {
         self.bounded(async {
-            let client = self.inner.pool.get().await?;
-            // $2 delay_after, $3 delay seconds, $4 disable_after. A missing
-            // user fails the foreign key: NotFound.
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO verify_lockouts AS l (user_id, failures, locked_until, disabled) \
-                     VALUES ($1, 1, CASE WHEN 1 >= $2 THEN now() + make_interval(secs => $3) END, 1 >= $4) \
-                     ON CONFLICT (user_id) DO UPDATE SET \
-                       failures = l.failures + 1, \
-                       locked_until = CASE WHEN l.failures + 1 >= $2 \
-                                      THEN now() + make_interval(secs => $3) END, \
-                       disabled = l.disabled OR l.failures + 1 >= $4, \
-                       updated_at = now() \
-                     RETURNING failures, locked_until, disabled",
+            let mut client = self.inner.pool.get().await?;
+            let tx = client.transaction().await?;
+            // Make sure the row exists (a missing user fails the foreign
+            // key: NotFound), then lock it: every instance's update of this
+            // user waits here, and reads the database's clock after the wait.
+            tx.execute(
+                "INSERT INTO verify_lockouts (user_id, failures) VALUES ($1, 0) \
+                 ON CONFLICT (user_id) DO NOTHING",
+                &[&user],
+            )
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::NotFound(_) => StoreError::NotFound(format!("user {user}")),
+                other => other,
+            })?;
+            let row = tx
+                .query_one(
+                    &format!(
+                        "SELECT {LOCKOUT_COLUMNS}, clock_timestamp() FROM verify_lockouts \
+                         WHERE user_id = $1 FOR UPDATE"
+                    ),
+                    &[&user],
                 )
                 .await?;
-            let row = client
-                .query_one(
-                    &stmt,
-                    &[
-                        &user,
-                        &(rule.delay_after as i32),
-                        &f64::from(rule.delay_secs),
-                        &(rule.disable_after as i32),
-                    ],
-                )
-                .await
-                .map_err(|e| match StoreError::from(e) {
-                    StoreError::NotFound(_) => StoreError::NotFound(format!("user {user}")),
-                    other => other,
-                })?;
-            lockout_from_row(&row)
+            let before = lockout_from_row(&row)?;
+            let now: DateTime<Utc> = row.try_get(5)?;
+            let after = update(&before, now);
+            let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+            tx.execute(
+                "UPDATE verify_lockouts SET failures = $2, locked_until = $3, disabled = $4, \
+                 pending = $5, pending_since = $6, updated_at = $7 WHERE user_id = $1",
+                &[
+                    &user,
+                    &count(after.failures),
+                    &after.locked_until,
+                    &after.disabled,
+                    &count(after.pending),
+                    &after.pending_since,
+                    &now,
+                ],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(LockoutChange { before, after, now })
         })
         .await
     }

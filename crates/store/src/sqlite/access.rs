@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::SqliteStore;
 use crate::access::{
-    self, AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutRule, NewApiKey,
-    NewAuditEvent,
+    self, AccessStore, ApiKey, AuditEvent, AuditQuery, KeyId, Lockout, LockoutChange,
+    LockoutUpdate, NewApiKey, NewAuditEvent,
 };
 use crate::error::{Result, StoreError};
 use crate::types::UserId;
@@ -53,19 +53,23 @@ fn to_key(row: KeyRow) -> Result<ApiKey> {
 const KEY_COLUMNS: &str = "id, name, prefix, secret_hash, scopes, created_at, revoked_at";
 
 fn lockout_of(conn: &Connection, user: UserId) -> Result<Lockout> {
-    let row: Option<(i64, Option<i64>, bool)> = conn
+    type Stored = (i64, Option<i64>, bool, i64, Option<i64>);
+    let row: Option<Stored> = conn
         .query_row(
-            "SELECT failures, locked_until, disabled FROM verify_lockouts WHERE user_id = ?1",
+            "SELECT failures, locked_until, disabled, pending, pending_since \
+             FROM verify_lockouts WHERE user_id = ?1",
             [user],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
     Ok(match row {
         None => Lockout::default(),
-        Some((failures, until, disabled)) => Lockout {
+        Some((failures, until, disabled, pending, since)) => Lockout {
             failures: u32::try_from(failures).unwrap_or(u32::MAX),
             locked_until: until.map(time).transpose()?,
             disabled,
+            pending: u32::try_from(pending).unwrap_or(u32::MAX),
+            pending_since: since.map(time).transpose()?,
         },
     })
 }
@@ -149,9 +153,12 @@ impl AccessStore for SqliteStore {
         self.read(move |conn, _| lockout_of(conn, user)).await
     }
 
-    async fn record_verify_failure(&self, user: UserId, rule: LockoutRule) -> Result<Lockout> {
+    async fn update_lockout(&self, user: UserId, update: LockoutUpdate) -> Result<LockoutChange> {
+        // On the one writer connection, in one transaction: no other update
+        // of any lockout can come between the read and the write. The
+        // store's clock is this process's (SQLite is single-instance).
         self.write(move |conn, _, _| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let exists: Option<i64> = tx
                 .query_row("SELECT id FROM users WHERE id = ?1", [user], |r| r.get(0))
                 .optional()?;
@@ -159,23 +166,31 @@ impl AccessStore for SqliteStore {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
             let before = lockout_of(&tx, user)?;
-            let failures = before.failures.saturating_add(1);
             let at = now();
-            let locked_until = (failures >= rule.delay_after)
-                .then(|| at + i64::from(rule.delay_secs) * 1_000_000);
-            let disabled = before.disabled || failures >= rule.disable_after;
+            let clock = time(at)?;
+            let after = update(&before, clock);
+            let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
             tx.execute(
-                "INSERT INTO verify_lockouts (user_id, failures, locked_until, disabled, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                "INSERT INTO verify_lockouts \
+                   (user_id, failures, locked_until, disabled, pending, pending_since, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                  ON CONFLICT (user_id) DO UPDATE SET failures = ?2, locked_until = ?3, \
-                 disabled = ?4, updated_at = ?5",
-                params![user, failures, locked_until, disabled, at],
+                 disabled = ?4, pending = ?5, pending_since = ?6, updated_at = ?7",
+                params![
+                    user,
+                    after.failures,
+                    micros(after.locked_until),
+                    after.disabled,
+                    after.pending,
+                    micros(after.pending_since),
+                    at
+                ],
             )?;
             tx.commit()?;
-            Ok(Lockout {
-                failures,
-                locked_until: locked_until.map(time).transpose()?,
-                disabled,
+            Ok(LockoutChange {
+                before,
+                after,
+                now: clock,
             })
         })
         .await

@@ -932,39 +932,69 @@ pub async fn lockout_counts_and_resets(store: &Arc<dyn FaceStore>) {
         )
         .await
         .unwrap();
-    let rule = face_store::LockoutRule {
-        delay_after: 3,
-        delay_secs: 30,
-        disable_after: 5,
-    };
     assert_eq!(store.lockout(user.id).await.unwrap(), Default::default());
-    for n in 1..=2u32 {
-        let l = store.record_verify_failure(user.id, rule).await.unwrap();
-        assert_eq!(l.failures, n);
-        assert!(l.locked_until.is_none() && !l.disabled, "{l:?}");
+    // The update sees the stored state and the store's clock, and what it
+    // returns is stored as a whole.
+    let before_call = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let change = store
+        .update_lockout(
+            user.id,
+            std::sync::Arc::new(|s, now| face_store::Lockout {
+                failures: s.failures + 3,
+                locked_until: Some(now + chrono::Duration::seconds(30)),
+                disabled: false,
+                pending: 2,
+                pending_since: Some(now),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(change.before, Default::default());
+    assert!(change.now > before_call, "{change:?}");
+    let stored = store.lockout(user.id).await.unwrap();
+    assert_eq!(stored, change.after);
+    assert_eq!((stored.failures, stored.pending), (3, 2));
+    let until = stored.locked_until.unwrap();
+    assert!((until - change.now).num_seconds() == 30, "{stored:?}");
+    // Concurrent updates of one user are serialised: none is lost.
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = Arc::clone(store);
+            let id = user.id;
+            tokio::spawn(async move {
+                store
+                    .update_lockout(
+                        id,
+                        std::sync::Arc::new(|s, _| face_store::Lockout {
+                            failures: s.failures + 1,
+                            ..*s
+                        }),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
     }
-    let l = store.record_verify_failure(user.id, rule).await.unwrap();
-    assert_eq!(l.failures, 3);
-    let until = l.locked_until.expect("locked after 3");
-    let wait = until - chrono::Utc::now();
-    assert!(
-        wait.num_seconds() > 25 && wait.num_seconds() <= 30,
-        "{wait:?}"
-    );
-    assert!(!l.disabled);
-    assert_eq!(store.lockout(user.id).await.unwrap(), l);
-    store.record_verify_failure(user.id, rule).await.unwrap();
-    let l = store.record_verify_failure(user.id, rule).await.unwrap();
-    assert_eq!(l.failures, 5);
-    assert!(l.disabled);
+    assert_eq!(store.lockout(user.id).await.unwrap().failures, 43);
     store.reset_lockout(user.id).await.unwrap();
     assert_eq!(store.lockout(user.id).await.unwrap(), Default::default());
     assert_not_found(
-        store.record_verify_failure(999_999, rule).await,
-        "failure of an unknown user",
+        store
+            .update_lockout(999_999, std::sync::Arc::new(|s, _| *s))
+            .await,
+        "lockout of an unknown user",
     );
     // Deleting the user deletes the lockout row with it.
-    store.record_verify_failure(user.id, rule).await.unwrap();
+    store
+        .update_lockout(
+            user.id,
+            std::sync::Arc::new(|s, _| face_store::Lockout { failures: 1, ..*s }),
+        )
+        .await
+        .unwrap();
     store.delete_user(user.id).await.unwrap();
     assert_eq!(store.lockout(user.id).await.unwrap(), Default::default());
 }
