@@ -164,6 +164,9 @@ impl From<StoreError> for ServiceError {
                 limit,
                 existing,
             },
+            StoreError::Duplicate { user_id } => ServiceError::Duplicate {
+                user_id: Some(user_id),
+            },
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -361,6 +361,14 @@ impl FaceService {
         }
     }
 
+    /// The duplicate-enrolment threshold for the current gallery.
+    async fn duplicate_threshold(&self) -> Result<f32, ServiceError> {
+        Ok(self
+            .thresholds
+            .duplicate(self.gallery_templates().await?)
+            .threshold)
+    }
+
     /// Refuses a face that already matches a user other than `except` at
     /// the duplicate threshold for the current gallery.
     async fn check_duplicate(
@@ -368,10 +376,7 @@ impl FaceService {
         embedding: &[f32],
         except: Option<i64>,
     ) -> Result<(), ServiceError> {
-        let threshold = self
-            .thresholds
-            .duplicate(self.gallery_templates().await?)
-            .as_threshold();
+        let threshold = Threshold::trusted(self.duplicate_threshold().await?);
         let hits = self.store.search(&self.model, embedding, 2).await?;
         if let Some(hit) = hits
             .iter()
@@ -460,18 +465,26 @@ impl FaceService {
         }
         let boxes = faces.iter().map(face_box).collect();
         let templates: Vec<NewTemplate> = faces.into_iter().map(template).collect();
-        let user = self
-            .store
-            .create_user(
-                NewUser {
-                    name: req.name.as_str().to_string(),
-                    external_ref: req.external_ref,
-                    metadata: req.metadata,
-                },
-                &self.model,
-                &templates,
-            )
-            .await?;
+        let new_user = NewUser {
+            name: req.name.as_str().to_string(),
+            external_ref: req.external_ref,
+            metadata: req.metadata,
+        };
+        // The check above answers fast; the store checks again inside the
+        // write, so two concurrent enrolments of one face cannot both pass.
+        let user = match req.allow_duplicate {
+            true => {
+                self.store
+                    .create_user(new_user, &self.model, &templates)
+                    .await?
+            }
+            false => {
+                let unique_below = self.duplicate_threshold().await?;
+                self.store
+                    .create_unique_user(new_user, &self.model, &templates, unique_below)
+                    .await?
+            }
+        };
         self.gallery_changed();
         tracing::info!(user_id = user.id, templates = templates.len(), "enrolled");
         Ok(Enrolled {
@@ -630,12 +643,17 @@ impl FaceService {
         }
         let boxes = faces.iter().map(face_box).collect();
         let templates: Vec<NewTemplate> = faces.into_iter().map(template).collect();
+        let unique_below = match allow_duplicate {
+            true => None,
+            false => Some(self.duplicate_threshold().await?),
+        };
         self.store
             .add_templates(
                 user_id,
                 &self.model,
                 &templates,
                 self.max_templates_per_user,
+                unique_below,
             )
             .await
             .map_err(for_user(user_id))?;

@@ -17,6 +17,14 @@ pub enum StoreError {
     /// or a model id already registered with another dimension or metric.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A new template is closer than the write's uniqueness threshold to a
+    /// template of another user (checked inside the write, so two
+    /// concurrent enrolments of one face cannot both pass).
+    #[error("a new template matches user {user_id}'s")]
+    Duplicate {
+        /// The user it matches.
+        user_id: crate::types::UserId,
+    },
     /// Adding the templates would give the user more than the allowed
     /// number of templates of one model.
     #[error("the user would have more than {limit} templates of this model")]

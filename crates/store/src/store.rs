@@ -27,17 +27,34 @@ pub trait FaceStore: AccessStore + Send + Sync {
         templates: &[NewTemplate],
     ) -> Result<User>;
 
+    /// [`FaceStore::create_user`], refused with `Duplicate` when a template
+    /// is closer than `unique_below` (the model's metric) to any template of
+    /// an existing user. The check and the insert are one step: concurrent
+    /// creations of one model are serialised around them (SQLite: the
+    /// writer; PostgreSQL: an advisory lock per model), so two enrolments
+    /// of one face cannot both pass.
+    async fn create_unique_user(
+        &self,
+        user: NewUser,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+        unique_below: f32,
+    ) -> Result<User>;
+
     /// Adds templates of `model` to an existing user (atomically); returns
     /// their ids in input order. `NotFound` when the user does not exist;
     /// `TemplateLimit` when the user would then have more than
     /// `max_per_model` templates of `model` (checked inside the write, so
-    /// concurrent additions cannot overshoot it).
+    /// concurrent additions cannot overshoot it); with `unique_below`,
+    /// `Duplicate` as in [`FaceStore::create_unique_user`] for templates of
+    /// users other than `user`.
     async fn add_templates(
         &self,
         user: UserId,
         model: &ModelKey,
         templates: &[NewTemplate],
         max_per_model: usize,
+        unique_below: Option<f32>,
     ) -> Result<Vec<TemplateId>>;
 
     /// One user's templates of every model, without vectors, in id order.

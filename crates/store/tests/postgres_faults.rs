@@ -54,7 +54,7 @@ async fn assert_all_unavailable(store: &PgStore, user: i64, rng: &mut Rng) {
         .await,
         timed("add_templates", async {
             store
-                .add_templates(user, &model, &t, usize::MAX)
+                .add_templates(user, &model, &t, usize::MAX, None)
                 .await
                 .map(drop)
         })

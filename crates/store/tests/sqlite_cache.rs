@@ -55,7 +55,7 @@ async fn search_sees_writes_from_another_store_on_the_same_file() {
     // Local writes update the cache in place.
     let v3 = rng.vector(128);
     let ids = a
-        .add_templates(u2.id, &model, &tpl(v3.clone()), usize::MAX)
+        .add_templates(u2.id, &model, &tpl(v3.clone()), usize::MAX, None)
         .await
         .unwrap();
     let hits = a.search(&model, &v3, 1).await.unwrap();

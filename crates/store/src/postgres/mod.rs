@@ -271,6 +271,84 @@ impl PgStore {
         Ok(ids)
     }
 
+    /// `Duplicate` when a template is closer than `threshold` to a stored
+    /// template of a user other than `except`. Takes a transaction-scoped
+    /// advisory lock per model first, so every instance's checked writes of
+    /// one model run one at a time between check and commit.
+    async fn refuse_duplicates(
+        tx: &deadpool_postgres::Transaction<'_>,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+        threshold: f32,
+        except: Option<UserId>,
+    ) -> Result<()> {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('facegate.unique:' || $1, 0))",
+            &[&model.id],
+        )
+        .await?;
+        let stmt = tx.prepare_cached(&sql::nearest_other_user(model)).await?;
+        for t in templates {
+            let vector = Vector::from(t.embedding.clone());
+            let row = tx
+                .query_opt(&stmt, &[&vector, &except, &f64::from(threshold)])
+                .await?;
+            if let Some(row) = row {
+                return Err(StoreError::Duplicate {
+                    user_id: row.try_get(0)?,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        user: NewUser,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+        unique_below: Option<f32>,
+    ) -> Result<User> {
+        validate::user(&user)?;
+        validate::templates(model, templates, true)?;
+        let created = self
+            .bounded(async {
+                let mut client = self.inner.pool.get().await?;
+                self.ensure_model(&client, model).await?;
+                let tx = client.transaction().await?;
+                if let Some(threshold) = unique_below {
+                    Self::refuse_duplicates(&tx, model, templates, threshold, None).await?;
+                }
+                let row = tx
+                    .query_one(
+                        "INSERT INTO users (name, external_ref, metadata) VALUES ($1, $2, $3) \
+                         RETURNING id, created_at",
+                        &[&user.name, &user.external_ref, &user.metadata],
+                    )
+                    .await
+                    .map_err(|e| match StoreError::from(e) {
+                        StoreError::Conflict(_) => {
+                            StoreError::Conflict("external_ref already in use".into())
+                        }
+                        other => other,
+                    })?;
+                let id: UserId = row.try_get(0)?;
+                Self::insert_templates(&tx, id, model, templates).await?;
+                tx.commit().await?;
+                Ok(User {
+                    id,
+                    name: user.name.clone(),
+                    external_ref: user.external_ref.clone(),
+                    metadata: user.metadata.clone(),
+                    created_at: row.try_get(1)?,
+                    template_count: templates.len() as i64,
+                })
+            })
+            .await?;
+        self.note_inserted(templates.len());
+        Ok(created)
+    }
+
     fn note_inserted(&self, n: usize) {
         let cfg = &self.inner.config;
         if !cfg.auto_index {
@@ -340,41 +418,18 @@ impl FaceStore for PgStore {
         model: &ModelKey,
         templates: &[NewTemplate],
     ) -> Result<User> {
-        validate::user(&user)?;
-        validate::templates(model, templates, true)?;
-        let created = self
-            .bounded(async {
-                let mut client = self.inner.pool.get().await?;
-                self.ensure_model(&client, model).await?;
-                let tx = client.transaction().await?;
-                let row = tx
-                    .query_one(
-                        "INSERT INTO users (name, external_ref, metadata) VALUES ($1, $2, $3) \
-                         RETURNING id, created_at",
-                        &[&user.name, &user.external_ref, &user.metadata],
-                    )
-                    .await
-                    .map_err(|e| match StoreError::from(e) {
-                        StoreError::Conflict(_) => {
-                            StoreError::Conflict("external_ref already in use".into())
-                        }
-                        other => other,
-                    })?;
-                let id: UserId = row.try_get(0)?;
-                Self::insert_templates(&tx, id, model, templates).await?;
-                tx.commit().await?;
-                Ok(User {
-                    id,
-                    name: user.name.clone(),
-                    external_ref: user.external_ref.clone(),
-                    metadata: user.metadata.clone(),
-                    created_at: row.try_get(1)?,
-                    template_count: templates.len() as i64,
-                })
-            })
-            .await?;
-        self.note_inserted(templates.len());
-        Ok(created)
+        self.create(user, model, templates, None).await
+    }
+
+    async fn create_unique_user(
+        &self,
+        user: NewUser,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+        unique_below: f32,
+    ) -> Result<User> {
+        self.create(user, model, templates, Some(unique_below))
+            .await
     }
 
     async fn add_templates(
@@ -383,6 +438,7 @@ impl FaceStore for PgStore {
         model: &ModelKey,
         templates: &[NewTemplate],
         max_per_model: usize,
+        unique_below: Option<f32>,
     ) -> Result<Vec<TemplateId>> {
         validate::templates(model, templates, false)?;
         let ids = self
@@ -416,6 +472,9 @@ impl FaceStore for PgStore {
                         limit: max_per_model,
                         existing,
                     });
+                }
+                if let Some(threshold) = unique_below {
+                    Self::refuse_duplicates(&tx, model, templates, threshold, Some(user)).await?;
                 }
                 let ids = Self::insert_templates(&tx, user, model, templates).await?;
                 tx.commit().await?;

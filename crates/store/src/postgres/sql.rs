@@ -61,6 +61,25 @@ pub(crate) fn search(model: &ModelKey) -> String {
     )
 }
 
+/// A user other than `$2` (NULL: any) with a template of `model` closer
+/// than `$3` to `$1`: the closest of the nearest candidates (an index scan
+/// when the model has an index). No row when there is none.
+pub(crate) fn nearest_other_user(model: &ModelKey) -> String {
+    let d = model.dimension;
+    let op = operator(model.metric);
+    let id = literal(&model.id);
+    format!(
+        "SELECT c.user_id FROM ( \
+           SELECT t.user_id, (t.embedding::vector({d}) {op} $1::vector({d}))::float8 AS distance \
+           FROM templates t WHERE t.model_id = {id} \
+           ORDER BY t.embedding::vector({d}) {op} $1::vector({d}) \
+           LIMIT 16 \
+         ) c \
+         WHERE c.user_id IS DISTINCT FROM $2::bigint AND c.distance < $3::float8 \
+         ORDER BY c.distance LIMIT 1"
+    )
+}
+
 /// The smallest distance from `$1` to user `$2`'s templates of `model`
 /// (NULL when they have none), and how many there are.
 pub(crate) fn distance_to_user(model: &ModelKey) -> String {

@@ -77,6 +77,30 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    async fn create(
+        &self,
+        user: NewUser,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+        unique_below: Option<f32>,
+    ) -> Result<User> {
+        validate::user(&user)?;
+        validate::templates(model, templates, true)?;
+        let (model, templates) = (model.clone(), templates.to_vec());
+        self.write(move |conn, models, vectors| {
+            ops::create_user(
+                conn,
+                models,
+                vectors,
+                &user,
+                &model,
+                &templates,
+                unique_below,
+            )
+        })
+        .await
+    }
+
     /// Runs `f` on the writer connection, off the async runtime.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
@@ -164,13 +188,18 @@ impl FaceStore for SqliteStore {
         model: &ModelKey,
         templates: &[NewTemplate],
     ) -> Result<User> {
-        validate::user(&user)?;
-        validate::templates(model, templates, true)?;
-        let (model, templates) = (model.clone(), templates.to_vec());
-        self.write(move |conn, models, vectors| {
-            ops::create_user(conn, models, vectors, &user, &model, &templates)
-        })
-        .await
+        self.create(user, model, templates, None).await
+    }
+
+    async fn create_unique_user(
+        &self,
+        user: NewUser,
+        model: &ModelKey,
+        templates: &[NewTemplate],
+        unique_below: f32,
+    ) -> Result<User> {
+        self.create(user, model, templates, Some(unique_below))
+            .await
     }
 
     async fn add_templates(
@@ -179,6 +208,7 @@ impl FaceStore for SqliteStore {
         model: &ModelKey,
         templates: &[NewTemplate],
         max_per_model: usize,
+        unique_below: Option<f32>,
     ) -> Result<Vec<TemplateId>> {
         validate::templates(model, templates, false)?;
         let (model, templates) = (model.clone(), templates.to_vec());
@@ -190,7 +220,10 @@ impl FaceStore for SqliteStore {
                 user,
                 &model,
                 &templates,
-                max_per_model,
+                ops::AddChecks {
+                    max_per_model,
+                    unique_below,
+                },
             )
         })
         .await

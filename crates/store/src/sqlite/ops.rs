@@ -86,6 +86,28 @@ fn insert_templates(
     Ok(ids)
 }
 
+/// `Duplicate` when a template is closer than `threshold` to a stored
+/// template of a user other than `except`. Runs inside the writer's
+/// transaction: no other write can come between this check and the insert.
+fn refuse_duplicates(
+    tx: &Transaction<'_>,
+    vectors: &SharedCache,
+    model: &ModelKey,
+    templates: &[NewTemplate],
+    threshold: f32,
+    except: Option<UserId>,
+) -> Result<()> {
+    for t in templates {
+        let hit = super::search::rank(tx, vectors, model, &t.embedding, 2)?
+            .into_iter()
+            .find(|(user, _, d)| Some(*user) != except && *d < threshold);
+        if let Some((user_id, _, _)) = hit {
+            return Err(StoreError::Duplicate { user_id });
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn create_user(
     conn: &mut Connection,
     models: &ModelCache,
@@ -93,11 +115,15 @@ pub(super) fn create_user(
     user: &NewUser,
     model: &ModelKey,
     templates: &[NewTemplate],
+    unique_below: Option<f32>,
 ) -> Result<User> {
     // IMMEDIATE takes the write lock up front, so a concurrent writer in
     // another process makes us wait (busy_timeout) rather than fail mid-way.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let new_model = ensure_model(&tx, models, model)?;
+    if let Some(threshold) = unique_below {
+        refuse_duplicates(&tx, vectors, model, templates, threshold, None)?;
+    }
     let now = now_micros();
     let metadata = user
         .metadata
@@ -131,6 +157,14 @@ pub(super) fn create_user(
     })
 }
 
+/// What an addition of templates is checked against inside the write.
+pub(super) struct AddChecks {
+    /// The most templates of the model the user may have.
+    pub max_per_model: usize,
+    /// Refuse templates this close to another user's.
+    pub unique_below: Option<f32>,
+}
+
 pub(super) fn add_templates(
     conn: &mut Connection,
     models: &ModelCache,
@@ -138,8 +172,12 @@ pub(super) fn add_templates(
     user: UserId,
     model: &ModelKey,
     templates: &[NewTemplate],
-    max_per_model: usize,
+    checks: AddChecks,
 ) -> Result<Vec<TemplateId>> {
+    let AddChecks {
+        max_per_model,
+        unique_below,
+    } = checks;
     // IMMEDIATE: the count below and the insert happen under the write lock.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let exists = tx
@@ -162,6 +200,9 @@ pub(super) fn add_templates(
         });
     }
     let new_model = ensure_model(&tx, models, model)?;
+    if let Some(threshold) = unique_below {
+        refuse_duplicates(&tx, vectors, model, templates, threshold, Some(user))?;
+    }
     let ids = insert_templates(&tx, user, model, templates, now_micros())?;
     let generation = bump_generation(&tx)?;
     tx.commit()?;

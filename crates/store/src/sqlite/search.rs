@@ -12,7 +12,7 @@ use super::cache::{ModelMatrix, SharedCache};
 use crate::distance::from_le_bytes_into;
 use crate::error::{Result, StoreError};
 use crate::model_cache;
-use crate::types::{Match, Metric, ModelKey, UserDistance};
+use crate::types::{Match, Metric, ModelKey, TemplateId, UserDistance, UserId};
 
 fn load(tx: &Transaction<'_>, model: &ModelKey) -> Result<ModelMatrix> {
     let mut matrix = ModelMatrix::new(model.dimension);
@@ -28,14 +28,17 @@ fn load(tx: &Transaction<'_>, model: &ModelKey) -> Result<ModelMatrix> {
     Ok(matrix)
 }
 
-pub(super) fn search(
-    conn: &mut Connection,
+/// The `k` best users for `query` among `model`'s templates, as `(user,
+/// template, distance)`, from the in-memory matrix when it reflects the
+/// snapshot of `tx`, else loaded from it. Used by searches (a read
+/// transaction) and by the duplicate check inside a write.
+pub(super) fn rank(
+    tx: &Transaction<'_>,
     vectors: &SharedCache,
     model: &ModelKey,
     query: &[f32],
     k: usize,
-) -> Result<Vec<Match>> {
-    let tx = conn.transaction()?;
+) -> Result<Vec<(UserId, TemplateId, f32)>> {
     let registered: Option<(i64, String)> = tx
         .query_row(
             "SELECT dimension, metric FROM models WHERE id = ?1",
@@ -61,10 +64,10 @@ pub(super) fn search(
             _ => None,
         }
     };
-    let ranked = match cached {
+    Ok(match cached {
         Some(r) => r,
         None => {
-            let matrix = load(&tx, model)?;
+            let matrix = load(tx, model)?;
             let ranked = matrix.rank(metric, query, k);
             let mut c = vectors.write().unwrap_or_else(|p| p.into_inner());
             if c.generation < generation {
@@ -76,8 +79,18 @@ pub(super) fn search(
             }
             ranked
         }
-    };
+    })
+}
 
+pub(super) fn search(
+    conn: &mut Connection,
+    vectors: &SharedCache,
+    model: &ModelKey,
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<Match>> {
+    let tx = conn.transaction()?;
+    let ranked = rank(&tx, vectors, model, query, k)?;
     let mut name_stmt = tx.prepare_cached("SELECT name FROM users WHERE id = ?1")?;
     let mut matches = Vec::with_capacity(ranked.len());
     for (user_id, template_id, distance) in ranked {

@@ -78,7 +78,7 @@ pub async fn crud_round_trip(store: &Arc<dyn FaceStore>) {
     assert_eq!(got, user);
 
     let ids = store
-        .add_templates(user.id, &model, &[tpl(rng.vector(128))], usize::MAX)
+        .add_templates(user.id, &model, &[tpl(rng.vector(128))], usize::MAX, None)
         .await
         .unwrap();
     assert_eq!(ids.len(), 1);
@@ -93,7 +93,7 @@ pub async fn crud_round_trip(store: &Arc<dyn FaceStore>) {
     assert_not_found(store.delete_user(user.id).await, "delete twice");
     assert_not_found(
         store
-            .add_templates(user.id, &model, &[tpl(rng.vector(128))], usize::MAX)
+            .add_templates(user.id, &model, &[tpl(rng.vector(128))], usize::MAX, None)
             .await,
         "add templates to deleted user",
     );
@@ -126,7 +126,7 @@ pub async fn cascade_delete(store: &Arc<dyn FaceStore>) {
         .unwrap();
     let other = ModelKey::new("other_model", 16, Metric::Cosine);
     store
-        .add_templates(gone.id, &other, &[tpl(rng.vector(16))], usize::MAX)
+        .add_templates(gone.id, &other, &[tpl(rng.vector(16))], usize::MAX, None)
         .await
         .unwrap();
     assert_eq!(templates_of(&**store, &model.id).await, 3);
@@ -183,7 +183,7 @@ pub async fn model_isolation(store: &Arc<dyn FaceStore>) {
         .await
         .unwrap();
     store
-        .add_templates(ua.id, &wide, &[tpl(rng.vector(512))], usize::MAX)
+        .add_templates(ua.id, &wide, &[tpl(rng.vector(512))], usize::MAX, None)
         .await
         .unwrap();
 
@@ -214,7 +214,7 @@ pub async fn model_isolation(store: &Arc<dyn FaceStore>) {
     let a_cosine = ModelKey::new("model_a", 8, Metric::Cosine);
     assert_conflict(
         store
-            .add_templates(ua.id, &a_cosine, &[tpl(rng.vector(8))], usize::MAX)
+            .add_templates(ua.id, &a_cosine, &[tpl(rng.vector(8))], usize::MAX, None)
             .await,
         "same model id, other metric",
     );
@@ -403,7 +403,7 @@ pub async fn templates_listed_capped_and_deleted(store: &Arc<dyn FaceStore>) {
         .unwrap();
     // The cap counts templates of one model, inside the write.
     let err = store
-        .add_templates(alice.id, &model, &[tpl(vec![0.0, 0.0, 1.0])], 2)
+        .add_templates(alice.id, &model, &[tpl(vec![0.0, 0.0, 1.0])], 2, None)
         .await
         .unwrap_err();
     assert!(
@@ -417,11 +417,11 @@ pub async fn templates_listed_capped_and_deleted(store: &Arc<dyn FaceStore>) {
         "{err:?}"
     );
     let added = store
-        .add_templates(alice.id, &model, &[tpl(vec![0.0, 0.0, 1.0])], 3)
+        .add_templates(alice.id, &model, &[tpl(vec![0.0, 0.0, 1.0])], 3, None)
         .await
         .unwrap();
     store
-        .add_templates(alice.id, &other, &[tpl(vec![0.5, 0.5, 0.0])], 1)
+        .add_templates(alice.id, &other, &[tpl(vec![0.5, 0.5, 0.0])], 1, None)
         .await
         .unwrap();
     let listed = store.templates_of(alice.id).await.unwrap();
@@ -466,6 +466,82 @@ pub async fn templates_listed_capped_and_deleted(store: &Arc<dyn FaceStore>) {
         "templates of a missing user",
     );
     assert_eq!(store.templates_of(bob.id).await.unwrap().len(), 1);
+}
+
+pub async fn unique_creation_is_checked_inside_the_write(store: &Arc<dyn FaceStore>) {
+    let model = ModelKey::new("unique", 3, Metric::Euclidean);
+    let alice = store
+        .create_user(NewUser::named("alice"), &model, &[tpl(vec![1.0, 0.0, 0.0])])
+        .await
+        .unwrap();
+    // Close to Alice: refused, naming her; far from her: created.
+    let err = store
+        .create_unique_user(
+            NewUser::named("twin"),
+            &model,
+            &[tpl(vec![1.0, 0.1, 0.0])],
+            0.5,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Duplicate { user_id } if user_id == alice.id),
+        "{err:?}"
+    );
+    store
+        .create_unique_user(
+            NewUser::named("bob"),
+            &model,
+            &[tpl(vec![0.0, 0.0, 1.0])],
+            0.5,
+        )
+        .await
+        .unwrap();
+    // Adding: a user's own templates do not count, another's do.
+    store
+        .add_templates(alice.id, &model, &[tpl(vec![1.0, 0.0, 0.1])], 10, Some(0.5))
+        .await
+        .unwrap();
+    let err = store
+        .add_templates(alice.id, &model, &[tpl(vec![0.0, 0.1, 1.0])], 10, Some(0.5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate { .. }), "{err:?}");
+    // Ten concurrent creations of one new face: exactly one is stored.
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = Arc::clone(store);
+            let model = model.clone();
+            tokio::spawn(async move {
+                store
+                    .create_unique_user(
+                        NewUser::named(format!("carol {i}")),
+                        &model,
+                        &[tpl(vec![0.0, 1.0, 0.0])],
+                        0.5,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(StoreError::Duplicate { .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    // Without the check, a duplicate is stored as asked.
+    store
+        .create_user(
+            NewUser::named("carol twin"),
+            &model,
+            &[tpl(vec![0.0, 1.0, 0.0])],
+        )
+        .await
+        .unwrap();
 }
 
 pub async fn best_template_per_user(store: &Arc<dyn FaceStore>) {
@@ -618,7 +694,7 @@ pub async fn users_without_model(store: &Arc<dyn FaceStore>) {
         .await
         .unwrap();
     store
-        .add_templates(a.id, &new, &[tpl(rng.vector(512))], usize::MAX)
+        .add_templates(a.id, &new, &[tpl(rng.vector(512))], usize::MAX, None)
         .await
         .unwrap();
     let missing: Vec<UserId> = store
@@ -770,7 +846,7 @@ pub async fn bad_embeddings_rejected(store: &Arc<dyn FaceStore>) {
         );
         assert_bad(
             store
-                .add_templates(ok.id, &model, &[tpl(v)], usize::MAX)
+                .add_templates(ok.id, &model, &[tpl(v)], usize::MAX, None)
                 .await,
             what,
         );
@@ -797,7 +873,13 @@ pub async fn bad_embeddings_rejected(store: &Arc<dyn FaceStore>) {
     bad[1] = f32::NEG_INFINITY;
     assert_bad(
         store
-            .add_templates(ok.id, &model, &[tpl(rng.vector(128)), tpl(bad)], usize::MAX)
+            .add_templates(
+                ok.id,
+                &model,
+                &[tpl(rng.vector(128)), tpl(bad)],
+                usize::MAX,
+                None,
+            )
             .await,
         "mixed batch",
     );

@@ -93,6 +93,7 @@ macro_rules! contract_tests {
             best_template_per_user,
             distance_to_one_user,
             templates_listed_capped_and_deleted,
+            unique_creation_is_checked_inside_the_write,
             concurrent_inserts,
             pagination_is_stable,
             users_without_model,
