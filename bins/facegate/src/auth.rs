@@ -16,6 +16,10 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use face_service::{Caller, Principal, Scope};
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::routes::AppState;
@@ -24,10 +28,12 @@ use crate::routes::AppState;
 pub struct Guard {
     /// Whether API keys are required.
     pub enabled: bool,
-    /// Per-key buckets.
-    pub per_key: RateLimiter,
-    /// Per-address buckets.
-    pub per_ip: RateLimiter,
+    /// Per-key limits.
+    pub per_key: RateLimiter<i64>,
+    /// Per-client limits (IPv6 by /64).
+    pub per_ip: RateLimiter<IpAddr>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub proxies: Vec<IpNet>,
 }
 
 /// The scope a route needs; `None` for public routes.
@@ -97,22 +103,33 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     let Some(scope) = required_scope(req.method(), req.match_pattern().as_deref()) else {
         return Ok(());
     };
-    let client = req.peer_addr().map(|a| a.ip().to_string());
     let guard = &state.guard;
-    if let Err(wait) = guard.per_ip.check(client.as_deref().unwrap_or("unknown")) {
-        return Err(ApiError::rate_limited("client address", wait));
+    let client = crate::client::of(req, &guard.proxies);
+    if let Some(c) = client {
+        if let Err(wait) = guard.per_ip.check(&c.limit_key()) {
+            return Err(ApiError::rate_limited("client address", wait));
+        }
     }
     let principal = if guard.enabled {
         let token = token(req);
-        state.service.keys().authenticate(token.as_deref()).await?
+        match state.service.keys().authenticate(token.as_deref()).await {
+            Ok(p) => p,
+            Err(e) => {
+                if let (face_service::ServiceError::Unauthenticated(_), Some(c)) = (&e, client) {
+                    state.service.keys().refused(&c.limit_key_text());
+                }
+                return Err(e.into());
+            }
+        }
     } else {
         Principal::unauthenticated()
     };
     if let Some(id) = principal.key_id {
-        if let Err(wait) = guard.per_key.check(&id.to_string()) {
+        if let Err(wait) = guard.per_key.check(&id) {
             return Err(ApiError::rate_limited("API key", wait));
         }
     }
+    let client = client.map(|c| c.to_string());
     principal.require(scope)?;
     req.extensions_mut().insert(Caller {
         key_id: principal.key_id,

@@ -1,99 +1,101 @@
-//! Token-bucket rate limits, per API key and per client address.
+//! Request rate limits, per API key and per client, on `governor`'s keyed
+//! GCRA limiters.
 //!
 //! In memory, per server instance: a limit is a guard against one client
-//! flooding one process, not an account-level quota, so it need not be
-//! shared (the verification lockout, which must hold across instances and
-//! restarts, lives in the store). One std mutex around the map: it is held
-//! for a hash lookup and a few float operations, never across an await.
+//! flooding one process (the verification lockout, which must hold across
+//! instances and restarts, lives in the store). governor keeps one small
+//! state per key in a sharded map, with no global lock on the request path.
+//! Memory stays bounded: [`RateLimiter::forget_idle`] drops every key whose
+//! state is back to "full", and the server calls it periodically, so the
+//! map holds only the clients seen within about one refill period.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::hash::Hash;
+use std::num::NonZeroU32;
 
-/// Buckets beyond this many are pruned of full (idle) ones.
-const PRUNE_ABOVE: usize = 10_000;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// One limit: `per_minute` steady, `burst` more at once; keyed by `K`.
+pub struct RateLimiter<K: Hash + Eq + Clone> {
+    inner: Option<DefaultKeyedRateLimiter<K>>,
+    clock: DefaultClock,
 }
 
-/// One limit: `per_minute` steady, `burst` more at once.
-pub struct RateLimiter {
-    per_sec: f64,
-    capacity: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-impl RateLimiter {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `per_minute = 0` means unlimited.
     pub fn new(per_minute: u32, burst: u32) -> Self {
-        Self {
-            per_sec: f64::from(per_minute) / 60.0,
-            capacity: f64::from(burst.max(1)) + f64::from(per_minute.min(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token for `key`; `Err(seconds to wait)` when none is left.
-    pub fn check(&self, key: &str) -> Result<(), u32> {
-        self.check_at(key, Instant::now())
-    }
-
-    fn check_at(&self, key: &str, now: Instant) -> Result<(), u32> {
-        if self.per_sec == 0.0 {
-            return Ok(());
-        }
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > PRUNE_ABOVE {
-            let (per_sec, capacity) = (self.per_sec, self.capacity);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * per_sec < capacity
-            });
-        }
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: self.capacity,
-            at: now,
+        let inner = NonZeroU32::new(per_minute).map(|rate| {
+            let burst = NonZeroU32::new(burst.saturating_add(1)).unwrap_or(NonZeroU32::MIN);
+            governor::RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
         });
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.capacity);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - bucket.tokens) / self.per_sec;
-            Err(wait.ceil().max(1.0) as u32)
+        Self {
+            inner,
+            clock: DefaultClock::default(),
         }
+    }
+
+    /// Takes one request for `key`; `Err(seconds to wait)` when over.
+    pub fn check(&self, key: &K) -> Result<(), u32> {
+        let Some(limiter) = &self.inner else {
+            return Ok(());
+        };
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            u32::try_from(wait.as_secs())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1)
+        })
+    }
+
+    /// Forgets keys that are back to a full allowance (idle clients).
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.inner {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Keys tracked now.
+    pub fn len(&self) -> usize {
+        self.inner.as_ref().map_or(0, |l| l.len())
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn a_burst_is_allowed_then_the_steady_rate() {
+    fn a_burst_is_allowed_then_refused_with_a_wait() {
         let limiter = RateLimiter::new(60, 3); // one a second, 4 at once
-        let t0 = Instant::now();
         for _ in 0..4 {
-            assert!(limiter.check_at("a", t0).is_ok());
+            assert!(limiter.check(&"a").is_ok());
         }
-        assert_eq!(limiter.check_at("a", t0), Err(1));
-        // Another key has its own bucket.
-        assert!(limiter.check_at("b", t0).is_ok());
-        // One second later, one more.
-        let t1 = t0 + Duration::from_secs(1);
-        assert!(limiter.check_at("a", t1).is_ok());
-        assert!(limiter.check_at("a", t1).is_err());
+        let wait = limiter.check(&"a").unwrap_err();
+        assert!((1..=2).contains(&wait), "{wait}");
+        assert!(limiter.check(&"b").is_ok(), "keys are independent");
+        assert_eq!(limiter.len(), 2);
     }
 
     #[test]
-    fn zero_is_unlimited() {
-        let limiter = RateLimiter::new(0, 0);
+    fn zero_means_unlimited_and_idle_keys_are_forgotten() {
+        let open = RateLimiter::new(0, 0);
         for _ in 0..1000 {
-            assert!(limiter.check("x").is_ok());
+            assert!(open.check(&1u64).is_ok());
         }
+        let limiter = RateLimiter::new(6000, 0);
+        for k in 0..100u64 {
+            let _ = limiter.check(&k);
+        }
+        assert_eq!(limiter.len(), 100);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        limiter.forget_idle();
+        assert_eq!(limiter.len(), 0, "every key refilled in 10 ms");
     }
 }

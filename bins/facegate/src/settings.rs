@@ -42,6 +42,9 @@ pub struct SecuritySettings {
     /// Consecutive failed verifications after which verification of the
     /// user is disabled until an administrator resets it (at most 50).
     pub lockout_disable_after: u32,
+    /// Refused authentications are written to the audit log once per
+    /// client per this many seconds, with their count.
+    pub auth_failure_audit_secs: u64,
     /// Origins allowed to call the API from a browser; none by default.
     pub cors_origins: Vec<String>,
     /// PEM certificate chain for TLS; TLS is on when both files are set.
@@ -75,6 +78,9 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Grace period on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names
+    /// the client; none by default (the TCP peer is the client).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Which store.
@@ -276,6 +282,15 @@ impl Settings {
             return bad(
                 "security.tls_cert",
                 "TLS needs both tls_cert and tls_key (PEM files)",
+            );
+        }
+        if let Err(e) = crate::client::parse_proxies(&self.server.trusted_proxies) {
+            return bad("server.trusted_proxies", &e);
+        }
+        if !(1..=3600).contains(&self.security.auth_failure_audit_secs) {
+            return bad(
+                "security.auth_failure_audit_secs",
+                "must be within 1..=3600",
             );
         }
         if self.store.pool_size == 0 {

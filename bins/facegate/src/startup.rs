@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
@@ -22,7 +23,7 @@ use crate::auth::Guard;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::routes::{self, AppState};
-use crate::settings::{BackendSetting, DetectorSetting, Settings, StoreKind};
+use crate::settings::{BackendSetting, DetectorSetting, Settings, SettingsError, StoreKind};
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -92,8 +93,14 @@ impl Application {
                 enabled: security.auth,
                 per_key: RateLimiter::new(security.rate_per_key_per_minute, security.rate_burst),
                 per_ip: RateLimiter::new(security.rate_per_ip_per_minute, security.rate_burst),
+                proxies: crate::client::parse_proxies(&settings.server.trusted_proxies)
+                    .map_err(|e| SettingsError(format!("server.trusted_proxies: {e}")))?,
             },
         });
+        housekeeping(
+            state.clone(),
+            Duration::from_secs(security.auth_failure_audit_secs),
+        );
         let state_handle = state.clone();
         let query_cfg = web::QueryConfig::default()
             .error_handler(|err, _| ApiError::invalid("query", err).into());
@@ -123,7 +130,9 @@ impl Application {
                 .wrap(from_fn(crate::auth::guard))
                 .wrap(headers)
                 .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<
+                    crate::telemetry::RequestSpan,
+                >::new())
                 .app_data(state.clone())
                 .app_data(query_cfg.clone())
                 .app_data(json_cfg.clone())
@@ -241,6 +250,24 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
     Ok(FaceService::new(workers, store, kind, thresholds)
         .with_lockout(settings.security.lockout()?)
         .with_max_templates_per_user(settings.thresholds.max_templates_per_user))
+}
+
+/// Periodic work beside the requests: refused authentications go to the
+/// audit log once per window, and the rate limiters forget idle clients
+/// (which bounds their memory). Ends with the last handle to the state.
+fn housekeeping(state: web::Data<AppState>, window: Duration) {
+    let weak = std::sync::Arc::downgrade(&state.into_inner());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(window);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { break };
+            state.guard.per_ip.forget_idle();
+            state.guard.per_key.forget_idle();
+            state.service.keys().flush_refused(window).await;
+        }
+    });
 }
 
 /// CORS for the configured browser origins only: the methods and headers

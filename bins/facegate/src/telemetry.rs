@@ -17,3 +17,37 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Pretty => builder.try_init(),
     };
 }
+
+/// The root span of each request, like tracing-actix-web's default but with
+/// FaceGate's client address (`crate::client`: the peer, or the
+/// `X-Forwarded-For` client behind a trusted proxy) instead of whatever
+/// `Forwarded` header a client sends.
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(req: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        let client = req
+            .app_data::<actix_web::web::Data<crate::routes::AppState>>()
+            .and_then(|s| crate::client::of(req, &s.guard.proxies))
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let route = req.match_pattern().unwrap_or_else(|| "default".into());
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %req.method(),
+            http.route = %route,
+            http.client_ip = %client,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

@@ -3,8 +3,14 @@
 //! The token format, hashing and constant-time comparison are in
 //! `access.rs`; this component is their use against the store. Keys live in
 //! the store, so a revocation holds at once on every instance.
+//!
+//! Refused authentications (401) are counted per client (the server's
+//! limit key: an address, or an IPv6 /64) and written to the audit trail
+//! as one row per client per window with the count, by [`Keys::flush_refused`]:
+//! key guessing is visible without one row per guess flooding the log.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use face_store::{ApiKey, FaceStore, NewApiKey};
 
@@ -12,17 +18,67 @@ use crate::access::{self, Caller, IssuedKey, Principal, Scope};
 use crate::audit::AuditTrail;
 use crate::ServiceError;
 
+/// Distinct clients whose refusals are tallied per window; beyond this,
+/// further clients are counted together, so the tally's memory is bounded.
+const MAX_TALLIED_CLIENTS: usize = 10_000;
+const OTHER_CLIENTS: &str = "(other clients)";
+
 /// The key registry.
 #[derive(Clone)]
 pub struct Keys {
     store: Arc<dyn FaceStore>,
     audit: AuditTrail,
+    /// Refused authentications per client since the last flush. A std
+    /// mutex: held for one map update, never across an await.
+    refused: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Keys {
     /// Keys in `store`, changes recorded in `audit`.
     pub fn new(store: Arc<dyn FaceStore>, audit: AuditTrail) -> Self {
-        Self { store, audit }
+        Self {
+            store,
+            audit,
+            refused: Arc::default(),
+        }
+    }
+
+    /// Counts one refused authentication from `client`.
+    pub fn refused(&self, client: &str) {
+        let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if map.len() < MAX_TALLIED_CLIENTS || map.contains_key(client) {
+            client
+        } else {
+            OTHER_CLIENTS
+        };
+        *map.entry(key.to_string()).or_default() += 1;
+    }
+
+    /// Writes one audit row per client refused since the last flush, with
+    /// the count; `window` describes the period in the row.
+    pub async fn flush_refused(&self, window: std::time::Duration) {
+        let tally = std::mem::take(&mut *self.refused.lock().unwrap_or_else(|p| p.into_inner()));
+        for (client, count) in tally {
+            tracing::warn!(%client, count, "refused authentications");
+            let caller = Caller {
+                key_id: None,
+                client: Some(client),
+                scopes: Vec::new(),
+            };
+            self.audit
+                .record(
+                    &caller,
+                    "authenticate",
+                    "refused",
+                    None,
+                    None,
+                    Some(format!(
+                        "{count} refused authentication(s) (401) in {} s",
+                        window.as_secs().max(1)
+                    )),
+                )
+                .await;
+        }
     }
 
     /// The key behind a bearer token; `Unauthenticated` for a missing,

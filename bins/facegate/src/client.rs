@@ -1,0 +1,174 @@
+//! Who the client is: the one address that logs, the audit trail and the
+//! rate limits all use.
+//!
+//! The TCP peer, unless the peer is a trusted proxy (`server.trusted_proxies`,
+//! a CIDR list): then `X-Forwarded-For` names the client, read from the
+//! right, skipping addresses that are themselves trusted proxies (the
+//! right-most untrusted address is the first one no trusted hop could have
+//! been lied to about). A client cannot name itself: a header from an
+//! untrusted peer is ignored. Rate limits key IPv6 clients by their /64, the
+//! block one subscriber usually holds, so rotating addresses within it does
+//! not buy more requests.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use actix_web::dev::ServiceRequest;
+use actix_web::HttpMessage;
+use ipnet::IpNet;
+
+/// The client of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// The key for per-client limits and aggregated counts: the address for
+    /// IPv4, its /64 for IPv6.
+    pub fn limit_key(self) -> IpAddr {
+        match self.0 {
+            IpAddr::V4(a) => IpAddr::V4(a),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = a.segments();
+                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+        }
+    }
+
+    /// The limit key as text, e.g. `203.0.113.7` or `2001:db8:1:2::/64`.
+    pub fn limit_key_text(self) -> String {
+        match self.limit_key() {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("{a}/64"),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Parses `server.trusted_proxies`; the error names the bad entry.
+pub fn parse_proxies(list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not an address or a CIDR block (e.g. 10.0.0.0/8)"))
+        })
+        .collect()
+}
+
+fn trusted(addr: IpAddr, proxies: &[IpNet]) -> bool {
+    let addr = match addr {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+        v4 => v4,
+    };
+    proxies.iter().any(|net| net.contains(&addr))
+}
+
+/// The client behind `peer`, given the `X-Forwarded-For` values in order.
+pub fn resolve<'a>(
+    peer: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    proxies: &[IpNet],
+) -> IpAddr {
+    if !trusted(peer, proxies) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for.flat_map(|v| v.split(',')).collect();
+    for hop in hops.iter().rev() {
+        let Ok(addr) = hop.trim().parse::<IpAddr>() else {
+            // A malformed hop: nothing left of it can be trusted.
+            return peer;
+        };
+        if !trusted(addr, proxies) {
+            return addr;
+        }
+    }
+    peer
+}
+
+/// The client of `req`, resolved once and kept in its extensions.
+pub fn of(req: &ServiceRequest, proxies: &[IpNet]) -> Option<ClientAddr> {
+    if let Some(c) = req.extensions().get::<ClientAddr>() {
+        return Some(*c);
+    }
+    let peer = req.peer_addr()?.ip();
+    let headers = req.headers().get_all("x-forwarded-for");
+    let client = ClientAddr(resolve(
+        peer,
+        headers.filter_map(|v| v.to_str().ok()),
+        proxies,
+    ));
+    req.extensions_mut().insert(client);
+    Some(client)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let proxies = parse_proxies(&["10.0.0.0/8".into(), "192.0.2.1".into()]).unwrap();
+        let xff = |h: &'static str| std::iter::once(h);
+        // An untrusted peer cannot name a client.
+        assert_eq!(
+            resolve(ip("203.0.113.9"), xff("1.2.3.4"), &proxies),
+            ip("203.0.113.9")
+        );
+        // A trusted peer: the right-most untrusted hop.
+        assert_eq!(
+            resolve(
+                ip("10.1.1.1"),
+                xff("1.2.3.4, 198.51.100.7, 10.2.2.2"),
+                &proxies
+            ),
+            ip("198.51.100.7")
+        );
+        // Several headers are one list.
+        let two = ["1.2.3.4", "198.51.100.8"];
+        assert_eq!(
+            resolve(ip("192.0.2.1"), two.into_iter(), &proxies),
+            ip("198.51.100.8")
+        );
+        // Only proxies, garbage, or nothing: the peer.
+        assert_eq!(
+            resolve(ip("10.1.1.1"), xff("10.3.3.3"), &proxies),
+            ip("10.1.1.1")
+        );
+        assert_eq!(
+            resolve(ip("10.1.1.1"), xff("1.2.3.4, bogus"), &proxies),
+            ip("10.1.1.1")
+        );
+        assert_eq!(
+            resolve(ip("10.1.1.1"), std::iter::empty(), &proxies),
+            ip("10.1.1.1")
+        );
+        assert!(parse_proxies(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let a = ClientAddr(ip("2001:db8:1:2:aaaa::1"));
+        let b = ClientAddr(ip("2001:db8:1:2:bbbb::2"));
+        let c = ClientAddr(ip("2001:db8:1:3::1"));
+        assert_eq!(a.limit_key(), b.limit_key());
+        assert_ne!(a.limit_key(), c.limit_key());
+        assert_eq!(a.limit_key_text(), "2001:db8:1:2::/64");
+        assert_eq!(
+            ClientAddr(ip("::ffff:192.0.2.5")).limit_key(),
+            ip("192.0.2.5")
+        );
+    }
+}
