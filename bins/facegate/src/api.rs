@@ -180,8 +180,11 @@ pub struct Recognized {
     pub threshold_extrapolated: bool,
     /// Templates of the active model compared.
     pub comparisons: u64,
-    /// Every face, largest first.
+    /// Faces of the photo identified, largest first (at most
+    /// `face.max_faces_per_request`).
     pub faces: Vec<FaceMatchJson>,
+    /// Smaller faces found beyond that cap, not identified.
+    pub faces_left_out: usize,
 }
 
 /// `POST /users/{id}/verify` answer.

@@ -129,11 +129,15 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
             return Err(ApiError::rate_limited("API key", wait));
         }
     }
+    let client_key = client
+        .map(|c| c.limit_key_text())
+        .filter(|k| Some(k.as_str()) != client.map(|c| c.to_string()).as_deref());
     let client = client.map(|c| c.to_string());
     principal.require(scope)?;
     req.extensions_mut().insert(Caller {
         key_id: principal.key_id,
         client,
+        client_key,
         scopes: principal.scopes,
     });
     Ok(())

@@ -199,6 +199,16 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::LOCKED, "verification_disabled", message)
                     .details(json!({ "user_id": id }))
             }
+            ServiceError::FailedIdentificationsExceeded { retry_after_secs } => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "identify_budget_spent",
+                    message,
+                )
+                .details(json!({ "retry_after_secs": retry_after_secs }));
+                e.retry_after = Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX));
+                e
+            }
             ServiceError::Busy => {
                 let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message);
                 e.retry_after = Some(1);

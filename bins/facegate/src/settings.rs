@@ -42,6 +42,9 @@ pub struct SecuritySettings {
     /// Consecutive failed verifications after which verification of the
     /// user is disabled until an administrator resets it (at most 50).
     pub lockout_disable_after: u32,
+    /// Failed identifications (no face matched) allowed per API key and
+    /// per client address a minute, then 429; 0 switches the budget off.
+    pub failed_identifications_per_minute: u32,
     /// Refused authentications are written to the audit log once per
     /// client per this many seconds, with their count.
     pub auth_failure_audit_secs: u64,
@@ -153,6 +156,9 @@ pub struct FaceSettings {
     pub max_working_side: u32,
     /// Enrolment minimum face size.
     pub min_face_size: u32,
+    /// Faces of one photo an identification embeds and searches (the
+    /// largest; the answer counts the others).
+    pub max_faces_per_request: usize,
 }
 
 /// `[thresholds]`.
@@ -246,6 +252,9 @@ impl Settings {
         }
         if onnx.embedder.max_batch == 0 {
             return bad("face.onnx.embedder.max_batch", "must be at least 1");
+        }
+        if !(1..=100).contains(&self.face.max_faces_per_request) {
+            return bad("face.max_faces_per_request", "must be within 1..=100");
         }
         if self.face.max_working_side < 160 {
             return bad("face.max_working_side", "must be at least 160");

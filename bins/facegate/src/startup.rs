@@ -249,7 +249,11 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
     );
     Ok(FaceService::new(workers, store, kind, thresholds)
         .with_lockout(settings.security.lockout()?)
-        .with_max_templates_per_user(settings.thresholds.max_templates_per_user))
+        .with_max_templates_per_user(settings.thresholds.max_templates_per_user)
+        .with_max_faces_per_request(face.max_faces_per_request)
+        .with_failed_identifications_per_minute(
+            settings.security.failed_identifications_per_minute,
+        ))
 }
 
 /// Periodic work beside the requests: refused authentications go to the

@@ -77,6 +77,9 @@ pub struct Analysis {
     pub height: u32,
     /// Faces, largest box first.
     pub faces: Vec<AnalyzedFace>,
+    /// Faces the detector found: more than `faces.len()` when the caller
+    /// asked for at most a few (the largest are kept).
+    pub faces_found: usize,
     /// Where the time went.
     pub timings: StageTimings,
 }
@@ -130,10 +133,23 @@ impl FacePipeline {
     /// Decodes straight to the working copy (see [`decode_scaled`]), so a
     /// 12 MP JPEG is never decoded at full size.
     pub fn analyze(&mut self, bytes: &[u8]) -> Result<Analysis, FaceError> {
+        self.analyze_largest(bytes, usize::MAX)
+    }
+
+    /// [`FacePipeline::analyze`], embedding only the `max_faces` largest
+    /// faces (`faces_found` counts them all). Embedding is the costly step
+    /// per face: a collage of fifty faces costs one detection and
+    /// `max_faces` embeddings, and an enrolment that needs exactly one face
+    /// asks for one and checks `faces_found`.
+    pub fn analyze_largest(
+        &mut self,
+        bytes: &[u8],
+        max_faces: usize,
+    ) -> Result<Analysis, FaceError> {
         let start = Instant::now();
         let decoded = decode_scaled(bytes, &self.options.decode, self.options.max_working_side)?;
         let decode_time = start.elapsed();
-        let mut analysis = self.analyze_working(&decoded.image, decoded.scale)?;
+        let mut analysis = self.analyze_working(&decoded.image, decoded.scale, max_faces)?;
         analysis.width = decoded.width;
         analysis.height = decoded.height;
         analysis.timings.decode = decode_time;
@@ -146,7 +162,7 @@ impl FacePipeline {
         let (working, scale) = self.working_copy(image);
         let working: &RgbImage = working.as_ref().unwrap_or(image);
         let resize = t.elapsed();
-        let mut analysis = self.analyze_working(working, scale)?;
+        let mut analysis = self.analyze_working(working, scale, usize::MAX)?;
         analysis.width = image.width();
         analysis.height = image.height();
         analysis.timings.resize = resize;
@@ -155,11 +171,18 @@ impl FacePipeline {
 
     /// The stages after the working copy exists; `scale` maps its pixels to
     /// the original's.
-    fn analyze_working(&mut self, working: &RgbImage, scale: f32) -> Result<Analysis, FaceError> {
+    fn analyze_working(
+        &mut self,
+        working: &RgbImage,
+        scale: f32,
+        max_faces: usize,
+    ) -> Result<Analysis, FaceError> {
         let mut timings = StageTimings::default();
         let t = Instant::now();
         let mut faces = self.detector.detect(working)?;
         faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
+        let faces_found = faces.len();
+        faces.truncate(max_faces);
         timings.detect = t.elapsed();
 
         let t = Instant::now();
@@ -179,6 +202,7 @@ impl FacePipeline {
             width: working.width(),
             height: working.height(),
             faces,
+            faces_found,
             timings,
         })
     }

@@ -102,6 +102,9 @@ pub struct Caller {
     pub key_id: Option<i64>,
     /// The client's IP address.
     pub client: Option<String>,
+    /// The client as limits count it (an IPv6 client's /64), when it
+    /// differs from `client`.
+    pub client_key: Option<String>,
     /// What the key may do (empty: nothing beyond the route it reached).
     pub scopes: Vec<Scope>,
 }
@@ -112,6 +115,7 @@ impl Caller {
         Self {
             key_id: None,
             client: Some("cli".into()),
+            client_key: None,
             scopes: vec![Scope::Admin],
         }
     }

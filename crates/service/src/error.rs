@@ -100,6 +100,12 @@ pub enum ServiceError {
     /// administrator resets it.
     #[error("biometric verification of user {0} is disabled after repeated failures; an administrator must reset it (POST /admin/users/{0}/lockout/reset)")]
     VerificationDisabled(i64),
+    /// The caller's budget of failed identifications is spent.
+    #[error("too many failed identifications from this API key or client; retry in {retry_after_secs} s")]
+    FailedIdentificationsExceeded {
+        /// Seconds until the budget allows another identification.
+        retry_after_secs: u64,
+    },
     /// Too many requests are queued for face processing; retry shortly.
     #[error("the face workers are busy; retry in a moment")]
     Busy,
@@ -132,6 +138,7 @@ impl ServiceError {
             ServiceError::KeyNotFound(_) => "not_found",
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",
+            ServiceError::FailedIdentificationsExceeded { .. } => "identify_budget",
             ServiceError::Busy => "busy",
             ServiceError::StoreUnavailable(_) => "store_unavailable",
             ServiceError::Internal(_) => "internal",

@@ -63,6 +63,7 @@ impl Keys {
             let caller = Caller {
                 key_id: None,
                 client: Some(client),
+                client_key: None,
                 scopes: Vec::new(),
             };
             self.audit

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod budget;
 pub mod domain;
 mod error;
 pub mod keys;

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use face_core::{AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, ModelInfo};
+use face_core::{Analysis, AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, ModelInfo};
 use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User};
 
 use crate::audit::{AuditOutcome, AuditTrail};
+use crate::budget::FailureBudget;
 use crate::keys::Keys;
 use crate::lockout::{LockoutRule, Lockouts, Outcome};
 use serde::Serialize;
@@ -120,6 +121,9 @@ pub struct Identification {
     /// Templates of the active model compared per face (recounted at most
     /// every few seconds).
     pub comparisons: u64,
+    /// Faces found beyond `face.max_faces_per_request`, smallest first,
+    /// neither embedded nor searched.
+    pub faces_left_out: usize,
 }
 
 /// The result of a 1:1 verification.
@@ -176,6 +180,11 @@ pub struct FaceService {
     thresholds: Thresholds,
     /// The most templates of one model a user may have.
     max_templates_per_user: usize,
+    /// Faces of one photo an identification embeds and searches (the
+    /// largest).
+    max_faces_per_request: usize,
+    /// Failed identifications allowed per key and client.
+    identify_budget: FailureBudget,
     /// API keys.
     keys: Keys,
     /// The audit trail every use case writes.
@@ -198,6 +207,12 @@ const GALLERY_COUNT_TTL: Duration = Duration::from_secs(5);
 
 /// Default for `thresholds.max_templates_per_user`.
 pub const DEFAULT_MAX_TEMPLATES_PER_USER: usize = 10;
+
+/// Default for `face.max_faces_per_request`.
+pub const DEFAULT_MAX_FACES_PER_REQUEST: usize = 10;
+
+/// Default for `security.failed_identifications_per_minute`.
+pub const DEFAULT_FAILED_IDENTIFICATIONS_PER_MINUTE: u32 = 20;
 
 impl FaceService {
     /// Joins workers, a store (`store_kind` names it for `/stats/`) and the
@@ -236,6 +251,8 @@ impl FaceService {
             model,
             thresholds,
             max_templates_per_user: DEFAULT_MAX_TEMPLATES_PER_USER,
+            max_faces_per_request: DEFAULT_MAX_FACES_PER_REQUEST,
+            identify_budget: FailureBudget::new(DEFAULT_FAILED_IDENTIFICATIONS_PER_MINUTE),
             gallery: Mutex::new(None),
             extrapolating: AtomicBool::new(at_start.extrapolated),
         }
@@ -261,6 +278,20 @@ impl FaceService {
     /// Verification lockouts.
     pub fn lockouts(&self) -> &Lockouts {
         &self.lockouts
+    }
+
+    /// The same service with another cap on faces per identification (at
+    /// least 1).
+    pub fn with_max_faces_per_request(mut self, max: usize) -> Self {
+        self.max_faces_per_request = max.max(1);
+        self
+    }
+
+    /// The same service with another budget of failed identifications per
+    /// key and per client and minute (0: none).
+    pub fn with_failed_identifications_per_minute(mut self, per_minute: u32) -> Self {
+        self.identify_budget = FailureBudget::new(per_minute);
+        self
     }
 
     /// The same service with another cap on templates per user (at least 1).
@@ -333,22 +364,22 @@ impl FaceService {
         self.store.health().await.map_err(ServiceError::from)
     }
 
-    async fn analyze(&self, image: Vec<u8>) -> Result<Vec<AnalyzedFace>, ServiceError> {
-        let analysis = self
-            .workers
-            .run(move |p| p.analyze(&image))
+    /// Detects every face of a photo and embeds the `max_faces` largest.
+    async fn analyze(&self, image: Vec<u8>, max_faces: usize) -> Result<Analysis, ServiceError> {
+        self.workers
+            .run(move |p| p.analyze_largest(&image, max_faces))
             .await?
-            .map_err(ServiceError::from)?;
-        Ok(analysis.faces)
+            .map_err(ServiceError::from)
     }
 
-    /// The one face of an enrolment photo, checked for quality.
+    /// The one face of an enrolment photo, checked for quality. A second
+    /// face is refused before anything more is embedded.
     async fn enrolment_face(&self, image: Vec<u8>) -> Result<AnalyzedFace, ServiceError> {
-        let mut faces = self.analyze(image).await?;
-        match faces.len() {
+        let mut analysis = self.analyze(image, 1).await?;
+        match analysis.faces_found {
             0 => Err(ServiceError::NoFace),
             1 => {
-                let face = faces.remove(0);
+                let face = analysis.faces.remove(0);
                 if face.quality.is_acceptable() {
                     Ok(face)
                 } else {
@@ -745,7 +776,10 @@ impl FaceService {
         }
     }
 
-    /// Identifies every face in a photo against all enrolled users.
+    /// Identifies the faces of a photo (the `face.max_faces_per_request`
+    /// largest) against all enrolled users. A photo where no face matches
+    /// spends the caller's budget of failed identifications; a spent budget
+    /// refuses identification (429) until it refills.
     #[tracing::instrument(skip(self, caller, image))]
     pub async fn identify(
         &self,
@@ -753,7 +787,15 @@ impl FaceService {
         image: Vec<u8>,
         threshold: Option<Threshold>,
     ) -> Result<Identification, ServiceError> {
-        let mut result = self.identify_inner(caller, image, threshold).await;
+        let mut result = match self.identify_budget.check(caller) {
+            Ok(()) => self.identify_inner(caller, image, threshold).await,
+            Err(e) => Err(e),
+        };
+        if let Ok(r) = &result {
+            if !r.faces.iter().any(|f| f.matched) {
+                self.identify_budget.failed(caller);
+            }
+        }
         // One row per photo, about its largest face, with its distance.
         let first = result.as_ref().ok().and_then(|r| r.faces.first());
         let (user_id, distance) = (
@@ -787,7 +829,8 @@ impl FaceService {
             &default,
             "loosen the identification threshold beyond the calibrated default",
         )?;
-        let faces = self.analyze(image).await?;
+        let analysis = self.analyze(image, self.max_faces_per_request).await?;
+        let faces = analysis.faces;
         if faces.is_empty() {
             return Err(ServiceError::NoFace);
         }
@@ -827,6 +870,7 @@ impl FaceService {
             "identified"
         );
         Ok(Identification {
+            faces_left_out: analysis.faces_found.saturating_sub(out.len()),
             faces: out,
             threshold: threshold.value(),
             default,
@@ -900,8 +944,9 @@ impl FaceService {
         image: Vec<u8>,
         threshold: Option<Threshold>,
     ) -> Result<(Verification, bool), ServiceError> {
-        let faces = self.analyze(image).await?;
-        let face = faces.first().ok_or(ServiceError::NoFace)?;
+        // The largest face decides; the others need no embedding.
+        let analysis = self.analyze(image, 1).await?;
+        let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
         let nearest = self
             .store
             .distance_to_user(user_id, &self.model, face.embedding.values())
@@ -931,7 +976,7 @@ impl FaceService {
             threshold: threshold.value(),
             default,
             face: face_box(face),
-            faces_in_image: faces.len(),
+            faces_in_image: analysis.faces_found,
         };
         Ok((verification, passes_default))
     }

@@ -20,6 +20,7 @@ use crate::input;
         (status = 200, body = Recognized, description = "match or no match"),
         (status = 400, body = ErrorJson, description = "no face, bad image"),
         (status = 403, body = ErrorJson, description = "a threshold looser than the default without the admin scope"),
+        (status = 429, body = ErrorJson, description = "the key's or client's budget of failed identifications is spent; see Retry-After"),
         (status = 413, body = ErrorJson), (status = 415, body = ErrorJson),
         (status = 422, body = ErrorJson, description = "invalid threshold (the message gives the valid range)"),
         (status = 503, body = ErrorJson)))]
@@ -59,5 +60,6 @@ pub async fn recognize(
         threshold_extrapolated: result.default.extrapolated,
         comparisons: result.comparisons,
         faces: result.faces.iter().map(FaceMatchJson::from).collect(),
+        faces_left_out: result.faces_left_out,
     }))
 }
