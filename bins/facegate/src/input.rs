@@ -1,6 +1,16 @@
 //! Request bodies: JSON with base64 images (optionally `data:image/...;base64,`
 //! prefixed), or `multipart/form-data` uploads. Both become the same
 //! [`ImageRequest`], so handlers do not care which the client sent.
+//!
+//! Before a body is read it reserves its size from the server-wide budget
+//! of in-flight body bytes ([`BodyBudget`], `server.max_inflight_body_bytes`):
+//! a body is held as bytes, then as base64 text, then decoded, about four
+//! times its size, before any face-worker limit applies, so without a budget
+//! fifty 10 MB uploads would hold 2 GB. A full budget answers 503 `busy`
+//! with `Retry-After` at once; the reservation is returned when the request
+//! ends.
+
+use std::sync::Arc;
 
 use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
@@ -10,6 +20,40 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+
+/// The server-wide budget of request-body bytes in flight.
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    /// Largest accepted body.
+    pub limit: usize,
+    /// KiB of bodies in flight, as semaphore permits.
+    inflight: Arc<tokio::sync::Semaphore>,
+    /// The budget, KiB.
+    total_kib: u32,
+}
+
+impl BodyBudget {
+    /// At most `limit` bytes per body and `inflight` bytes of bodies at once.
+    pub fn new(limit: usize, inflight: usize) -> Self {
+        let total_kib = u32::try_from(inflight.div_ceil(1024)).unwrap_or(u32::MAX);
+        Self {
+            limit,
+            inflight: Arc::new(tokio::sync::Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Reserves room for a body of `bytes` (the declared length, or the
+    /// limit when none is declared); 503 `busy` when the budget is full.
+    fn reserve(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib.max(1));
+        Arc::clone(&self.inflight)
+            .try_acquire_many_owned(kib)
+            .map_err(|_| ApiError::from(face_service::ServiceError::Busy))
+    }
+}
 
 /// The fields any image endpoint may receive.
 #[derive(Debug, Default)]
@@ -24,6 +68,9 @@ pub struct ImageRequest {
     pub metadata: Option<serde_json::Value>,
     /// `allow_duplicate`.
     pub allow_duplicate: bool,
+    /// The body's share of the in-flight budget, held until the request
+    /// ends (images are moved out; this stays).
+    pub reservation: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Unknown fields are ignored, as the reference service (pydantic) does,
@@ -77,6 +124,34 @@ pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
 pub async fn read(
     req: &HttpRequest,
     payload: web::Payload,
+    budget: &BodyBudget,
+) -> Result<ImageRequest, ApiError> {
+    let limit = budget.limit;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let reservation = match budget.reserve(declared.unwrap_or(limit)) {
+        Ok(r) => r,
+        Err(busy) => {
+            // Read the body to the end without keeping it, so the client
+            // gets its 503 rather than a connection reset mid-upload.
+            discard(payload, limit).await;
+            return Err(busy);
+        }
+    };
+    let mut body = read_unreserved(req, payload, limit).await?;
+    body.reservation = Some(reservation);
+    Ok(body)
+}
+
+async fn read_unreserved(
+    req: &HttpRequest,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<ImageRequest, ApiError> {
     let content_type = req
@@ -98,6 +173,17 @@ pub async fn read(
                 content_type
             ),
         ))
+    }
+}
+
+/// Reads and drops up to `limit` bytes of a body.
+async fn discard(mut payload: web::Payload, limit: usize) {
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = payload.next().await {
+        seen += chunk.len();
+        if seen > limit {
+            break;
+        }
     }
 }
 
@@ -154,6 +240,7 @@ pub fn parse_json(body: &[u8]) -> Result<ImageRequest, ApiError> {
         external_ref: parsed.external_ref,
         metadata: parsed.metadata,
         allow_duplicate: parsed.allow_duplicate,
+        reservation: None,
     })
 }
 

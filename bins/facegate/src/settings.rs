@@ -79,6 +79,9 @@ pub struct ServerSettings {
     pub port: u16,
     /// Largest request body in bytes.
     pub body_limit_bytes: usize,
+    /// Request-body bytes held at once by all requests together (at least
+    /// one body of `body_limit_bytes`); beyond it, 503 busy.
+    pub max_inflight_body_bytes: usize,
     /// Grace period on shutdown.
     pub shutdown_timeout_secs: u64,
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names
@@ -227,6 +230,12 @@ impl Settings {
         let bad = |key: &str, msg: &str| Err(SettingsError(format!("{key}: {msg}")));
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes", "must be at least 1024");
+        }
+        if self.server.max_inflight_body_bytes < self.server.body_limit_bytes {
+            return bad(
+                "server.max_inflight_body_bytes",
+                "must be at least server.body_limit_bytes (room for one body)",
+            );
         }
         if self.face.queue_depth == 0 {
             return bad("face.queue_depth", "must be at least 1");

@@ -88,7 +88,10 @@ impl Application {
         }
         let state = web::Data::new(AppState {
             service,
-            body_limit: settings.server.body_limit_bytes,
+            bodies: crate::input::BodyBudget::new(
+                settings.server.body_limit_bytes,
+                settings.server.max_inflight_body_bytes,
+            ),
             guard: Guard {
                 enabled: security.auth,
                 per_key: RateLimiter::new(security.rate_per_key_per_minute, security.rate_burst),

@@ -27,6 +27,12 @@ pub struct DecodeLimits {
     pub max_height: u32,
     /// Largest accepted width × height.
     pub max_pixels: u64,
+    /// Largest width × height decoded in full: every format but a JPEG
+    /// large enough for the reduced-scale path. A full decode holds every
+    /// pixel (up to 8 bytes each, plus the RGB8 copy), so this bounds a
+    /// worker's decode memory (16 MP: about 180 MB worst case, against
+    /// about 550 MB at `max_pixels`).
+    pub max_full_decode_pixels: u64,
     /// Smallest accepted side; smaller images cannot hold a face.
     pub min_side: u32,
 }
@@ -40,6 +46,7 @@ impl Default for DecodeLimits {
             // 50 MP: a 48 MP phone photo passes; the decode buffer for the
             // worst case (RGBA16) stays under 400 MB.
             max_pixels: 50_000_000,
+            max_full_decode_pixels: 16_000_000,
             min_side: 32,
         }
     }
@@ -61,8 +68,8 @@ pub struct DecodedImage {
 /// Grey, grey+alpha, RGBA and 16-bit inputs are converted to RGB8 (alpha is
 /// dropped). Errors are typed: see [`FaceError`].
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, FaceError> {
-    let (format, _, _) = inspect(bytes, limits)?;
-    decode_full(bytes, format, limits)
+    let (format, width, height) = inspect(bytes, limits)?;
+    decode_full(bytes, format, width, height, limits)
 }
 
 /// A photo decoded straight to a working copy no larger than a given side.
@@ -102,7 +109,7 @@ pub fn decode_scaled(
             return Ok(scaled);
         }
     }
-    let full = decode_full(bytes, format, limits)?;
+    let full = decode_full(bytes, format, width, height, limits)?;
     let (w, h) = full.image.dimensions();
     let (tw, th) = fit_within(w, h, max_side);
     let (image, scale) = if (tw, th) == (w, h) {
@@ -156,8 +163,18 @@ fn inspect(bytes: &[u8], limits: &DecodeLimits) -> Result<(ImageFormat, u32, u32
 fn decode_full(
     bytes: &[u8],
     format: ImageFormat,
+    width: u32,
+    height: u32,
     limits: &DecodeLimits,
 ) -> Result<DecodedImage, FaceError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_full_decode_pixels {
+        return Err(FaceError::LimitExceeded {
+            limit: "pixel count (formats decoded in full; a JPEG may be larger)",
+            actual: pixels,
+            max: limits.max_full_decode_pixels,
+        });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decoder_limits(limits));
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
@@ -329,7 +346,8 @@ fn decoder_limits(limits: &DecodeLimits) -> image::Limits {
     l.max_image_width = Some(limits.max_width);
     l.max_image_height = Some(limits.max_height);
     // Worst case: 4 channels × 2 bytes, plus the RGB8 conversion.
-    l.max_alloc = Some(limits.max_pixels.saturating_mul(8 + 3));
+    let pixels = limits.max_full_decode_pixels.min(limits.max_pixels);
+    l.max_alloc = Some(pixels.saturating_mul(8 + 3));
     l
 }
 

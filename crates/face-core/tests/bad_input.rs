@@ -162,3 +162,34 @@ fn pipeline_reports_no_face_for_a_blank_image_without_error() {
     assert!(analysis.faces.is_empty());
     assert_eq!((analysis.width, analysis.height), (320, 240));
 }
+
+/// A PNG decodes in full: above `max_full_decode_pixels` it is refused from
+/// its header, before any pixel buffer exists (the old 50 MP bar let a
+/// 16-bit RGBA PNG cost about 550 MB per worker); under it, it decodes.
+#[test]
+fn formats_decoded_in_full_have_their_own_pixel_limit() {
+    let limits = DecodeLimits::default();
+    assert_eq!(limits.max_full_decode_pixels, 16_000_000);
+    let before = peak_rss_kib();
+    let big = png(5000, 4000);
+    let refused = decode(&big, &limits);
+    assert!(
+        matches!(
+            refused,
+            Err(FaceError::LimitExceeded {
+                actual: 20_000_000,
+                max: 16_000_000,
+                ..
+            })
+        ),
+        "{:?}",
+        refused.map(|d| d.image.dimensions())
+    );
+    assert!(refused.is_err_and(|e| e.is_bad_input()));
+    let ok = decode(&png(4000, 4000), &limits).unwrap();
+    assert_eq!(ok.image.dimensions(), (4000, 4000));
+    println!(
+        "peak memory growth: {} MiB",
+        (peak_rss_kib().saturating_sub(before)) / 1024
+    );
+}

@@ -19,8 +19,8 @@ use crate::error::ApiError;
 pub struct AppState {
     /// The use cases.
     pub service: FaceService,
-    /// Largest accepted body.
-    pub body_limit: usize,
+    /// Body size limit and the in-flight body budget.
+    pub bodies: crate::input::BodyBudget,
     /// Authentication and rate limits.
     pub guard: crate::auth::Guard,
 }

@@ -31,9 +31,9 @@ pub async fn recognize(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_length(&req, state.body_limit)?;
+    check_length(&req, state.bodies.limit)?;
     let threshold = query.parse(&state.service)?;
-    let body = input::read(&req, payload, state.body_limit).await?;
+    let body = input::read(&req, payload, &state.bodies).await?;
     let image = input::single(body.images)?;
     let result = state.service.identify(&caller, image, threshold).await?;
     let Some(main) = result.faces.first() else {

@@ -25,8 +25,8 @@ pub async fn register(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_length(&req, state.body_limit)?;
-    let body = input::read(&req, payload, state.body_limit).await?;
+    check_length(&req, state.bodies.limit)?;
+    let body = input::read(&req, payload, &state.bodies).await?;
     let name = UserName::parse(body.name.as_deref().unwrap_or(""))?;
     let enrolled = state
         .service

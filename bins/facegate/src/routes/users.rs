@@ -102,8 +102,8 @@ pub async fn add_faces(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    check_length(&req, state.body_limit)?;
-    let body = input::read(&req, payload, state.body_limit).await?;
+    check_length(&req, state.bodies.limit)?;
+    let body = input::read(&req, payload, &state.bodies).await?;
     let added = state
         .service
         .add_faces(&caller, id, body.images, body.allow_duplicate)
@@ -187,9 +187,9 @@ pub async fn verify(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
-    check_length(&req, state.body_limit)?;
+    check_length(&req, state.bodies.limit)?;
     let threshold = query.parse(&state.service)?;
-    let body = input::read(&req, payload, state.body_limit).await?;
+    let body = input::read(&req, payload, &state.bodies).await?;
     let image = input::single(body.images)?;
     let v = state.service.verify(&caller, id, image, threshold).await?;
     Ok(HttpResponse::Ok().json(Verified::from(v)))
