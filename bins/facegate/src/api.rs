@@ -408,6 +408,8 @@ pub struct Stats {
     pub calibrated: bool,
     /// The most templates of one model a user may have.
     pub max_templates_per_user: usize,
+    /// Face jobs skipped because their client hung up while they waited.
+    pub abandoned_jobs: u64,
 }
 
 /// Every error: `{"error", "message", "details"?}`.

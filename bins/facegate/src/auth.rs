@@ -139,6 +139,11 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
         client,
         client_key,
         scopes: principal.scopes,
+        probe: req
+            .request()
+            .conn_data::<crate::client::PeerSocket>()
+            .cloned()
+            .map(|socket| face_service::ClientProbe::new(move || socket.is_open())),
     });
     Ok(())
 }

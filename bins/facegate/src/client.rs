@@ -11,6 +11,8 @@
 //! not buy more requests.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::os::fd::AsFd;
+use std::sync::Arc;
 
 use actix_web::dev::ServiceRequest;
 use actix_web::HttpMessage;
@@ -48,6 +50,35 @@ impl ClientAddr {
 impl std::fmt::Display for ClientAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+/// A second handle on a plain-TCP connection's socket, kept in the
+/// connection's data, so queued work can ask whether the client is still
+/// there (TLS connections have none, and their work is never skipped).
+#[derive(Debug, Clone)]
+pub struct PeerSocket(Arc<std::net::TcpStream>);
+
+impl PeerSocket {
+    /// For `actix_web::HttpServer::on_connect`: the socket of a plain TCP
+    /// connection, duplicated; `None` for anything else.
+    pub fn of_connection(conn: &dyn std::any::Any) -> Option<Self> {
+        let tcp = conn.downcast_ref::<actix_web::rt::net::TcpStream>()?;
+        let fd = tcp.as_fd().try_clone_to_owned().ok()?;
+        Some(Self(Arc::new(std::net::TcpStream::from(fd))))
+    }
+
+    /// Whether the peer is still connected: a peek that finds the stream
+    /// at its end (or reset) means it hung up. The socket is non-blocking
+    /// (the runtime's), so the peek never waits; pipelined bytes of a next
+    /// request count as "there".
+    pub fn is_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.0.peek(&mut byte) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        }
     }
 }
 

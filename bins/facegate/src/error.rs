@@ -209,6 +209,12 @@ impl From<ServiceError> for ApiError {
                 e.retry_after = Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX));
                 e
             }
+            ServiceError::ClientGone => ApiError::new(
+                // nginx's "client closed request": nobody reads it anyway.
+                StatusCode::from_u16(499).unwrap_or(StatusCode::REQUEST_TIMEOUT),
+                "client_closed_request",
+                message,
+            ),
             ServiceError::Busy => {
                 let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message);
                 e.retry_after = Some(1);

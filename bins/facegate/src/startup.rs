@@ -143,6 +143,11 @@ impl Application {
                 .configure(crate::docs::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(|conn, data| {
+            if let Some(socket) = crate::client::PeerSocket::of_connection(conn) {
+                data.insert(socket);
+            }
+        })
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config),

@@ -172,3 +172,66 @@ async fn one_face_is_enrolled_once_sqlite() {
 async fn one_face_is_enrolled_once_postgres() {
     concurrent_enrolments_of_one_face(StoreKind::Postgres).await;
 }
+
+/// Before, a queued job ran (and wrote its audit row) though its client had
+/// hung up long before a worker took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_whose_client_has_gone_is_not_run() {
+    use tokio::io::AsyncWriteExt;
+    let app = common::spawn_with(StoreKind::Sqlite, |s| {
+        s.face.workers = 1;
+        s.face.queue_depth = 16;
+    })
+    .await
+    .unwrap();
+    let big = "people/obama/face_recognition_obama-1080p.jpg";
+    let body = json!({ "image": common::b64(&common::photo(big)) }).to_string();
+    // Keep the one worker busy.
+    let busy: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, body) = (app.client.clone(), app.url("/recognize/"), body.clone());
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A whole request, then the client hangs up while it waits in the queue.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /recognize/ HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        app.token,
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    drop(socket);
+    for t in busy {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, stats) = app.get("/stats/").await;
+    assert_eq!(stats["abandoned_jobs"], 1, "{stats}");
+    let (_, audit) = app.get("/admin/audit?limit=100").await;
+    let identifications = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "identify")
+        .count();
+    assert_eq!(
+        identifications, 4,
+        "no audit row for the abandoned one: {audit}"
+    );
+    app.cleanup().await;
+}

@@ -92,6 +92,38 @@ impl Principal {
     }
 }
 
+/// Whether the client of a request is still there to read the answer: a
+/// check the server provides (it owns the connection), asked just before
+/// queued face work starts.
+#[derive(Clone)]
+pub struct ClientProbe(std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl ClientProbe {
+    /// A probe from a check that answers `true` while the client is there.
+    pub fn new(check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(check))
+    }
+
+    /// Whether the client is still there.
+    pub fn is_there(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ClientProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientProbe")
+    }
+}
+
+impl PartialEq for ClientProbe {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ClientProbe {}
+
 /// Who made a request: the key and the client address for the audit log,
 /// and the key's scopes, for the decisions a use case reserves to `admin`
 /// (loosening a threshold, adding a face that does not verify, enrolling a
@@ -107,6 +139,8 @@ pub struct Caller {
     pub client_key: Option<String>,
     /// What the key may do (empty: nothing beyond the route it reached).
     pub scopes: Vec<Scope>,
+    /// Whether the client is still connected, where the server can tell.
+    pub probe: Option<ClientProbe>,
 }
 
 impl Caller {
@@ -117,6 +151,7 @@ impl Caller {
             client: Some("cli".into()),
             client_key: None,
             scopes: vec![Scope::Admin],
+            probe: None,
         }
     }
 

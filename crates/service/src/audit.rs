@@ -47,6 +47,8 @@ impl AuditTrail {
         distance: Option<f32>,
     ) {
         let (outcome, detail) = match result {
+            // Nothing was done for a client that had gone: nothing to audit.
+            Err(ServiceError::ClientGone) => return,
             Ok(v) => (v.outcome(), None),
             // What was attempted, so a refused override is visible as one.
             Err(ServiceError::Forbidden { action, .. }) => {

@@ -120,6 +120,7 @@ mod tests {
             client: Some(client.into()),
             client_key: Some(client.into()),
             scopes: Vec::new(),
+            probe: None,
         }
     }
 

@@ -106,6 +106,10 @@ pub enum ServiceError {
         /// Seconds until the budget allows another identification.
         retry_after_secs: u64,
     },
+    /// The client hung up before its queued face work began; the work was
+    /// skipped and nothing is audited.
+    #[error("the client closed the connection before its request was processed")]
+    ClientGone,
     /// Too many requests are queued for face processing; retry shortly.
     #[error("the face workers are busy; retry in a moment")]
     Busy,
@@ -139,6 +143,7 @@ impl ServiceError {
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",
             ServiceError::FailedIdentificationsExceeded { .. } => "identify_budget",
+            ServiceError::ClientGone => "client_gone",
             ServiceError::Busy => "busy",
             ServiceError::StoreUnavailable(_) => "store_unavailable",
             ServiceError::Internal(_) => "internal",

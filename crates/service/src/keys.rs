@@ -65,6 +65,7 @@ impl Keys {
                 client: Some(client),
                 client_key: None,
                 scopes: Vec::new(),
+                probe: None,
             };
             self.audit
                 .record(

@@ -17,7 +17,7 @@ pub mod service;
 pub mod thresholds;
 pub mod workers;
 
-pub use access::{Caller, IssuedKey, Principal, Scope};
+pub use access::{Caller, ClientProbe, IssuedKey, Principal, Scope};
 pub use domain::{Threshold, UserName};
 pub use error::ServiceError;
 pub use service::{

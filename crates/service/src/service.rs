@@ -169,6 +169,8 @@ pub struct ServiceStats {
     pub thresholds: ThresholdReport,
     /// The most templates of one model a user may have.
     pub max_templates_per_user: usize,
+    /// Face jobs skipped because their client had gone.
+    pub abandoned_jobs: u64,
 }
 
 /// FaceGate's use cases over a face pipeline pool and a store.
@@ -364,18 +366,31 @@ impl FaceService {
         self.store.health().await.map_err(ServiceError::from)
     }
 
-    /// Detects every face of a photo and embeds the `max_faces` largest.
-    async fn analyze(&self, image: Vec<u8>, max_faces: usize) -> Result<Analysis, ServiceError> {
+    /// Detects every face of a photo and embeds the `max_faces` largest;
+    /// `ClientGone` when the caller hung up before a worker took it.
+    async fn analyze(
+        &self,
+        caller: &Caller,
+        image: Vec<u8>,
+        max_faces: usize,
+    ) -> Result<Analysis, ServiceError> {
         self.workers
-            .run(move |p| p.analyze_largest(&image, max_faces))
+            .run(
+                move |p| p.analyze_largest(&image, max_faces),
+                caller.probe.clone(),
+            )
             .await?
             .map_err(ServiceError::from)
     }
 
     /// The one face of an enrolment photo, checked for quality. A second
     /// face is refused before anything more is embedded.
-    async fn enrolment_face(&self, image: Vec<u8>) -> Result<AnalyzedFace, ServiceError> {
-        let mut analysis = self.analyze(image, 1).await?;
+    async fn enrolment_face(
+        &self,
+        caller: &Caller,
+        image: Vec<u8>,
+    ) -> Result<AnalyzedFace, ServiceError> {
+        let mut analysis = self.analyze(caller, image, 1).await?;
         match analysis.faces_found {
             0 => Err(ServiceError::NoFace),
             1 => {
@@ -434,6 +449,7 @@ impl FaceService {
     /// person (every photo matches the first at the verify threshold).
     async fn enrolment_faces(
         &self,
+        caller: &Caller,
         images: Vec<Vec<u8>>,
     ) -> Result<Vec<AnalyzedFace>, ServiceError> {
         if images.is_empty() {
@@ -444,7 +460,7 @@ impl FaceService {
         }
         let mut faces: Vec<AnalyzedFace> = Vec::with_capacity(images.len());
         for (index, image) in images.into_iter().enumerate() {
-            let face = self.enrolment_face(image).await?;
+            let face = self.enrolment_face(caller, image).await?;
             if let Some(first) = faces.first() {
                 if !self.same_person(&first.embedding, &face.embedding)? {
                     return Err(ServiceError::PhotosDisagree { index });
@@ -488,7 +504,7 @@ impl FaceService {
                 existing: 0,
             });
         }
-        let faces = self.enrolment_faces(req.images).await?;
+        let faces = self.enrolment_faces(caller, req.images).await?;
         if !req.allow_duplicate {
             for face in &faces {
                 self.check_duplicate(face.embedding.values(), None).await?;
@@ -635,7 +651,7 @@ impl FaceService {
                 existing: 0,
             });
         }
-        let faces = self.enrolment_faces(images).await?;
+        let faces = self.enrolment_faces(caller, images).await?;
         let mut admin_override = None;
         for face in &faces {
             let nearest = self
@@ -829,7 +845,9 @@ impl FaceService {
             &default,
             "loosen the identification threshold beyond the calibrated default",
         )?;
-        let analysis = self.analyze(image, self.max_faces_per_request).await?;
+        let analysis = self
+            .analyze(caller, image, self.max_faces_per_request)
+            .await?;
         let faces = analysis.faces;
         if faces.is_empty() {
             return Err(ServiceError::NoFace);
@@ -945,7 +963,7 @@ impl FaceService {
         threshold: Option<Threshold>,
     ) -> Result<(Verification, bool), ServiceError> {
         // The largest face decides; the others need no embedding.
-        let analysis = self.analyze(image, 1).await?;
+        let analysis = self.analyze(caller, image, 1).await?;
         let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
         let nearest = self
             .store
@@ -1048,6 +1066,7 @@ impl FaceService {
                 .thresholds
                 .report(u64::try_from(templates).unwrap_or(0)),
             max_templates_per_user: self.max_templates_per_user,
+            abandoned_jobs: self.workers.abandoned(),
         })
     }
 }

@@ -6,14 +6,18 @@
 //! waiting: latency stays bounded under overload and the client is told to
 //! retry (HTTP 503 with Retry-After). The async side awaits a oneshot reply,
 //! so no runtime thread ever blocks on a face; the caller's tracing span is
-//! carried into the worker.
+//! carried into the worker. A job whose caller has gone (the client hung up
+//! and the request was dropped while the job waited in the queue) is
+//! skipped, not run: nobody would read its answer.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use face_core::{FacePipeline, ModelInfo};
 
+use crate::access::ClientProbe;
 use crate::ServiceError;
 
 type Job = Box<dyn FnOnce(&mut FacePipeline) + Send>;
@@ -25,6 +29,8 @@ pub struct FaceWorkers {
     detector: String,
     execution: String,
     threads: usize,
+    /// Jobs skipped because their caller had gone.
+    abandoned: Arc<AtomicU64>,
 }
 
 impl FaceWorkers {
@@ -63,7 +69,14 @@ impl FaceWorkers {
             detector,
             execution,
             threads,
+            abandoned: Arc::default(),
         })
+    }
+
+    /// Jobs skipped so far because their caller had gone before a worker
+    /// took them.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// The embedding model the workers run.
@@ -87,23 +100,36 @@ impl FaceWorkers {
     }
 
     /// Runs `f` on a worker's pipeline; `Busy` when the queue is full.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, ServiceError>
+    pub async fn run<T, F>(&self, f: F, probe: Option<ClientProbe>) -> Result<T, ServiceError>
     where
         T: Send + 'static,
         F: FnOnce(&mut FacePipeline) -> T + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<T>>();
         let span = tracing::Span::current();
+        let abandoned = Arc::clone(&self.abandoned);
         let job: Job = Box::new(move |pipeline| {
             let _entered = span.enter();
-            let _ = tx.send(f(pipeline));
+            // The request was dropped, or its client hung up: skip the work.
+            let gone = tx.is_closed() || probe.as_ref().is_some_and(|p| !p.is_there());
+            if gone {
+                abandoned.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("client gone: face job skipped");
+                let _ = tx.send(None);
+                return;
+            }
+            let _ = tx.send(Some(f(pipeline)));
         });
         self.queue.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => ServiceError::Busy,
             TrySendError::Disconnected(_) => ServiceError::Internal("face workers stopped".into()),
         })?;
-        rx.await.map_err(|_| {
-            ServiceError::Internal("a face worker failed while processing the image".into())
-        })
+        match rx.await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(ServiceError::ClientGone),
+            Err(_) => Err(ServiceError::Internal(
+                "a face worker failed while processing the image".into(),
+            )),
+        }
     }
 }

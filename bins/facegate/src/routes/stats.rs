@@ -24,5 +24,6 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         calibrated: s.thresholds.calibrated,
         thresholds: s.thresholds,
         max_templates_per_user: s.max_templates_per_user,
+        abandoned_jobs: s.abandoned_jobs,
     }))
 }
