@@ -8,24 +8,12 @@
 
 mod common;
 
+use common::{post_as as post, KIT, ROSE, ROSE_2};
 use facegate::settings::StoreKind;
 use serde_json::{json, Value};
 
-const ROSE: &str = "people/rose_leslie/face_recognition_img1.jpg";
-const ROSE_2: &str = "people/rose_leslie/face_recognition_img2.jpg";
-const KIT: &str = "people/kit_harington/face_recognition_john1.jpeg";
-
-async fn post(
-    client: &reqwest::Client,
-    app: &common::TestApp,
-    path: &str,
-    body: Value,
-) -> (u16, Value) {
-    common::read(client.post(app.url(path)).json(&body).send().await.unwrap()).await
-}
-
 fn image(rel: &str) -> Value {
-    json!({ "image": common::b64(&common::photo(rel)) })
+    common::image_body(rel)
 }
 
 fn images(rels: &[&str]) -> Vec<String> {

@@ -5,12 +5,10 @@
 
 mod common;
 
+use common::{KIT, ROSE, ROSE_2};
 use facegate::settings::StoreKind;
 use serde_json::json;
 
-const ROSE: &str = "people/rose_leslie/face_recognition_img1.jpg";
-const ROSE_2: &str = "people/rose_leslie/face_recognition_img2.jpg";
-const KIT: &str = "people/kit_harington/face_recognition_john1.jpeg";
 /// About 25 faces of 4 people.
 const COLLAGE: &str = "group/dlib_bald_guys.jpg";
 

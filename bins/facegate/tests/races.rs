@@ -5,11 +5,9 @@
 
 mod common;
 
+use common::{KIT, ROSE};
 use facegate::settings::StoreKind;
 use serde_json::{json, Value};
-
-const ROSE: &str = "people/rose_leslie/face_recognition_img1.jpg";
-const KIT: &str = "people/kit_harington/face_recognition_john1.jpeg";
 
 /// Sends `n` copies of one request at once; the statuses and bodies.
 async fn flood(app: &common::TestApp, path: &str, body: Value, n: usize) -> Vec<(u16, Value)> {

@@ -26,6 +26,26 @@ pub fn photo(rel: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{rel}: {e} (set FACEGATE_SHARED_DIR)"))
 }
 
+/// Photos the HTTP tests share: two of one person, one of another.
+pub const ROSE: &str = "people/rose_leslie/face_recognition_img1.jpg";
+pub const ROSE_2: &str = "people/rose_leslie/face_recognition_img2.jpg";
+pub const KIT: &str = "people/kit_harington/face_recognition_john1.jpeg";
+
+/// `{"image": <base64 of the shared photo>}`.
+pub fn image_body(rel: &str) -> Value {
+    json!({ "image": b64(&photo(rel)) })
+}
+
+/// POSTs JSON with another client (another key) than the app's own.
+pub async fn post_as(
+    client: &reqwest::Client,
+    app: &TestApp,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    read(client.post(app.url(path)).json(&body).send().await.unwrap()).await
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }

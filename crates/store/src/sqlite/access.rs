@@ -159,12 +159,7 @@ impl AccessStore for SqliteStore {
         // store's clock is this process's (SQLite is single-instance).
         self.write(move |conn, _, _| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let exists: Option<i64> = tx
-                .query_row("SELECT id FROM users WHERE id = ?1", [user], |r| r.get(0))
-                .optional()?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(format!("user {user}")));
-            }
+            super::ops::require_user(&tx, user)?;
             let before = lockout_of(&tx, user)?;
             let at = now();
             let clock = time(at)?;

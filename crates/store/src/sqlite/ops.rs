@@ -23,6 +23,19 @@ fn micros_to_time(micros: i64) -> Result<DateTime<Utc>> {
         .ok_or_else(|| StoreError::Internal(format!("stored timestamp {micros} out of range")))
 }
 
+/// `NotFound` unless `user` exists (in the snapshot or write of `conn`).
+pub(super) fn require_user(conn: &Connection, user: UserId) -> Result<()> {
+    let exists = conn
+        .query_row("SELECT 1 FROM users WHERE id = ?1", [user], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(format!("user {user}")))
+    }
+}
+
 /// Registers `model` inside `tx` if it is new; `Conflict` if its shape differs.
 /// Returns true when the caller should remember it after committing.
 fn ensure_model(tx: &Transaction<'_>, models: &ModelCache, model: &ModelKey) -> Result<bool> {
@@ -180,13 +193,7 @@ pub(super) fn add_templates(
     } = checks;
     // IMMEDIATE: the count below and the insert happen under the write lock.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let exists = tx
-        .query_row("SELECT 1 FROM users WHERE id = ?1", [user], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if !exists {
-        return Err(StoreError::NotFound(format!("user {user}")));
-    }
+    require_user(&tx, user)?;
     let existing: i64 = tx.query_row(
         "SELECT count(*) FROM templates WHERE user_id = ?1 AND model_id = ?2",
         params![user, model.id],
@@ -284,13 +291,7 @@ pub(super) fn delete_user(conn: &mut Connection, vectors: &SharedCache, id: User
 
 pub(super) fn templates_of(conn: &mut Connection, user: UserId) -> Result<Vec<TemplateInfo>> {
     let tx = conn.transaction()?;
-    let exists = tx
-        .query_row("SELECT 1 FROM users WHERE id = ?1", [user], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if !exists {
-        return Err(StoreError::NotFound(format!("user {user}")));
-    }
+    require_user(&tx, user)?;
     let mut out = Vec::new();
     {
         let mut stmt = tx.prepare_cached(

@@ -120,12 +120,7 @@ pub(super) fn distance_to_user(
     query: &[f32],
 ) -> Result<Option<UserDistance>> {
     let tx = conn.transaction()?;
-    let exists: Option<i64> = tx
-        .query_row("SELECT id FROM users WHERE id = ?1", [user], |r| r.get(0))
-        .optional()?;
-    if exists.is_none() {
-        return Err(StoreError::NotFound(format!("user {user}")));
-    }
+    super::ops::require_user(&tx, user)?;
     let mut stmt = tx.prepare_cached(
         "SELECT embedding FROM templates WHERE user_id = ?1 AND model_id = ?2 AND dimension = ?3",
     )?;
