@@ -106,12 +106,23 @@ const KEYS_USAGE: &str =
 | facegate keys list | facegate keys revoke ID";
 
 /// `facegate keys ...`: the way to make the first (admin) key, and to
-/// manage keys without the HTTP API. Acts on the configured store directly.
+/// manage keys without the HTTP API. Acts on the configured store directly;
+/// logs go to stderr, so `KEY=$(facegate keys create ...)` captures only
+/// the token.
 async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
-    let service = match command_service(settings).await {
-        Ok(s) => s,
-        Err(code) => return code,
+    // The store alone: keys need no face models, so this works before any
+    // model is installed, and prints nothing but the token on stdout.
+    let store = match facegate::startup::open_store(&settings).await {
+        Ok((store, _)) => store,
+        Err(e) => {
+            eprintln!("facegate: {e}");
+            return ExitCode::from(1);
+        }
     };
+    let keys = face_service::keys::Keys::new(
+        std::sync::Arc::clone(&store),
+        face_service::audit::AuditTrail::new(store),
+    );
     // Audited as coming from the local command line.
     let caller = face_service::Caller::command_line();
     let fail = |e: &dyn std::fmt::Display| {
@@ -144,7 +155,7 @@ async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            match service.keys().create(&caller, &name, &scopes).await {
+            match keys.create(&caller, &name, &scopes).await {
                 Ok(issued) => {
                     eprintln!(
                         "created API key {} ({}) with scopes {}; the token below is shown once:",
@@ -158,7 +169,7 @@ async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Some("list") => match service.keys().list().await {
+        Some("list") => match keys.list().await {
             Ok(keys) => {
                 for k in keys {
                     println!(
@@ -182,7 +193,7 @@ async fn keys(settings: Settings, args: Vec<String>) -> ExitCode {
                 eprintln!("{KEYS_USAGE}");
                 return ExitCode::from(2);
             };
-            match service.keys().revoke(&caller, id).await {
+            match keys.revoke(&caller, id).await {
                 Ok(()) => {
                     eprintln!("revoked API key {id}");
                     ExitCode::SUCCESS

@@ -1,6 +1,9 @@
 //! Typed settings, layered from `config/default.toml`, an optional
 //! `config/$FACEGATE_ENV.toml`, and `FACEGATE__SECTION__KEY` environment
-//! variables. Invalid settings stop startup with a message naming the key.
+//! variables. Invalid settings stop startup with a message naming the key,
+//! and so do unknown ones (a typo such as `FACEGATE__SERVER__PROT` or
+//! `treshold` in a file would otherwise be silently ignored): every section
+//! refuses fields it does not know.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +11,7 @@ use serde::Deserialize;
 
 /// All settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// HTTP server.
     pub server: ServerSettings,
@@ -25,6 +29,7 @@ pub struct Settings {
 
 /// `[security]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Require an API key on every route but `/health` and the docs. Only
     /// an explicit `false` switches it off (startup then warns loudly).
@@ -72,6 +77,7 @@ impl SecuritySettings {
 
 /// `[server]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to bind.
     pub host: String,
@@ -101,6 +107,7 @@ pub enum StoreKind {
 
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// Which store.
     pub kind: StoreKind,
@@ -140,6 +147,7 @@ pub enum DetectorSetting {
 
 /// `[face]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaceSettings {
     /// Backend.
     pub backend: BackendSetting,
@@ -166,6 +174,7 @@ pub struct FaceSettings {
 
 /// `[thresholds]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ThresholdSettings {
     /// Calibration directory.
     pub calibration_dir: PathBuf,
@@ -191,6 +200,7 @@ pub enum LogFormat {
 
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// Format.
     pub format: LogFormat,

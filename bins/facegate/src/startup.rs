@@ -221,28 +221,7 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         "face workers started"
     );
 
-    let (store, kind): (Arc<dyn FaceStore>, &'static str) = match settings.store.kind {
-        StoreKind::Sqlite => {
-            std::fs::create_dir_all(&settings.store.data_dir).map_err(|e| {
-                face_store::StoreError::Unavailable(format!(
-                    "cannot create data directory {}: {e}",
-                    settings.store.data_dir.display()
-                ))
-            })?;
-            let store =
-                SqliteStore::open(SqliteConfig::in_data_dir(&settings.store.data_dir)).await?;
-            tracing::info!(path = %store.path().display(), "embedded SQLite store open");
-            (Arc::new(store), "sqlite")
-        }
-        StoreKind::Postgres => {
-            let url = settings.store.postgres_url.clone().unwrap_or_default();
-            let mut config = PostgresConfig::new(url);
-            config.pool_size = settings.store.pool_size;
-            let store = PgStore::open(config).await?;
-            tracing::info!("PostgreSQL store open");
-            (Arc::new(store), "postgresql")
-        }
-    };
+    let (store, kind) = open_store(settings).await?;
 
     let thresholds = load_thresholds(settings, workers.model())?;
     let at_start = thresholds.report(0);
@@ -280,6 +259,35 @@ fn housekeeping(state: web::Data<AppState>, window: Duration) {
             state.service.keys().flush_refused(window).await;
         }
     });
+}
+
+/// The configured store, opened and migrated, and its name for `/stats/`.
+/// No face models: the `keys` admin command needs only this.
+pub async fn open_store(
+    settings: &Settings,
+) -> Result<(Arc<dyn FaceStore>, &'static str), StartupError> {
+    Ok(match settings.store.kind {
+        StoreKind::Sqlite => {
+            std::fs::create_dir_all(&settings.store.data_dir).map_err(|e| {
+                face_store::StoreError::Unavailable(format!(
+                    "cannot create data directory {}: {e}",
+                    settings.store.data_dir.display()
+                ))
+            })?;
+            let store =
+                SqliteStore::open(SqliteConfig::in_data_dir(&settings.store.data_dir)).await?;
+            tracing::info!(path = %store.path().display(), "embedded SQLite store open");
+            (Arc::new(store), "sqlite")
+        }
+        StoreKind::Postgres => {
+            let url = settings.store.postgres_url.clone().unwrap_or_default();
+            let mut config = PostgresConfig::new(url);
+            config.pool_size = settings.store.pool_size;
+            let store = PgStore::open(config).await?;
+            tracing::info!("PostgreSQL store open");
+            (Arc::new(store), "postgresql")
+        }
+    })
 }
 
 /// CORS for the configured browser origins only: the methods and headers

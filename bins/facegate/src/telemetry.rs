@@ -1,5 +1,5 @@
-//! Logging: `tracing-subscriber` in pretty or JSON form, filtered by the
-//! configured level or `RUST_LOG`. Handlers and the service skip image and
+//! Logging: `tracing-subscriber` in pretty or JSON form on stderr, filtered
+//! by the configured level or `RUST_LOG`. Handlers and the service skip image and
 //! embedding arguments in their spans, so biometric data never gets here.
 
 use tracing_subscriber::EnvFilter;
@@ -11,7 +11,11 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // stderr: standard output is for what commands print (the `keys`
+    // command's token), never for logs.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match settings.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
