@@ -102,18 +102,35 @@ fn trusted(addr: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|net| net.contains(&addr))
 }
 
-/// The client behind `peer`, given the `X-Forwarded-For` values in order.
+/// One `X-Forwarded-For` hop: an address, optionally bracketed (IPv6) and
+/// with a port, as some proxies write it.
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    if let Ok(addr) = text.parse::<IpAddr>() {
+        return Some(addr);
+    }
+    if let Ok(sock) = text.parse::<std::net::SocketAddr>() {
+        return Some(sock.ip());
+    }
+    text.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
+/// The client behind `peer`, given the `X-Forwarded-For` values in order
+/// (as bytes: a client's garbage in its own part of a header line must not
+/// hide the hops a trusted proxy appended after it).
 pub fn resolve<'a>(
     peer: IpAddr,
-    forwarded_for: impl Iterator<Item = &'a str>,
+    forwarded_for: impl Iterator<Item = &'a [u8]>,
     proxies: &[IpNet],
 ) -> IpAddr {
     if !trusted(peer, proxies) {
         return peer;
     }
-    let hops: Vec<&str> = forwarded_for.flat_map(|v| v.split(',')).collect();
+    let hops: Vec<&[u8]> = forwarded_for
+        .flat_map(|v| v.split(|b| *b == b','))
+        .collect();
     for hop in hops.iter().rev() {
-        let Ok(addr) = hop.trim().parse::<IpAddr>() else {
+        let Some(addr) = parse_hop(hop) else {
             // A malformed hop: nothing left of it can be trusted.
             return peer;
         };
@@ -131,11 +148,7 @@ pub fn of(req: &ServiceRequest, proxies: &[IpNet]) -> Option<ClientAddr> {
     }
     let peer = req.peer_addr()?.ip();
     let headers = req.headers().get_all("x-forwarded-for");
-    let client = ClientAddr(resolve(
-        peer,
-        headers.filter_map(|v| v.to_str().ok()),
-        proxies,
-    ));
+    let client = ClientAddr(resolve(peer, headers.map(|v| v.as_bytes()), proxies));
     req.extensions_mut().insert(client);
     Some(client)
 }
@@ -152,7 +165,7 @@ mod tests {
     #[test]
     fn forwarded_for_counts_only_from_trusted_proxies() {
         let proxies = parse_proxies(&["10.0.0.0/8".into(), "192.0.2.1".into()]).unwrap();
-        let xff = |h: &'static str| std::iter::once(h);
+        let xff = |h: &'static str| std::iter::once(h.as_bytes());
         // An untrusted peer cannot name a client.
         assert_eq!(
             resolve(ip("203.0.113.9"), xff("1.2.3.4"), &proxies),
@@ -168,7 +181,7 @@ mod tests {
             ip("198.51.100.7")
         );
         // Several headers are one list.
-        let two = ["1.2.3.4", "198.51.100.8"];
+        let two = ["1.2.3.4", "198.51.100.8"].map(str::as_bytes);
         assert_eq!(
             resolve(ip("192.0.2.1"), two.into_iter(), &proxies),
             ip("198.51.100.8")
@@ -187,6 +200,24 @@ mod tests {
             ip("10.1.1.1")
         );
         assert!(parse_proxies(&["10.0.0.0/33".into()]).is_err());
+        // A client's non-UTF-8 bytes do not hide what the proxy appended;
+        // ports and brackets are read.
+        let dirty: [&[u8]; 1] = [b"\xff\xfe, 198.51.100.9"];
+        assert_eq!(
+            resolve(ip("10.1.1.1"), dirty.into_iter(), &proxies),
+            ip("198.51.100.9")
+        );
+        for (hop, want) in [
+            ("198.51.100.4:5678", "198.51.100.4"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("[2001:db8::8]", "2001:db8::8"),
+        ] {
+            assert_eq!(
+                resolve(ip("10.1.1.1"), xff(hop), &proxies),
+                ip(want),
+                "{hop}"
+            );
+        }
     }
 
     #[test]

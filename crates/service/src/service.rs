@@ -627,7 +627,16 @@ impl FaceService {
             } else {
                 Outcome::Released
             };
-            self.lockouts.settle(attempt, outcome).await?;
+            let settled = self.lockouts.settle(attempt, outcome).await;
+            match (&result, settled) {
+                // The faces are stored: the answer must say so; the lease
+                // returns the reservation if settling failed.
+                (Ok(_), Err(e)) => {
+                    tracing::error!(user_id, error = %e, "lockout reservation not settled");
+                }
+                (_, Err(e)) => return Err(e),
+                (_, Ok(())) => {}
+            }
         }
         result
     }

@@ -151,15 +151,17 @@ impl AccessStore for PgStore {
                 StoreError::NotFound(_) => StoreError::NotFound(format!("user {user}")),
                 other => other,
             })?;
+            // No row: the user was deleted between the insert and the lock.
             let row = tx
-                .query_one(
+                .query_opt(
                     &format!(
                         "SELECT {LOCKOUT_COLUMNS}, clock_timestamp() FROM verify_lockouts \
                          WHERE user_id = $1 FOR UPDATE"
                     ),
                     &[&user],
                 )
-                .await?;
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?;
             let before = lockout_from_row(&row)?;
             let now: DateTime<Utc> = row.try_get(5)?;
             let after = update(&before, now);

@@ -63,7 +63,9 @@ pub(crate) fn search(model: &ModelKey) -> String {
 
 /// A user other than `$2` (NULL: any) with a template of `model` closer
 /// than `$3` to `$1`: the closest of the nearest candidates (an index scan
-/// when the model has an index). No row when there is none.
+/// when the model has an index). `$2`'s own templates are excluded before
+/// the limit, so a user with many cannot crowd out another's match. No row
+/// when there is none.
 pub(crate) fn nearest_other_user(model: &ModelKey) -> String {
     let d = model.dimension;
     let op = operator(model.metric);
@@ -71,11 +73,12 @@ pub(crate) fn nearest_other_user(model: &ModelKey) -> String {
     format!(
         "SELECT c.user_id FROM ( \
            SELECT t.user_id, (t.embedding::vector({d}) {op} $1::vector({d}))::float8 AS distance \
-           FROM templates t WHERE t.model_id = {id} \
+           FROM templates t \
+           WHERE t.model_id = {id} AND t.user_id IS DISTINCT FROM $2::bigint \
            ORDER BY t.embedding::vector({d}) {op} $1::vector({d}) \
            LIMIT 16 \
          ) c \
-         WHERE c.user_id IS DISTINCT FROM $2::bigint AND c.distance < $3::float8 \
+         WHERE c.distance < $3::float8 \
          ORDER BY c.distance LIMIT 1"
     )
 }
