@@ -12,13 +12,25 @@
 use std::hash::Hash;
 use std::num::NonZeroU32;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::Quota;
+
+/// A keyed limiter on `std::time::Instant`, which is monotonic on every
+/// core (the TSC-based default clock may differ by a hair between cores,
+/// which refused a burst's last request now and then).
+type Keyed<K> = governor::RateLimiter<
+    K,
+    DefaultKeyedStateStore<K>,
+    MonotonicClock,
+    NoOpMiddleware<<MonotonicClock as Clock>::Instant>,
+>;
 
 /// One limit: `per_minute` steady, `burst` more at once; keyed by `K`.
 pub struct RateLimiter<K: Hash + Eq + Clone> {
-    inner: Option<DefaultKeyedRateLimiter<K>>,
-    clock: DefaultClock,
+    inner: Option<Keyed<K>>,
+    clock: MonotonicClock,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
@@ -26,11 +38,15 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn new(per_minute: u32, burst: u32) -> Self {
         let inner = NonZeroU32::new(per_minute).map(|rate| {
             let burst = NonZeroU32::new(burst.saturating_add(1)).unwrap_or(NonZeroU32::MIN);
-            governor::RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
+            governor::RateLimiter::new(
+                Quota::per_minute(rate).allow_burst(burst),
+                DefaultKeyedStateStore::default(),
+                MonotonicClock,
+            )
         });
         Self {
             inner,
-            clock: DefaultClock::default(),
+            clock: MonotonicClock,
         }
     }
 

@@ -17,7 +17,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, MonotonicClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -29,12 +29,13 @@ use crate::ServiceError;
 const SWEEP_ABOVE: usize = 10_000;
 
 /// The failed-identification budget.
+/// On `std::time::Instant`: monotonic on every core.
 type Limiter =
-    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+    RateLimiter<String, DefaultKeyedStateStore<String>, MonotonicClock, StateInformationMiddleware>;
 
 pub struct FailureBudget {
     limiter: Option<Limiter>,
-    clock: DefaultClock,
+    clock: MonotonicClock,
     /// Keys whose budget is spent, and until when. A std mutex: held for a
     /// map lookup or insert, never across an await.
     blocked: Mutex<HashMap<String, Instant>>,
@@ -46,10 +47,14 @@ impl FailureBudget {
     pub fn new(per_minute: u32) -> Self {
         Self {
             limiter: NonZeroU32::new(per_minute).map(|n| {
-                RateLimiter::keyed(Quota::per_minute(n))
-                    .with_middleware::<StateInformationMiddleware>()
+                RateLimiter::<String, _, _, governor::middleware::NoOpMiddleware<_>>::new(
+                    Quota::per_minute(n),
+                    DefaultKeyedStateStore::default(),
+                    MonotonicClock,
+                )
+                .with_middleware::<StateInformationMiddleware>()
             }),
-            clock: DefaultClock::default(),
+            clock: MonotonicClock,
             blocked: Mutex::new(HashMap::new()),
         }
     }
