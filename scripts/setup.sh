@@ -80,13 +80,17 @@ if [ "$want_test" = 1 ] && [ -x scripts/install-pgvector.sh ]; then
 fi
 if [ "$want_test" = 1 ]; then
   # The ONNX tests build a tiny 512-D model with the onnx package and check
-  # FaceGate's outputs against onnxruntime's Python API (scripts/tiny-arcface.py).
-  echo "==> Python test tools (.cache/pyenv: onnx, onnxruntime, numpy)"
+  # FaceGate's outputs against onnxruntime's Python API (scripts/tiny-arcface.py);
+  # the contract test runs schemathesis against /openapi.json.
+  echo "==> Python test tools (.cache/pyenv: onnx, onnxruntime, numpy, schemathesis)"
   py=.cache/pyenv/bin/python
+  [ -x "$py" ] || python3 -m venv .cache/pyenv
   if ! "$py" -c 'import onnx, onnxruntime, numpy' >/dev/null 2>&1; then
-    python3 -m venv .cache/pyenv
     "$py" -m pip install --quiet --disable-pip-version-check \
       onnx==1.23.2 onnxruntime==1.31.1 numpy==2.4.6
+  fi
+  if [ "$(.cache/pyenv/bin/schemathesis --version 2>/dev/null)" != "schemathesis, version 4.32.5" ]; then
+    "$py" -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
   fi
 fi
 echo "==> setup done"

@@ -114,9 +114,13 @@ pub struct FaceMatchJson {
     pub user_id: Option<i64>,
     /// Their name.
     pub name: Option<String>,
-    /// Distance to the matched user (model's metric; smaller is closer).
-    /// Null without a match, except for `admin` keys.
+    /// Distance to the matched user (model's metric; smaller is closer);
+    /// null without a match.
     pub distance: Option<f32>,
+    /// Without a match, the distance to the closest user, for `admin` keys
+    /// only (a failed attempt's distance would let a caller hill-climb);
+    /// null otherwise.
+    pub nearest_distance: Option<f32>,
     /// `high`, `medium` or `low` for a match; null without one.
     pub confidence: Option<&'static str>,
     /// `high`, `medium`, `low` or `no_match`.
@@ -138,7 +142,8 @@ impl From<&FaceMatch> for FaceMatchJson {
             matched: f.matched,
             user_id: f.user_id,
             name: f.name.clone(),
-            distance: f.distance,
+            distance: f.distance.filter(|_| f.matched),
+            nearest_distance: f.distance.filter(|_| !f.matched),
             confidence: confidence(f.band),
             confidence_band: f.band,
             fmr: f.evidence.fmr,
@@ -155,9 +160,11 @@ pub struct Recognized {
     pub matched: bool,
     /// Their name.
     pub name: Option<String>,
-    /// Distance to the matched user; null without a match (except for
-    /// `admin` keys).
+    /// Distance to the matched user; null without a match.
     pub distance: Option<f32>,
+    /// Without a match, the distance to the closest user (`admin` keys
+    /// only); null otherwise.
+    pub nearest_distance: Option<f32>,
     /// Their id.
     pub user_id: Option<i64>,
     /// `high`, `medium` or `low` for a match; null without one.
@@ -282,17 +289,6 @@ impl From<face_store::User> for UserJson {
     }
 }
 
-/// `GET /users/` answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
-    /// Users in ascending id order.
-    pub users: Vec<UserJson>,
-    /// How many are in this page.
-    pub count: usize,
-    /// Pass as `?after=` for the next page; null on the last page.
-    pub next_after: Option<i64>,
-}
-
 /// `GET /admin/reenrolment` answer: users to ask for a new photo.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Reenrolment {
@@ -412,16 +408,34 @@ pub struct Stats {
     pub abandoned_jobs: u64,
 }
 
-/// Every error: `{"error", "message", "details"?}`.
+/// Every error: `{"error", "message", "detail", "details"?}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorJson {
     /// Machine-readable code, e.g. `no_face`, `duplicate_face`, `busy`.
     pub error: String,
     /// What went wrong and what to do.
     pub message: String,
-    /// Facts: the face count, quality reasons, the limit, the field.
-    #[schema(value_type = Object)]
+    /// The same text as `message`, where the reference service's (FastAPI)
+    /// clients read it.
+    pub detail: String,
+    /// Facts: the face count, quality reasons, the limit, the field. Absent
+    /// when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, required = false)]
     pub details: Option<serde_json::Value>,
+}
+
+/// `GET /auth/whoami`: the key that made the request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// The key's id; null when authentication is switched off.
+    pub key_id: Option<i64>,
+    /// The key's name; null when authentication is switched off.
+    pub name: Option<String>,
+    /// What the key may do (`admin` holds every scope).
+    pub scopes: Vec<String>,
+    /// Whether the server requires keys at all.
+    pub authentication: bool,
 }
 
 /// An API key, without its secret.

@@ -1,5 +1,7 @@
-//! One JSON error shape for every failure, `{"error", "message", "details"?}`,
-//! and the one exhaustive mapping from service errors to HTTP statuses.
+//! One JSON error shape for every failure, `{"error", "message", "detail",
+//! "details"?}`, and the one exhaustive mapping from service errors to HTTP
+//! statuses. `detail` repeats `message`: it is where the reference service
+//! (FastAPI) puts its error text, so its clients read it unchanged.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -22,6 +24,7 @@ pub struct ApiError {
 struct Body<'a> {
     error: &'a str,
     message: &'a str,
+    detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: &'a Option<serde_json::Value>,
 }
@@ -97,6 +100,7 @@ impl ResponseError for ApiError {
         res.json(Body {
             error: self.code,
             message: &self.message,
+            detail: &self.message,
             details: &self.details,
         })
     }
@@ -140,6 +144,12 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
                     .details(json!({ "field": field }))
             }
+            ServiceError::TooManyToList { max } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_to_list",
+                message,
+            )
+            .details(json!({ "max_list_users": max })),
             ServiceError::UserNotFound(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
                     .details(json!({ "user_id": id }))

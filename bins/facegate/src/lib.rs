@@ -4,7 +4,6 @@
 pub mod api;
 pub mod auth;
 pub mod client;
-pub mod docs;
 pub mod error;
 pub mod input;
 pub mod openapi;
@@ -12,5 +11,6 @@ pub mod ratelimit;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod tls;

@@ -1,11 +1,18 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
-//! annotations and the typed bodies in `api.rs`.
+//! annotations and the typed bodies in `api.rs`, then completed from the
+//! route table: each operation's security (none for public routes) and the
+//! answers the guard gives before a handler runs (401, 403, 429) come from
+//! the same entry that registers the route, so the document cannot claim
+//! an access the server does not enforce.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::api;
-use crate::routes::{admin, health, recognize, register, stats, users};
+use crate::routes::table::{Access, Verb, ENDPOINTS};
+use crate::routes::{admin, health, recognize, register, stats, users, whoami};
 
 /// FaceGate's API description.
 #[derive(OpenApi)]
@@ -16,16 +23,16 @@ use crate::routes::{admin, health, recognize, register, stats, users};
             Thresholds are distances in the active model's metric, calibrated on LFW (see /stats/)."
     ),
     paths(
-        health::health, register::register, recognize::recognize,
+        health::health, whoami::whoami, register::register, recognize::recognize,
         users::list, users::get, users::delete, users::add_faces, users::list_faces, users::delete_face, users::verify,
         stats::stats, admin::reenrolment, admin::create_key, admin::list_keys, admin::revoke_key,
         admin::lockout, admin::reset_lockout, admin::audit
     ),
     components(schemas(
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
-        api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson, api::UserList,
+        api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson,
         api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
-        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson
+        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson, api::WhoAmI
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),
@@ -33,7 +40,7 @@ use crate::routes::{admin, health, recognize, register, stats, users};
         (name = "system", description = "health and statistics"),
         (name = "admin", description = "API keys, lockouts, audit log, re-enrolment (admin scope)")
     ),
-    modifiers(&BearerKey),
+    modifiers(&BearerKey, &FromRouteTable),
     security(("api_key" = []))
 )]
 pub struct ApiDoc;
@@ -57,5 +64,137 @@ impl Modify for BearerKey {
                     .build(),
             ),
         );
+    }
+}
+
+/// The document as served at `/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document, serialised (once, at startup).
+pub fn document_json() -> String {
+    serde_json::to_string(&document()).unwrap_or_else(|e| {
+        // Serialising a value built from static annotations cannot fail;
+        // if it ever did, the docs route says so rather than the server
+        // refusing to start.
+        format!(r#"{{"error":"internal","message":"OpenAPI document: {e}"}}"#)
+    })
+}
+
+/// Security and guard answers per operation, from the route table.
+struct FromRouteTable;
+
+impl Modify for FromRouteTable {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for endpoint in ENDPOINTS.iter().filter(|e| e.documented) {
+            let Some(path) = endpoint.paths.first() else {
+                continue;
+            };
+            let Some(op) = openapi
+                .paths
+                .paths
+                .get_mut(*path)
+                .and_then(|item| operation_mut(item, endpoint.verb))
+            else {
+                continue;
+            };
+            let mut guard_answers = vec![];
+            match endpoint.access {
+                Access::Public => op.security = Some(Vec::new()),
+                Access::AnyKey => {
+                    op.security = Some(vec![key()]);
+                    guard_answers.push(("401", "no key, or the key is unknown or revoked"));
+                }
+                Access::Scope(scope) => {
+                    op.security = Some(vec![key()]);
+                    guard_answers.push(("401", "no key, or the key is unknown or revoked"));
+                    guard_answers.push(("403", scope_text(scope)));
+                }
+            }
+            if endpoint.access != Access::Public {
+                guard_answers.push((
+                    "429",
+                    "too many requests from this client or key; see Retry-After",
+                ));
+            }
+            for (status, text) in guard_answers {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(text));
+            }
+        }
+    }
+}
+
+fn operation_mut(item: &mut PathItem, verb: Verb) -> Option<&mut Operation> {
+    match verb {
+        Verb::Get => item.get.as_mut(),
+        Verb::Post => item.post.as_mut(),
+        Verb::Delete => item.delete.as_mut(),
+    }
+}
+
+fn key() -> SecurityRequirement {
+    SecurityRequirement::new("api_key", Vec::<String>::new())
+}
+
+fn scope_text(scope: face_service::Scope) -> &'static str {
+    match scope {
+        face_service::Scope::Admin => "the key lacks the admin scope",
+        face_service::Scope::Enrol => "the key lacks the enrol scope",
+        face_service::Scope::Recognize => "the key lacks the recognize scope",
+    }
+}
+
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorJson")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every documented route of the table is in the document with the
+    /// table's security, and the document has no operation the table lacks.
+    #[test]
+    fn the_document_and_the_route_table_agree() {
+        let doc = serde_json::to_value(document()).expect("serialises");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut in_table = std::collections::HashSet::new();
+        for e in ENDPOINTS.iter().filter(|e| e.documented) {
+            let path = e.paths[0];
+            in_table.insert((path.to_string(), e.verb.as_str().to_string()));
+            let op = &paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} not documented"))[e.verb.as_str()];
+            assert!(op.is_object(), "{} {path} not documented", e.verb.as_str());
+            let security = op["security"].as_array().expect("security set");
+            assert_eq!(security.is_empty(), e.access == Access::Public, "{path}");
+            assert_eq!(
+                op["responses"].get("401").is_some(),
+                e.access != Access::Public,
+                "{path}"
+            );
+        }
+        for (path, item) in paths {
+            for method in item.as_object().expect("path item").keys() {
+                assert!(
+                    in_table.contains(&(path.clone(), method.clone())),
+                    "{method} {path} is documented but not in the route table"
+                );
+            }
+        }
     }
 }

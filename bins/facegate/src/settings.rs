@@ -93,6 +93,14 @@ pub struct ServerSettings {
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names
     /// the client; none by default (the TCP peer is the client).
     pub trusted_proxies: Vec<String>,
+    /// Most users `GET /users/` returns without paging parameters; beyond
+    /// it, a 422 tells the client to page.
+    #[serde(default = "default_max_list_users")]
+    pub max_list_users: usize,
+}
+
+fn default_max_list_users() -> usize {
+    100_000
 }
 
 /// Which store.
@@ -238,6 +246,9 @@ impl Settings {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, msg: &str| Err(SettingsError(format!("{key}: {msg}")));
+        if self.server.max_list_users == 0 {
+            return bad("server.max_list_users", "must be at least 1");
+        }
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes", "must be at least 1024");
         }

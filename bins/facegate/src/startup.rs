@@ -19,11 +19,11 @@ use face_core::{dlib, onnx, PipelineOptions, QualityPolicy};
 use face_service::{FaceService, FaceWorkers, Thresholds};
 use face_store::{FaceStore, PgStore, PostgresConfig, SqliteConfig, SqliteStore};
 
-use crate::auth::Guard;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
-use crate::routes::{self, AppState};
+use crate::routes;
 use crate::settings::{BackendSetting, DetectorSetting, Settings, SettingsError, StoreKind};
+use crate::state::{AppState, Guard};
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -92,6 +92,8 @@ impl Application {
                 settings.server.body_limit_bytes,
                 settings.server.max_inflight_body_bytes,
             ),
+            openapi: crate::openapi::document_json(),
+            max_list_users: settings.server.max_list_users,
             guard: Guard {
                 enabled: security.auth,
                 per_key: RateLimiter::new(security.rate_per_key_per_minute, security.rate_burst),
@@ -111,7 +113,10 @@ impl Application {
             .limit(64 * 1024)
             .error_handler(|err, _| ApiError::invalid("body", err).into());
         let tls = match (&security.tls_cert, &security.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            (Some(cert), Some(key)) => Some(
+                crate::tls::server_config(cert, key)
+                    .map_err(|e| StartupError::Tls(e.to_string()))?,
+            ),
             _ => None,
         };
         let hsts = tls.is_some();
@@ -140,7 +145,6 @@ impl Application {
                 .app_data(query_cfg.clone())
                 .app_data(json_cfg.clone())
                 .configure(routes::configure)
-                .configure(crate::docs::configure)
                 .default_service(web::to(routes::not_found))
         })
         .on_connect(|conn, data| {

@@ -31,7 +31,7 @@ pub struct RequestSpan;
 impl tracing_actix_web::RootSpanBuilder for RequestSpan {
     fn on_request_start(req: &actix_web::dev::ServiceRequest) -> tracing::Span {
         let client = req
-            .app_data::<actix_web::web::Data<crate::routes::AppState>>()
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
             .and_then(|s| crate::client::of(req, &s.guard.proxies))
             .map(|c| c.to_string())
             .unwrap_or_default();

@@ -7,12 +7,15 @@ use std::path::Path;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::startup::StartupError;
+/// Why the certificate or key cannot be used: the file and what was wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(String);
 
 /// A rustls server configuration from PEM files.
-pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, StartupError> {
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
     let tls = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
-        StartupError::Tls(format!("{what} {}: {e}", path.display()))
+        TlsError(format!("{what} {}: {e}", path.display()))
     };
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| tls("cannot read certificate", cert, &e))?
@@ -30,7 +33,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, St
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| StartupError::Tls(e.to_string()))?
+        .map_err(|e| TlsError(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(chain, key_der)
         .map_err(|e| tls("certificate and key do not fit", key, &e))

@@ -132,6 +132,8 @@ impl Eq for ClientProbe {}
 pub struct Caller {
     /// The API key's id.
     pub key_id: Option<i64>,
+    /// The API key's name (for `whoami`; the audit log records the id).
+    pub key_name: Option<String>,
     /// The client's IP address.
     pub client: Option<String>,
     /// The client as limits count it (an IPv6 client's /64), when it
@@ -148,6 +150,7 @@ impl Caller {
     pub fn command_line() -> Self {
         Self {
             key_id: None,
+            key_name: None,
             client: Some("cli".into()),
             client_key: None,
             scopes: vec![Scope::Admin],

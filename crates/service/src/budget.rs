@@ -122,6 +122,7 @@ mod tests {
     fn caller(key: i64, client: &str) -> Caller {
         Caller {
             key_id: Some(key),
+            key_name: None,
             client: Some(client.into()),
             client_key: Some(client.into()),
             scopes: Vec::new(),

@@ -33,6 +33,15 @@ pub enum ServiceError {
         /// What is wrong and what is allowed.
         message: String,
     },
+    /// More users than one unpaged list may hold.
+    #[error(
+        "there are more than {max} users, too many to list at once: page with \
+         ?limit=1000, then ?after=<last id> (each page's Link header names the next)"
+    )]
+    TooManyToList {
+        /// The most one list holds.
+        max: usize,
+    },
     /// No such user.
     #[error("user {0} not found")]
     UserNotFound(i64),
@@ -130,6 +139,7 @@ impl ServiceError {
             ServiceError::MultipleFaces { .. } => "multiple_faces",
             ServiceError::LowQuality { .. } => "low_quality",
             ServiceError::Invalid { .. } => "invalid",
+            ServiceError::TooManyToList { .. } => "too_many_to_list",
             ServiceError::UserNotFound(_) => "not_found",
             ServiceError::Duplicate { .. } => "duplicate_face",
             ServiceError::Conflict(_) => "conflict",

@@ -62,6 +62,7 @@ impl Keys {
             tracing::warn!(%client, count, "refused authentications");
             let caller = Caller {
                 key_id: None,
+                key_name: None,
                 client: Some(client),
                 client_key: None,
                 scopes: Vec::new(),

@@ -1025,6 +1025,24 @@ impl FaceService {
         Ok(self.store.list_users(page(after, limit)?).await?)
     }
 
+    /// Every user in ascending id order, if there are at most `max`;
+    /// `TooManyToList` otherwise (the caller should page).
+    pub async fn all_users(&self, max: usize) -> Result<Vec<User>, ServiceError> {
+        let mut users: Vec<User> = Vec::new();
+        loop {
+            let after = users.last().map(|u| u.id);
+            let batch = self.store.list_users(page(after, Page::MAX_LIMIT)?).await?;
+            let full = batch.len() == Page::MAX_LIMIT;
+            users.extend(batch);
+            if users.len() > max {
+                return Err(ServiceError::TooManyToList { max });
+            }
+            if !full {
+                return Ok(users);
+            }
+        }
+    }
+
     /// Deletes a user and all their templates (and lockout state). The
     /// audit rows about them stay; they hold no biometric data.
     #[tracing::instrument(skip(self, caller))]

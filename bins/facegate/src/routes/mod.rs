@@ -2,28 +2,24 @@
 //! responds. Response shapes keep the reference API's field names.
 
 pub mod admin;
+pub mod docs;
 pub mod health;
 pub mod recognize;
 pub mod register;
 pub mod stats;
+pub mod table;
 pub mod users;
+pub mod whoami;
+
+pub use table::configure;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use face_service::{FaceService, Threshold};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-
-/// Shared state of all handlers.
-pub struct AppState {
-    /// The use cases.
-    pub service: FaceService,
-    /// Body size limit and the in-flight body budget.
-    pub bodies: crate::input::BodyBudget,
-    /// Authentication and rate limits.
-    pub guard: crate::auth::Guard,
-}
+use crate::state::AppState;
 
 /// `?threshold=` on recognize and verify.
 #[derive(Debug, Deserialize)]
@@ -84,36 +80,4 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         "not_found",
         format!("no route for {} {}", req.method(), req.path()),
     ))
-}
-
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/register/", web::post().to(register::register))
-        .route("/register", web::post().to(register::register))
-        .route("/recognize/", web::post().to(recognize::recognize))
-        .route("/recognize", web::post().to(recognize::recognize))
-        .route("/users/", web::get().to(users::list))
-        .route("/users", web::get().to(users::list))
-        .route("/users/{id}", web::get().to(users::get))
-        .route("/users/{id}", web::delete().to(users::delete))
-        .route("/users/{id}/faces", web::post().to(users::add_faces))
-        .route("/users/{id}/faces", web::get().to(users::list_faces))
-        .route(
-            "/users/{id}/faces/{template_id}",
-            web::delete().to(users::delete_face),
-        )
-        .route("/users/{id}/verify", web::post().to(users::verify))
-        .route("/admin/reenrolment", web::get().to(admin::reenrolment))
-        .route("/admin/keys", web::post().to(admin::create_key))
-        .route("/admin/keys", web::get().to(admin::list_keys))
-        .route("/admin/keys/{id}", web::delete().to(admin::revoke_key))
-        .route("/admin/users/{id}/lockout", web::get().to(admin::lockout))
-        .route(
-            "/admin/users/{id}/lockout/reset",
-            web::post().to(admin::reset_lockout),
-        )
-        .route("/admin/audit", web::get().to(admin::audit))
-        .route("/stats/", web::get().to(stats::stats))
-        .route("/stats", web::get().to(stats::stats));
 }

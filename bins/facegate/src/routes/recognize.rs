@@ -49,6 +49,7 @@ pub async fn recognize(
         matched: json.matched,
         name: json.name.clone(),
         distance: json.distance,
+        nearest_distance: json.nearest_distance,
         user_id: json.user_id,
         confidence: json.confidence,
         confidence_band: json.confidence_band,

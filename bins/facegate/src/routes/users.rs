@@ -7,17 +7,20 @@ use serde::Deserialize;
 use super::{check_length, user_id, AppState, ThresholdQuery};
 use crate::api::{
     Deleted, ErrorJson, FaceJson, FacesAdded, ImageBody, TemplateDeleted, TemplateJson,
-    TemplateList, UserJson, UserList, Verified,
+    TemplateList, UserJson, Verified,
 };
 use crate::error::ApiError;
 use crate::input;
 
-/// `?after=&limit=` keyset pagination.
+/// `?after=&limit=` keyset pagination; neither: the whole list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only users with a larger id (the previous page's `next_after`).
+    /// Only users with a larger id (the last id of the previous page).
+    #[param(minimum = 0)]
     after: Option<i64>,
-    /// Page size, 1–1000 (default 100).
+    /// Page size, 1–1000 (default 100 when only `after` is given).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -33,25 +36,40 @@ impl ListQuery {
     }
 }
 
-/// Lists users in ascending id order.
+/// Lists users in ascending id order, as a JSON array. Without `limit`
+/// and `after`, every user (at most `server.max_list_users`; beyond it a
+/// 422 asks the client to page); with either, one page and, when the page
+/// is full, a `Link: <...>; rel="next"` header.
 #[utoipa::path(get, path = "/users/", tag = "users", params(ListQuery),
-    responses((status = 200, body = UserList), (status = 422, body = ErrorJson)))]
+    responses(
+        (status = 200, body = Vec<UserJson>, headers(("Link" = String, description = "`<next page URL>; rel=\"next\"` when paging and the page is full"))),
+        (status = 422, body = ErrorJson, description = "bad paging parameters, or more users than `server.max_list_users` without paging"),
+        (status = 503, body = ErrorJson)))]
 pub async fn list(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    if q.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::invalid("after", "must be a user id (0 or more)"));
+    }
+    if q.after.is_none() && q.limit.is_none() {
+        let users = state.service.all_users(state.max_list_users).await?;
+        return Ok(
+            HttpResponse::Ok().json(users.into_iter().map(UserJson::from).collect::<Vec<_>>())
+        );
+    }
     let limit = q.limit();
     let users = state.service.list_users(q.after, limit).await?;
-    let next_after = if users.len() == limit {
-        users.last().map(|u| u.id)
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(UserList {
-        count: users.len(),
-        users: users.into_iter().map(UserJson::from).collect(),
-        next_after,
-    }))
+    let mut res = HttpResponse::Ok();
+    if users.len() == limit {
+        if let Some(last) = users.last() {
+            res.insert_header((
+                actix_web::http::header::LINK,
+                format!("</users/?limit={limit}&after={}>; rel=\"next\"", last.id),
+            ));
+        }
+    }
+    Ok(res.json(users.into_iter().map(UserJson::from).collect::<Vec<_>>()))
 }
 
 /// One user.

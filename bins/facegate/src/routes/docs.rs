@@ -4,9 +4,8 @@
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::{web, HttpResponse};
-use utoipa::OpenApi;
 
-use crate::openapi::ApiDoc;
+use super::AppState;
 
 const SWAGGER_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui-bundle.js"));
 const SWAGGER_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui.css"));
@@ -37,9 +36,11 @@ fn page(body: &'static str) -> HttpResponse {
         .body(html)
 }
 
-/// The OpenAPI document, generated from the handlers' annotations.
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+/// The OpenAPI document (built at startup by `crate::openapi`).
+pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(state.openapi.clone())
 }
 
 /// Swagger UI.
@@ -73,23 +74,17 @@ fn asset(bytes: &'static [u8], content_type: &'static str) -> HttpResponse {
         .body(bytes)
 }
 
-/// Registers the docs routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(openapi_json))
-        .route("/docs", web::get().to(swagger))
-        .route("/docs/", web::get().to(swagger))
-        .route("/redoc", web::get().to(redoc))
-        .route("/redoc/", web::get().to(redoc))
-        .route(
-            "/docs/assets/swagger-ui-bundle.js",
-            web::get().to(|| async { asset(SWAGGER_JS, "application/javascript") }),
-        )
-        .route(
-            "/docs/assets/swagger-ui.css",
-            web::get().to(|| async { asset(SWAGGER_CSS, "text/css") }),
-        )
-        .route(
-            "/docs/assets/redoc.standalone.js",
-            web::get().to(|| async { asset(REDOC_JS, "application/javascript") }),
-        );
+/// Swagger UI's script.
+pub async fn swagger_js() -> HttpResponse {
+    asset(SWAGGER_JS, "application/javascript")
+}
+
+/// Swagger UI's styles.
+pub async fn swagger_css() -> HttpResponse {
+    asset(SWAGGER_CSS, "text/css")
+}
+
+/// ReDoc's script.
+pub async fn redoc_js() -> HttpResponse {
+    asset(REDOC_JS, "application/javascript")
 }

@@ -1,0 +1,251 @@
+//! The route table: every route the server answers, with who may call it.
+//!
+//! One list is the only way a route is registered ([`configure`]) and the
+//! only place its access is decided ([`access`], read by the guard in
+//! `auth.rs`, and by `openapi.rs` to mark each operation's security and
+//! its 401/403/429 answers). A route cannot exist without an access
+//! decision, and the guard, the router and the document cannot disagree.
+//!
+//! A method on a known path that the table does not list, and any path no
+//! route matches, needs `admin`: the router matches the percent-decoded path
+//! while the guard sees the raw one, so an unmatched pattern may still reach
+//! a handler the guard did not recognise. Closed unless opened on purpose.
+
+use actix_web::http::Method;
+use actix_web::{web, Route};
+use face_service::Scope;
+
+use super::{admin, docs, health, recognize, register, stats, users, whoami};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key (health, probes, the API docs, the UI's files).
+    Public,
+    /// Any valid key, whatever its scopes.
+    AnyKey,
+    /// A key with this scope (`admin` holds every scope).
+    Scope(Scope),
+}
+
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// DELETE.
+    Delete,
+}
+
+impl Verb {
+    /// The method.
+    pub fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+
+    /// The lower-case name OpenAPI uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// One route: a method, its path(s), its access and its handler.
+pub struct Endpoint {
+    /// The method.
+    pub verb: Verb,
+    /// The documented path first, then aliases (the reference's paths end
+    /// in `/`; clients that leave it off are answered the same).
+    pub paths: &'static [&'static str],
+    /// Who may call it.
+    pub access: Access,
+    /// Whether `/openapi.json` describes it (the docs pages and their
+    /// assets are not API operations).
+    pub documented: bool,
+    /// Attaches the handler to a route of this method.
+    handler: fn(Route) -> Route,
+}
+
+const ENROL: Access = Access::Scope(Scope::Enrol);
+const RECOGNIZE: Access = Access::Scope(Scope::Recognize);
+const ADMIN: Access = Access::Scope(Scope::Admin);
+
+const fn api(
+    verb: Verb,
+    paths: &'static [&'static str],
+    access: Access,
+    handler: fn(Route) -> Route,
+) -> Endpoint {
+    Endpoint {
+        verb,
+        paths,
+        access,
+        documented: true,
+        handler,
+    }
+}
+
+const fn page(paths: &'static [&'static str], handler: fn(Route) -> Route) -> Endpoint {
+    Endpoint {
+        verb: Verb::Get,
+        paths,
+        access: Access::Public,
+        documented: false,
+        handler,
+    }
+}
+
+/// Every route.
+pub const ENDPOINTS: &[Endpoint] = &[
+    api(Verb::Get, &["/health"], Access::Public, |r| {
+        r.to(health::health)
+    }),
+    api(Verb::Get, &["/auth/whoami"], Access::AnyKey, |r| {
+        r.to(whoami::whoami)
+    }),
+    api(Verb::Post, &["/register/", "/register"], ENROL, |r| {
+        r.to(register::register)
+    }),
+    api(Verb::Post, &["/recognize/", "/recognize"], RECOGNIZE, |r| {
+        r.to(recognize::recognize)
+    }),
+    api(Verb::Get, &["/users/", "/users"], ADMIN, |r| {
+        r.to(users::list)
+    }),
+    api(Verb::Get, &["/users/{id}"], ADMIN, |r| r.to(users::get)),
+    api(Verb::Delete, &["/users/{id}"], ADMIN, |r| {
+        r.to(users::delete)
+    }),
+    api(Verb::Post, &["/users/{id}/faces"], ENROL, |r| {
+        r.to(users::add_faces)
+    }),
+    api(Verb::Get, &["/users/{id}/faces"], ADMIN, |r| {
+        r.to(users::list_faces)
+    }),
+    api(
+        Verb::Delete,
+        &["/users/{id}/faces/{template_id}"],
+        ADMIN,
+        |r| r.to(users::delete_face),
+    ),
+    api(Verb::Post, &["/users/{id}/verify"], RECOGNIZE, |r| {
+        r.to(users::verify)
+    }),
+    api(Verb::Get, &["/stats/", "/stats"], ADMIN, |r| {
+        r.to(stats::stats)
+    }),
+    api(Verb::Get, &["/admin/reenrolment"], ADMIN, |r| {
+        r.to(admin::reenrolment)
+    }),
+    api(Verb::Post, &["/admin/keys"], ADMIN, |r| {
+        r.to(admin::create_key)
+    }),
+    api(Verb::Get, &["/admin/keys"], ADMIN, |r| {
+        r.to(admin::list_keys)
+    }),
+    api(Verb::Delete, &["/admin/keys/{id}"], ADMIN, |r| {
+        r.to(admin::revoke_key)
+    }),
+    api(Verb::Get, &["/admin/users/{id}/lockout"], ADMIN, |r| {
+        r.to(admin::lockout)
+    }),
+    api(
+        Verb::Post,
+        &["/admin/users/{id}/lockout/reset"],
+        ADMIN,
+        |r| r.to(admin::reset_lockout),
+    ),
+    api(Verb::Get, &["/admin/audit"], ADMIN, |r| r.to(admin::audit)),
+    page(&["/openapi.json"], |r| r.to(docs::openapi_json)),
+    page(&["/docs", "/docs/"], |r| r.to(docs::swagger)),
+    page(&["/redoc", "/redoc/"], |r| r.to(docs::redoc)),
+    page(&["/docs/assets/swagger-ui-bundle.js"], |r| {
+        r.to(docs::swagger_js)
+    }),
+    page(&["/docs/assets/swagger-ui.css"], |r| {
+        r.to(docs::swagger_css)
+    }),
+    page(&["/docs/assets/redoc.standalone.js"], |r| {
+        r.to(docs::redoc_js)
+    }),
+];
+
+/// Who may call `method` on the route `pattern` (as the router names it);
+/// `admin` for anything the table does not list (see the module notes).
+pub fn access(method: &Method, pattern: Option<&str>) -> Access {
+    pattern
+        .and_then(|p| {
+            ENDPOINTS
+                .iter()
+                .find(|e| e.verb.method() == method && e.paths.contains(&p))
+        })
+        .map_or(ADMIN, |e| e.access)
+}
+
+/// Registers every route of the table.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for endpoint in ENDPOINTS {
+        for path in endpoint.paths {
+            cfg.route(
+                path,
+                (endpoint.handler)(web::method(endpoint.verb.method())),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(method: Method, pattern: &str) -> Access {
+        access(&method, Some(pattern))
+    }
+
+    #[test]
+    fn routes_are_closed_unless_opened_on_purpose() {
+        assert_eq!(of(Method::GET, "/health"), Access::Public);
+        assert_eq!(
+            of(Method::GET, "/docs/assets/swagger-ui.css"),
+            Access::Public
+        );
+        assert_eq!(of(Method::POST, "/register/"), ENROL);
+        assert_eq!(of(Method::POST, "/register"), ENROL);
+        assert_eq!(of(Method::POST, "/users/{id}/verify"), RECOGNIZE);
+        assert_eq!(of(Method::GET, "/auth/whoami"), Access::AnyKey);
+        assert_eq!(of(Method::GET, "/users/"), ADMIN);
+        assert_eq!(of(Method::DELETE, "/users/{id}"), ADMIN);
+        assert_eq!(of(Method::GET, "/users/{id}/faces"), ADMIN);
+        assert_eq!(of(Method::DELETE, "/users/{id}/faces/{template_id}"), ADMIN);
+        // Not in the table: a new pattern, a method the table does not list
+        // for a known path (a GET on an enrol path is no enrolment), and a
+        // path no pattern matched.
+        assert_eq!(of(Method::GET, "/some/new/route"), ADMIN);
+        assert_eq!(of(Method::GET, "/register/"), ADMIN);
+        assert_eq!(of(Method::PUT, "/health"), ADMIN);
+        assert_eq!(access(&Method::GET, None), ADMIN);
+    }
+
+    #[test]
+    fn each_method_and_path_is_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for e in ENDPOINTS {
+            for p in e.paths {
+                assert!(
+                    seen.insert((e.verb, *p)),
+                    "{} {p} listed twice",
+                    e.verb.as_str()
+                );
+            }
+        }
+    }
+}
