@@ -230,11 +230,9 @@ async fn bench_sqlite(data: &Data, qs: &[Queries]) {
 }
 
 async fn pg_admin(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    c
+    // The store's connector, so an sslmode in the URL applies here too.
+    let (pg, tls) = face_store::PgTls::from_url(url).unwrap();
+    tls.connect(&pg).await.unwrap()
 }
 
 fn with_dbname(url: &str, db: &str) -> String {

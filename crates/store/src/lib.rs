@@ -38,7 +38,7 @@ pub use access::{
 };
 pub use error::StoreError;
 pub use open::{open, StoreConfig};
-pub use postgres::{IndexState, PgStore, PostgresConfig};
+pub use postgres::{IndexState, PgSslMode, PgStore, PgTls, PostgresConfig};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::FaceStore;
 pub use types::{

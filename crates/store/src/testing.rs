@@ -53,11 +53,11 @@ pub fn with_dbname(url: &str, db: &str) -> String {
 static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 async fn admin_client(admin_url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+    // Through the store's connector, so a test server URL with sslmode works.
+    let (pg, tls) = crate::PgTls::from_url(admin_url).expect("the test PostgreSQL URL");
+    tls.connect(&pg)
         .await
-        .expect("connecting to the test PostgreSQL server");
-    tokio::spawn(conn);
-    client
+        .expect("connecting to the test PostgreSQL server")
 }
 
 impl TestDatabase {

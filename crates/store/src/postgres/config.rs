@@ -13,6 +13,11 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct PostgresConfig {
     /// libpq-style URL or key=value string, e.g. `postgres://user@host:5432/facegate`.
+    /// TLS follows libpq's `sslmode` (`disable`, `prefer` — the default —,
+    /// `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file
+    /// of CA certificates), e.g.
+    /// `postgres://user@db:5432/facegate?sslmode=verify-full&sslrootcert=/etc/facegate/pg-ca.pem`;
+    /// see [`super::tls`].
     pub url: String,
     /// Most connections held open.
     pub pool_size: usize,

@@ -5,7 +5,11 @@
 //! 57 (operator intervention: shutdown, statement timeout), 40 (serialization,
 //! deadlock) → unavailable, i.e. worth retrying. Errors without a SQLSTATE are
 //! I/O or closed-connection errors (unavailable) unless they are
-//! (de)serialisation bugs (internal).
+//! (de)serialisation bugs (internal). Their message carries the whole cause
+//! chain (tokio-postgres's own `Display` drops the cause, e.g. which
+//! certificate check failed), and the two TLS refusals that have a known fix
+//! say it: a server without TLS under a `sslmode` that requires it, and a
+//! server whose `pg_hba.conf` accepts this client only over TLS.
 
 use std::error::Error as _;
 
@@ -18,7 +22,15 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if let Some(db) = e.as_db_error() {
             let code = db.code();
-            let msg = format!("{} ({})", db.message(), code.code());
+            let mut msg = format!("{} ({})", db.message(), code.code());
+            if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                && db.message().contains("no encryption")
+            {
+                msg.push_str(
+                    "; the server accepts this client only over TLS: set sslmode=require, \
+                     verify-ca or verify-full in the PostgreSQL URL",
+                );
+            }
             if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::EXCLUSION_VIOLATION {
                 return StoreError::Conflict(msg);
             }
@@ -34,20 +46,45 @@ impl From<tokio_postgres::Error> for StoreError {
         if e.is_closed() {
             return StoreError::Unavailable(format!("connection closed: {e}"));
         }
+        let text = describe(&e);
+        if text.contains("server does not support TLS") {
+            return StoreError::Unavailable(
+                "the PostgreSQL server does not accept TLS connections, but sslmode \
+                 (require, verify-ca or verify-full) requires TLS: turn ssl on in the \
+                 server's postgresql.conf, or use sslmode=prefer or disable on a trusted \
+                 network"
+                    .into(),
+            );
+        }
         let mut source = e.source();
         while let Some(s) = source {
             if s.is::<std::io::Error>() {
-                return StoreError::Unavailable(e.to_string());
+                return StoreError::Unavailable(text);
             }
             source = s.source();
         }
-        let text = e.to_string();
         if text.contains("serializ") || text.contains("deserializ") {
             StoreError::Internal(text)
         } else {
             StoreError::Unavailable(text)
         }
     }
+}
+
+/// The error and its causes, `: `-separated (a cause already at the end of
+/// the text is not repeated).
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 impl From<PoolError> for StoreError {

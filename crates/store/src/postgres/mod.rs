@@ -6,24 +6,28 @@
 //! `StoreError::Unavailable` quickly. Broken connections are dropped by the
 //! pool's recycle check and replaced on the next call, so the store recovers
 //! by itself when the database comes back — no process restart needed.
+//! Both the pool and the dedicated connections go through one TLS connector
+//! built from the URL's `sslmode` / `sslrootcert` ([`tls`]).
 
 mod access;
 mod config;
 mod errors;
 mod index;
 mod sql;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use pgvector::Vector;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 pub use config::PostgresConfig;
 pub use index::IndexState;
+pub use tls::{PgSslMode, PgTls};
 
 use crate::error::{Result, StoreError};
 use crate::model_cache::{self, ModelCache};
@@ -54,6 +58,8 @@ pub struct PgStore {
 struct Inner {
     pool: Pool,
     pg: tokio_postgres::Config,
+    /// The one TLS connector, shared by the pool and dedicated connections.
+    tls: PgTls,
     config: PostgresConfig,
     models: ModelCache,
     /// Templates inserted since the last index check (drives auto-indexing).
@@ -89,10 +95,13 @@ impl PgStore {
     /// if the role may), and builds the pool. With `auto_index`, starts a
     /// background check for models large enough to need an HNSW index.
     pub async fn open(config: PostgresConfig) -> Result<Self> {
-        let mut pg: tokio_postgres::Config = config
-            .url
-            .parse()
-            .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL: {e}")))?;
+        let (mut pg, tls) = PgTls::from_url(&config.url)?;
+        tracing::debug!(
+            sslmode = %tls.mode(),
+            verifies_chain = tls.verifies_chain(),
+            verifies_host_name = tls.verifies_host_name(),
+            "PostgreSQL TLS"
+        );
         pg.connect_timeout(config.connect_timeout);
         pg.keepalives(true);
         pg.keepalives_idle(std::time::Duration::from_secs(30));
@@ -109,9 +118,8 @@ impl PgStore {
         }
         pg.options(&options);
 
-        let manager = Manager::from_config(
+        let manager = tls.manager(
             pg.clone(),
-            NoTls,
             ManagerConfig {
                 // Fast: a connection whose socket closed (server restart) is
                 // detected without a round trip and replaced.
@@ -131,6 +139,7 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool,
                 pg,
+                tls,
                 config,
                 models: ModelCache::default(),
                 inserted_since_check: AtomicI64::new(0),
@@ -149,23 +158,22 @@ impl PgStore {
         &self.inner.config
     }
 
+    /// The TLS settings in use (from the URL's `sslmode` / `sslrootcert`).
+    pub fn tls(&self) -> &PgTls {
+        &self.inner.tls
+    }
+
     /// A connection outside the pool, with no statement timeout: for
     /// migrations and index builds, which may legitimately run long.
     async fn dedicated_connection(&self) -> Result<tokio_postgres::Client> {
         let mut pg = self.inner.pg.clone();
         pg.options("-c statement_timeout=0");
-        let (client, connection) =
-            tokio::time::timeout(self.inner.config.connect_timeout, pg.connect(NoTls))
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable("connecting to PostgreSQL timed out".into())
-                })??;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("dedicated PostgreSQL connection ended: {e}");
-            }
-        });
-        Ok(client)
+        tokio::time::timeout(
+            self.inner.config.connect_timeout,
+            self.inner.tls.connect(&pg),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("connecting to PostgreSQL timed out".into()))?
     }
 
     async fn migrate(&self) -> Result<()> {

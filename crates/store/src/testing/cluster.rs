@@ -1,6 +1,9 @@
 //! A private PostgreSQL cluster that a test can stop, freeze and restart:
 //! initdb into a temp dir, a free port on 127.0.0.1, trust auth. As root the
 //! server runs as the `postgres` user (PostgreSQL refuses to run as root).
+//! [`Cluster::start_configured`] lets a test write files into the data
+//! directory (certificates, `pg_hba.conf`, extra settings) before the first
+//! start, and fails rather than skips when PostgreSQL is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::TcpListener;
@@ -40,30 +43,87 @@ fn find_bin() -> Option<PathBuf> {
     dirs.pop().map(|(_, b)| b)
 }
 
+/// The server binaries, with pgvector installed for them, or why not.
+fn usable_bin() -> Result<PathBuf, String> {
+    let Some(bin) = find_bin() else {
+        return Err("no PostgreSQL server binaries found (set PG_BIN)".to_string());
+    };
+    let major = bin
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string();
+    let control = format!("/usr/share/postgresql/{major}/extension/vector.control");
+    if Path::new(&control).exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "pgvector is not installed ({control} missing); run scripts/install-pgvector.sh"
+        ))
+    }
+}
+
 impl Cluster {
     /// Starts a new cluster, or explains why it cannot (fails under CI).
     pub fn start_new() -> Option<Cluster> {
-        let why = match find_bin() {
-            None => "no PostgreSQL server binaries found (set PG_BIN)".to_string(),
-            Some(bin) => {
-                let major = bin
-                    .parent()
-                    .and_then(Path::file_name)
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("")
-                    .to_string();
-                let control = format!("/usr/share/postgresql/{major}/extension/vector.control");
-                if Path::new(&control).exists() {
-                    return Some(Self::init(bin));
-                }
-                format!("pgvector is not installed ({control} missing); run scripts/install-pgvector.sh")
+        match usable_bin() {
+            Ok(bin) => {
+                let cluster = Self::init(bin);
+                cluster.start();
+                Some(cluster)
             }
-        };
-        if std::env::var_os("CI").is_some() {
-            panic!("cannot start a private PostgreSQL cluster: {why}");
+            Err(why) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("cannot start a private PostgreSQL cluster: {why}");
+                }
+                eprintln!("\n*** SKIPPING fault test: {why} ***\n");
+                None
+            }
         }
-        eprintln!("\n*** SKIPPING fault test: {why} ***\n");
-        None
+    }
+
+    /// Creates a cluster, lets `configure` prepare its data directory (see
+    /// [`Cluster::write_data_file`]), then starts it. Panics when PostgreSQL
+    /// or pgvector is missing: for tests that must not be skipped.
+    pub fn start_configured(configure: impl FnOnce(&Cluster)) -> Cluster {
+        let bin = usable_bin()
+            .unwrap_or_else(|why| panic!("cannot start a private PostgreSQL cluster: {why}"));
+        let cluster = Self::init(bin);
+        configure(&cluster);
+        cluster.start();
+        cluster
+    }
+
+    /// The data directory (`postgresql.conf`, `pg_hba.conf`, ...).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Writes (`append`: appends to) a file in the data directory, owned by
+    /// the server's user with mode 0600 (what PostgreSQL wants of a key file).
+    pub fn write_data_file(&self, name: &str, contents: &[u8], append: bool) {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data_dir().join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&path)
+            .unwrap();
+        file.write_all(contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if self.as_postgres {
+            let ok = Command::new("chown")
+                .arg("postgres:")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown of {} failed", path.display());
+        }
     }
 
     fn init(bin: PathBuf) -> Cluster {
@@ -104,7 +164,6 @@ impl Cluster {
                 "--no-sync",
             ],
         );
-        cluster.start();
         cluster
     }
 
