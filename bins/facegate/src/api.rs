@@ -55,11 +55,19 @@ impl From<&FaceBox> for FaceJson {
 /// with files in `image`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// Display name (1–200 characters, no control or invisible characters).
+    /// Display name (1–200 characters, not only spaces, no control or
+    /// invisible characters).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]*$"
+    )]
     pub name: String,
     /// One photo, base64 (a `data:image/...;base64,` prefix is accepted).
+    /// `image` or `images` is required.
+    #[schema(nullable = false)]
     pub image: Option<String>,
     /// Several photos of the same person, base64.
+    #[schema(nullable = false, min_items = 1)]
     pub images: Option<Vec<String>>,
     /// Reference into another system (unique).
     pub external_ref: Option<String>,
@@ -265,8 +273,8 @@ pub struct UserJson {
     pub name: String,
     /// External reference.
     pub external_ref: Option<String>,
-    /// Metadata.
-    #[schema(value_type = Object)]
+    /// Metadata; null when none was given.
+    #[schema(value_type = Object, nullable = true)]
     pub metadata: Option<serde_json::Value>,
     /// Creation time (RFC 3339, UTC).
     pub created_at: String,
@@ -425,6 +433,19 @@ pub struct ErrorJson {
     pub details: Option<serde_json::Value>,
 }
 
+/// A key's scope, as the API names it (for the document; the service
+/// parses scopes itself).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ScopeName {
+    /// Everything.
+    Admin,
+    /// Enrol people and add faces.
+    Enrol,
+    /// Verify and identify.
+    Recognize,
+}
+
 /// `GET /auth/whoami`: the key that made the request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WhoAmI {
@@ -433,6 +454,7 @@ pub struct WhoAmI {
     /// The key's name; null when authentication is switched off.
     pub name: Option<String>,
     /// What the key may do (`admin` holds every scope).
+    #[schema(value_type = Vec<ScopeName>)]
     pub scopes: Vec<String>,
     /// Whether the server requires keys at all.
     pub authentication: bool,

@@ -64,7 +64,16 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
             face_service::ServiceError::Internal("application state missing".into()).into(),
         );
     };
-    let access = table::access(req.method(), req.match_pattern().as_deref());
+    let pattern = req.match_pattern();
+    if let Some(p) = pattern.as_deref() {
+        // A known path with a method it does not have: 405 naming those it
+        // has, before any key is asked for (the API docs list them anyway).
+        let allowed = table::methods(p);
+        if !allowed.is_empty() && !allowed.contains(req.method()) {
+            return Err(ApiError::method_not_allowed(req.method(), &allowed));
+        }
+    }
+    let access = table::access(req.method(), pattern.as_deref());
     if access == Access::Public {
         return Ok(());
     }

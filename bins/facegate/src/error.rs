@@ -18,6 +18,7 @@ pub struct ApiError {
     message: String,
     details: Option<serde_json::Value>,
     retry_after: Option<u32>,
+    allow: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -38,7 +39,28 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            allow: None,
         }
+    }
+
+    /// A 405 for a method the path does not have, with `Allow`.
+    pub fn method_not_allowed(
+        method: &actix_web::http::Method,
+        allowed: &[actix_web::http::Method],
+    ) -> Self {
+        let allow = allowed
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed here; use {allow}"),
+        )
+        .details(json!({ "allowed": allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>() }));
+        e.allow = Some(allow);
+        e
     }
 
     /// Adds details.
@@ -96,6 +118,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.allow {
+            res.insert_header((header::ALLOW, allow.clone()));
         }
         res.json(Body {
             error: self.code,

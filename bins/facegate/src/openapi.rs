@@ -5,7 +5,8 @@
 //! the same entry that registers the route, so the document cannot claim
 //! an access the server does not enforce.
 
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -32,7 +33,7 @@ use crate::routes::{admin, health, recognize, register, stats, users, whoami};
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson,
         api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
-        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson, api::WhoAmI
+        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),
@@ -67,14 +68,37 @@ impl Modify for BearerKey {
     }
 }
 
-/// The document as served at `/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document as served at `/openapi.json`, for a model whose distance
+/// thresholds lie in `threshold_range` (exclusive minimum, maximum): the
+/// bounds `?threshold=` is checked against depend on the active metric.
+pub fn document(threshold_range: (f32, f32)) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let (lo, hi) = threshold_range;
+    for item in doc.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post, &mut item.delete]
+            .into_iter()
+            .flatten()
+        {
+            for param in op.parameters.iter_mut().flatten() {
+                if param.name == "threshold" {
+                    param.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Number)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+                            .exclusive_minimum(Some(f64::from(lo)))
+                            .maximum(Some(f64::from(hi)))
+                            .into(),
+                    );
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// The document, serialised (once, at startup).
-pub fn document_json() -> String {
-    serde_json::to_string(&document()).unwrap_or_else(|e| {
+pub fn document_json(threshold_range: (f32, f32)) -> String {
+    serde_json::to_string(&document(threshold_range)).unwrap_or_else(|e| {
         // Serialising a value built from static annotations cannot fail;
         // if it ever did, the docs route says so rather than the server
         // refusing to start.
@@ -99,7 +123,37 @@ impl Modify for FromRouteTable {
             else {
                 continue;
             };
+            // Path ids are positive 64-bit integers; anything else is a 422.
+            let mut has_path_id = false;
+            for param in op.parameters.iter_mut().flatten() {
+                if param.parameter_in == ParameterIn::Path {
+                    has_path_id = true;
+                    param.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                            .minimum(Some(1))
+                            .into(),
+                    );
+                }
+            }
             let mut guard_answers = vec![];
+            if has_path_id {
+                guard_answers.push(("422", "the id in the path is not a positive integer"));
+            }
+            // Every body is read by input.rs, which answers these before the
+            // handler sees it.
+            if op.request_body.is_some() {
+                guard_answers.push(("413", "the body is over server.body_limit_bytes"));
+                guard_answers.push((
+                    "415",
+                    "the Content-Type is neither application/json nor multipart/form-data",
+                ));
+                guard_answers.push((
+                    "503",
+                    "busy: too many request bodies in flight; see Retry-After",
+                ));
+            }
             match endpoint.access {
                 Access::Public => op.security = Some(Vec::new()),
                 Access::AnyKey => {
@@ -170,7 +224,7 @@ mod tests {
     /// table's security, and the document has no operation the table lacks.
     #[test]
     fn the_document_and_the_route_table_agree() {
-        let doc = serde_json::to_value(document()).expect("serialises");
+        let doc = serde_json::to_value(document((0.0, 4.0))).expect("serialises");
         let paths = doc["paths"].as_object().expect("paths");
         let mut in_table = std::collections::HashSet::new();
         for e in ENDPOINTS.iter().filter(|e| e.documented) {

@@ -86,13 +86,15 @@ impl Application {
                 );
             }
         }
+        let openapi =
+            crate::openapi::document_json(face_service::Threshold::range(service.model().metric));
         let state = web::Data::new(AppState {
             service,
             bodies: crate::input::BodyBudget::new(
                 settings.server.body_limit_bytes,
                 settings.server.max_inflight_body_bytes,
             ),
-            openapi: crate::openapi::document_json(),
+            openapi,
             max_list_users: settings.server.max_list_users,
             guard: Guard {
                 enabled: security.auth,

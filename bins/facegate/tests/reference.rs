@@ -1,6 +1,6 @@
 //! The reference service's documented bodies, checked by type against a
-//! real server on both stores: a client written for the reference (FastAPI
-//! + pgvector + dlib) reads FaceGate's answers unchanged. Each golden body
+//! real server on both stores: a client written for the reference (FastAPI,
+//! pgvector, dlib) reads FaceGate's answers unchanged. Each golden body
 //! below is the reference README's own example; FaceGate's additions are
 //! extra fields and are not checked here.
 #![allow(clippy::unwrap_used)]

@@ -123,7 +123,7 @@ impl Keys {
         scopes: &[Scope],
     ) -> Result<IssuedKey, ServiceError> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(ServiceError::Invalid {
                 field: "name",
                 message: "a key name is 1-200 characters without control characters".into(),
@@ -172,10 +172,19 @@ impl Keys {
     /// Revokes a key: it authenticates nothing from now on, on every
     /// instance.
     pub async fn revoke(&self, caller: &Caller, id: i64) -> Result<(), ServiceError> {
-        let result = self.store.revoke_api_key(id).await.map_err(|e| match e {
-            face_store::StoreError::NotFound(_) => ServiceError::KeyNotFound(id),
-            other => other.into(),
-        });
+        let result = if caller.key_id == Some(id) {
+            // A key revoking itself is nearly always a mistake (or a fuzzer)
+            // and can leave the operator with no admin key at all.
+            Err(ServiceError::Conflict(format!(
+                "key {id} is the key making this request and cannot revoke itself: revoke it \
+                 with another admin key, or with `facegate keys revoke {id}` on the server"
+            )))
+        } else {
+            self.store.revoke_api_key(id).await.map_err(|e| match e {
+                face_store::StoreError::NotFound(_) => ServiceError::KeyNotFound(id),
+                other => other.into(),
+            })
+        };
         self.audit
             .result(caller, "key_revoke", &result, None, None)
             .await;

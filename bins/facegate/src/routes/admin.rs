@@ -24,10 +24,10 @@ pub async fn reenrolment(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit();
+    let (after, limit) = q.page()?;
     let users = state
         .service
-        .users_without_active_model(q.after(), limit)
+        .users_without_active_model(after, limit)
         .await?;
     let next_after = if users.len() == limit {
         users.last().map(|u| u.id)
@@ -45,9 +45,15 @@ pub async fn reenrolment(
 /// `POST /admin/keys` body.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct KeyCreateRequest {
-    /// What the key is for, e.g. "front door kiosk".
+    /// What the key is for, e.g. "front door kiosk" (1–200 characters, not
+    /// only spaces, no control characters).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Any of `admin`, `enrol`, `recognize`.
+    #[schema(value_type = Vec<crate::api::ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
 }
 
@@ -89,7 +95,9 @@ pub async fn list_keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
 
 /// Revokes an API key, at once and on every instance.
 #[utoipa::path(delete, path = "/admin/keys/{id}", tag = "admin", params(("id" = i64, Path, description = "key id")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorJson), (status = 422, body = ErrorJson)))]
+    responses((status = 200, body = Object), (status = 404, body = ErrorJson),
+        (status = 409, body = ErrorJson, description = "the key making the request cannot revoke itself"),
+        (status = 422, body = ErrorJson)))]
 pub async fn revoke_key(
     state: web::Data<AppState>,
     caller: web::ReqData<Caller>,
@@ -128,16 +136,22 @@ pub async fn reset_lockout(
 
 /// `GET /admin/audit` filters.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only events about this user.
+    #[param(minimum = 1)]
     user_id: Option<i64>,
     /// Only events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Only events before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
     /// Only events older than this id (the previous page's `next_before`).
+    #[param(minimum = 1)]
     before: Option<i64>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -166,6 +180,12 @@ pub async fn audit(
     q: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(100);
+    if q.user_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::invalid("user_id", "must be a positive integer"));
+    }
+    if q.before.is_some_and(|id| id < 1) {
+        return Err(ApiError::invalid("before", "must be a positive integer"));
+    }
     let events = state
         .service
         .audit()

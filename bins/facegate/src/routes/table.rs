@@ -191,6 +191,15 @@ pub fn access(method: &Method, pattern: Option<&str>) -> Access {
         .map_or(ADMIN, |e| e.access)
 }
 
+/// The methods the table lists for `pattern`; empty when no route has it.
+pub fn methods(pattern: &str) -> Vec<Method> {
+    ENDPOINTS
+        .iter()
+        .filter(|e| e.paths.contains(&pattern))
+        .map(|e| e.verb.method())
+        .collect()
+}
+
 /// Registers every route of the table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for endpoint in ENDPOINTS {

@@ -25,14 +25,13 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// `?after=`.
-    pub fn after(&self) -> Option<i64> {
-        self.after
-    }
-
-    /// `?limit=`, default 100 (the service checks the range).
-    pub fn limit(&self) -> usize {
-        self.limit.unwrap_or(100)
+    /// `?after=` (checked: not negative) and `?limit=` (default 100; the
+    /// service checks its range).
+    pub fn page(&self) -> Result<(Option<i64>, usize), ApiError> {
+        if self.after.is_some_and(|a| a < 0) {
+            return Err(ApiError::invalid("after", "must be a user id (0 or more)"));
+        }
+        Ok((self.after, self.limit.unwrap_or(100)))
     }
 }
 
@@ -49,17 +48,14 @@ pub async fn list(
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if q.after.is_some_and(|a| a < 0) {
-        return Err(ApiError::invalid("after", "must be a user id (0 or more)"));
-    }
+    let (after, limit) = q.page()?;
     if q.after.is_none() && q.limit.is_none() {
         let users = state.service.all_users(state.max_list_users).await?;
         return Ok(
             HttpResponse::Ok().json(users.into_iter().map(UserJson::from).collect::<Vec<_>>())
         );
     }
-    let limit = q.limit();
-    let users = state.service.list_users(q.after, limit).await?;
+    let users = state.service.list_users(after, limit).await?;
     let mut res = HttpResponse::Ok();
     if users.len() == limit {
         if let Some(last) = users.last() {
