@@ -18,6 +18,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use face_core::backend::{self, BackendConfig};
+use face_core::calibration::PipelineFingerprint;
 use face_core::dlib::{self, DetectorKind};
 use face_core::models::ModelLocator;
 use face_core::onnx::{self, HeadKind, OnnxOptions};
@@ -133,17 +135,42 @@ impl BackendSpec {
         }
     }
 
-    /// The model the backend embeds with. dlib's is a constant; an ONNX
-    /// model's id and dimension come from its file, so it is loaded once.
-    pub fn model_info(&self) -> Result<ModelInfo> {
+    /// The primary pipeline's configuration, for face-core's factory.
+    pub fn config(&self) -> BackendConfig {
         match self.kind {
-            BackendKind::Dlib => Ok(dlib::ResnetEmbedder::model_info()),
-            BackendKind::Onnx => {
-                let models = onnx::OnnxModels::locate(&self.locator(), &self.onnx)?;
-                let (_, embedder) = onnx::parts(&models, &self.onnx)?;
-                Ok(embedder.model().as_ref().clone())
-            }
+            BackendKind::Dlib => BackendConfig::Dlib {
+                detector: self.detector,
+            },
+            BackendKind::Onnx => BackendConfig::Onnx(Box::new(self.onnx.clone())),
         }
+    }
+
+    /// The model the primary pipeline embeds with and the fingerprint of
+    /// that pipeline (written into the calibration); builds it once.
+    pub fn identify(&self) -> Result<(ModelInfo, PipelineFingerprint)> {
+        let built = backend::build(
+            &self.config(),
+            &self.locator(),
+            PipelineOptions::default(),
+            1,
+        )?;
+        let model = built
+            .pipelines
+            .first()
+            .map(|p| p.model().as_ref().clone())
+            .ok_or("the factory built no pipeline")?;
+        Ok((model, built.fingerprint))
+    }
+
+    /// The primary pipeline, from face-core's factory (as the server
+    /// builds its own).
+    fn primary(&self, locator: &ModelLocator) -> Result<FacePipeline> {
+        Ok(
+            backend::build(&self.config(), locator, PipelineOptions::default(), 1)?
+                .pipelines
+                .pop()
+                .ok_or("the factory built no pipeline")?,
+        )
     }
 
     fn locator(&self) -> ModelLocator {
@@ -155,7 +182,7 @@ impl BackendSpec {
         let locator = self.locator();
         match self.kind {
             BackendKind::Dlib => {
-                let primary = dlib::pipeline(&locator, self.detector, PipelineOptions::default())?;
+                let primary = self.primary(&locator)?;
                 let models = dlib::DlibModels::locate(&locator)?;
                 let central = Box::new(dlib::ResnetEmbedder::new(
                     &models.resnet,
@@ -181,8 +208,7 @@ impl BackendSpec {
             BackendKind::Onnx => {
                 let models = onnx::OnnxModels::locate(&locator, &self.onnx)?;
                 let options = PipelineOptions::default();
-                let (detector, embedder) = onnx::parts(&models, &self.onnx)?;
-                let primary = FacePipeline::new(Box::new(detector), Box::new(embedder), options);
+                let primary = self.primary(&locator)?;
                 let mut second = self.onnx.clone();
                 second.detector.score_threshold = ONNX_SECOND_SCORE_THRESHOLD;
                 let (_, central) = onnx::parts(&models, &self.onnx)?;

@@ -151,9 +151,13 @@ fn run() -> Result<()> {
         models_dir: args.models.clone(),
         onnx: args.onnx.clone(),
     };
-    let model = spec.model_info()?;
-    let cache_path = Cache::path(&args.cache, &model.id, spec.detector_tag());
-    let mut cache = Cache::load_or_new(&cache_path, &model, spec.detector_tag())?;
+    let (model, pipeline) = spec.identify()?;
+    eprintln!("pipeline: {pipeline}");
+    // The cache is per model and per pipeline: another detector file, input
+    // policy or normalisation gives other embeddings.
+    let tag = format!("{}-{}", spec.detector_tag(), pipeline_tag(&pipeline));
+    let cache_path = Cache::path(&args.cache, &model.id, &tag);
+    let mut cache = Cache::load_or_new(&cache_path, &model, &tag)?;
     eprintln!(
         "cache {}: {} embeddings",
         cache_path.display(),
@@ -184,6 +188,7 @@ fn run() -> Result<()> {
         &model,
         &report::Settings {
             detector: spec.detector_tag().to_string(),
+            pipeline,
             secondary: spec.secondary_tag(),
             threads: args.threads,
             out: args.out.clone(),
@@ -195,4 +200,13 @@ fn run() -> Result<()> {
             command,
         },
     )
+}
+
+/// Eight hex digits (FNV-1a, stable across builds) of the fingerprint,
+/// for cache file names.
+fn pipeline_tag(fp: &face_core::calibration::PipelineFingerprint) -> String {
+    let hash = fp.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
 }

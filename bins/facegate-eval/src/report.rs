@@ -57,6 +57,8 @@ pub const DLIB_PUBLISHED_EUCLIDEAN: f32 = 0.6;
 pub struct Settings {
     /// Primary detector tag.
     pub detector: String,
+    /// The primary pipeline, written into the calibration.
+    pub pipeline: face_core::calibration::PipelineFingerprint,
     /// Fallback detector tag, if any.
     pub secondary: Option<String>,
     /// Worker threads.
@@ -373,6 +375,7 @@ pub fn analyse(lfw: &Lfw, cache: &Cache, model: &ModelInfo, s: &Settings) -> Res
         schema_version: SCHEMA_VERSION,
         model_id: model.id.clone(),
         metric,
+        pipeline: s.pipeline.clone(),
         thresholds: Thresholds {
             verify: medium.threshold,
             verify_fmr: VERIFY_FMR,

@@ -153,6 +153,22 @@ pub enum DetectorSetting {
     Cnn,
 }
 
+impl FaceSettings {
+    /// The backend to build, for face-core's factory.
+    pub fn backend_config(&self) -> face_core::backend::BackendConfig {
+        use face_core::backend::BackendConfig;
+        match self.backend {
+            BackendSetting::Dlib => BackendConfig::Dlib {
+                detector: match self.detector {
+                    DetectorSetting::Hog => face_core::dlib::DetectorKind::Hog,
+                    DetectorSetting::Cnn => face_core::dlib::DetectorKind::Cnn,
+                },
+            },
+            BackendSetting::Onnx => BackendConfig::Onnx(Box::new(self.onnx.clone())),
+        }
+    }
+}
+
 /// `[face]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

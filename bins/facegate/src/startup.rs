@@ -15,14 +15,14 @@ use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use face_core::calibration::{Calibration, CalibrationError};
 use face_core::models::ModelLocator;
-use face_core::{dlib, onnx, PipelineOptions, QualityPolicy};
+use face_core::{PipelineOptions, QualityPolicy};
 use face_service::{FaceService, FaceWorkers, Thresholds};
 use face_store::{FaceStore, PgStore, PostgresConfig, SqliteConfig, SqliteStore};
 
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 use crate::routes;
-use crate::settings::{BackendSetting, DetectorSetting, Settings, SettingsError, StoreKind};
+use crate::settings::{Settings, SettingsError, StoreKind};
 use crate::state::{AppState, Guard};
 
 /// A built, bound, not yet running server.
@@ -199,10 +199,6 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         },
         ..PipelineOptions::default()
     };
-    let kind = match face.detector {
-        DetectorSetting::Hog => dlib::DetectorKind::Hog,
-        DetectorSetting::Cnn => dlib::DetectorKind::Cnn,
-    };
     let workers = if face.workers == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -210,13 +206,10 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
     } else {
         face.workers
     };
-    let pipelines = match face.backend {
-        BackendSetting::Dlib => {
-            dlib::pipelines(&locator, kind, Default::default(), options, workers)?
-        }
-        BackendSetting::Onnx => onnx::pipelines(&locator, &face.onnx, options, workers)?,
-    };
-    let workers = FaceWorkers::start(pipelines, face.queue_depth)?;
+    let built =
+        face_core::backend::build(&settings.face.backend_config(), &locator, options, workers)?;
+    let fingerprint = built.fingerprint;
+    let workers = FaceWorkers::start(built.pipelines, face.queue_depth)?;
     tracing::info!(
         workers = workers.threads(),
         detector = workers.detector(),
@@ -229,7 +222,7 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
 
     let (store, kind) = open_store(settings).await?;
 
-    let thresholds = load_thresholds(settings, workers.model())?;
+    let thresholds = load_thresholds(settings, workers.model(), &fingerprint)?;
     let at_start = thresholds.report(0);
     tracing::info!(
         calibrated = at_start.calibrated,
@@ -318,6 +311,7 @@ fn cors(origins: &[String]) -> Cors {
 fn load_thresholds(
     settings: &Settings,
     model: &face_core::ModelInfo,
+    pipeline: &face_core::calibration::PipelineFingerprint,
 ) -> Result<Thresholds, StartupError> {
     let dir = &settings.thresholds.calibration_dir;
     let expected = u64::from(settings.thresholds.expected_gallery_size);
@@ -326,6 +320,8 @@ fn load_thresholds(
         .unwrap_or_else(|_| format!("{}/<model id>.json", dir.display()));
     let refused = match Calibration::find(dir, model) {
         Ok(cal) => {
+            cal.check_pipeline(pipeline)
+                .map_err(|e| StartupError::Calibration(format!("{path}: {e}")))?;
             return Thresholds::from_calibration(
                 &cal,
                 expected,

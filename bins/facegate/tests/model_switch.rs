@@ -164,3 +164,40 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
     );
     assert!(stderr.contains("1 users have no template"), "{stderr}");
 }
+
+/// A calibration applies to the pipeline it was measured with: the same
+/// embedder behind another normalisation, or the dlib model behind its
+/// other detector, refuses to start, naming both pipelines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calibration_measured_with_another_pipeline_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = common::settings(dir.path());
+    common::use_onnx(&mut s);
+    s.face.onnx.embedder.std = Some(127.5);
+    let err = facegate::startup::Application::build(s)
+        .await
+        .err()
+        .expect("a calibration for another normalisation is refused")
+        .to_string();
+    assert!(err.contains("mobilefacenet_128d_85cdeb73"), "{err}");
+    assert!(
+        err.contains("(x - 127.5) / 128"),
+        "names the calibrated pipeline: {err}"
+    );
+    assert!(
+        err.contains("(x - 127.5) / 127.5"),
+        "names the running pipeline: {err}"
+    );
+
+    let mut s = common::settings(dir.path());
+    s.face.detector = facegate::settings::DetectorSetting::Cnn;
+    let err = facegate::startup::Application::build(s)
+        .await
+        .err()
+        .expect("dlib's HOG calibration is refused for the CNN detector")
+        .to_string();
+    assert!(
+        err.contains("dlib-hog") && err.contains("dlib-cnn"),
+        "{err}"
+    );
+}

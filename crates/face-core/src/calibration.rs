@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::embed::{Metric, ModelInfo};
 
 /// The version of the JSON layout this module reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where calibration files live, relative to the repository root (and to
 /// the working directory of a deployed service).
@@ -68,6 +68,21 @@ pub enum CalibrationError {
         model_id: String,
         /// What is wrong.
         reason: String,
+    },
+    /// The file is for this model but was measured with another pipeline
+    /// (detector, its input policy, or normalisation).
+    #[error(
+        "calibration for model {model_id:?} was measured with {calibrated}; this server runs \
+         {running}. Its thresholds do not apply: configure the pipeline it was measured with, \
+         or calibrate this one (facegate-eval lfw, see docs/accuracy.md)"
+    )]
+    WrongPipeline {
+        /// The model.
+        model_id: String,
+        /// What the file was measured with.
+        calibrated: PipelineFingerprint,
+        /// What runs.
+        running: PipelineFingerprint,
     },
     /// The file is for another model than the one asked for.
     #[error("calibration file is for model {found:?} (metric {found_metric}), expected {expected:?} (metric {expected_metric})")]
@@ -190,6 +205,32 @@ pub struct Evidence {
     pub notes: Vec<String>,
 }
 
+/// What, beside the embedder's weights (the model id), shapes the
+/// embeddings a pipeline produces: the detector (its landmarks place the
+/// alignment) with its input policy, and the embedder's normalisation. A
+/// calibration holds the fingerprint of the pipeline it was measured with,
+/// and applies to that pipeline only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFingerprint {
+    /// The detector: backend, family, model file and checksum prefix.
+    pub detector: String,
+    /// How images are fitted to the detector's input.
+    pub detector_input: String,
+    /// How an aligned face is normalised for the embedder.
+    pub normalisation: String,
+}
+
+impl std::fmt::Display for PipelineFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "detector {} ({}), normalisation {}",
+            self.detector, self.detector_input, self.normalisation
+        )
+    }
+}
+
 /// A model's calibration: thresholds and the evidence behind them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
@@ -199,6 +240,9 @@ pub struct Calibration {
     pub model_id: String,
     /// The model's metric; must match the model's.
     pub metric: Metric,
+    /// The pipeline the numbers were measured with; must match the one
+    /// that runs.
+    pub pipeline: PipelineFingerprint,
     /// The decision thresholds.
     pub thresholds: Thresholds,
     /// The verification trade-off at a grid of FMRs, strictest first.
@@ -253,6 +297,18 @@ impl Calibration {
                 expected_metric: model.metric.as_str(),
                 found: self.model_id.clone(),
                 found_metric: self.metric.as_str(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails unless this calibration was measured with `running`.
+    pub fn check_pipeline(&self, running: &PipelineFingerprint) -> Result<(), CalibrationError> {
+        if &self.pipeline != running {
+            return Err(CalibrationError::WrongPipeline {
+                model_id: self.model_id.clone(),
+                calibrated: self.pipeline.clone(),
+                running: running.clone(),
             });
         }
         Ok(())
@@ -387,6 +443,11 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             model_id: "m".into(),
             metric: Metric::Euclidean,
+            pipeline: PipelineFingerprint {
+                detector: "d".into(),
+                detector_input: "i".into(),
+                normalisation: "n".into(),
+            },
             thresholds: Thresholds {
                 verify: 0.5,
                 verify_fmr: 1e-4,
@@ -415,6 +476,22 @@ mod tests {
             identification: vec![],
             evidence: Evidence::default(),
         }
+    }
+
+    #[test]
+    fn a_calibration_applies_only_to_its_pipeline() {
+        let c = sample();
+        assert!(c.check_pipeline(&c.pipeline.clone()).is_ok());
+        let mut other = c.pipeline.clone();
+        other.normalisation = "rgb, (x - 127.5) / 127.5, chip 112x112".into();
+        let err = c.check_pipeline(&other).unwrap_err().to_string();
+        assert!(err.contains("normalisation n"), "{err}");
+        assert!(err.contains("(x - 127.5) / 127.5"), "{err}");
+        // An old file without the pipeline is refused with its version.
+        let mut v1 = serde_json::to_value(&c).unwrap();
+        v1["schema_version"] = 1.into();
+        v1.as_object_mut().unwrap().remove("pipeline");
+        assert!(Calibration::from_json(&v1.to_string()).is_err());
     }
 
     #[test]

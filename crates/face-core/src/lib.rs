@@ -10,6 +10,7 @@
 //! - [`quality`]: whether a face is fit for enrolment, and why not.
 //! - [`FacePipeline`]: all of the above with the downscaling policy.
 //! - [`models`]: where model files are found, and their checksums.
+//! - [`backend`]: the one factory from a backend configuration to pipelines.
 //! - [`align`]: five-point similarity alignment onto the ArcFace template.
 //! - `dlib` (feature `dlib`, on by default): the dlib backend.
 //! - `onnx` (feature `onnx`): YuNet/SCRFD detection and ArcFace-family
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod align;
+pub mod backend;
 pub mod calibration;
 pub mod decode;
 pub mod detect;

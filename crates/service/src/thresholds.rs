@@ -433,6 +433,11 @@ mod tests {
             schema_version: SCHEMA_VERSION,
             model_id: "m".into(),
             metric: Metric::Euclidean,
+            pipeline: face_core::calibration::PipelineFingerprint {
+                detector: "d".into(),
+                detector_input: "i".into(),
+                normalisation: "n".into(),
+            },
             thresholds: face_core::calibration::Thresholds {
                 verify: 0.5,
                 verify_fmr: 1e-4,

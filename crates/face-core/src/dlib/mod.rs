@@ -75,6 +75,23 @@ pub enum DetectorKind {
     Cnn,
 }
 
+/// What a dlib pipeline with the default detector options runs, for the
+/// calibration (see [`crate::calibration::PipelineFingerprint`]).
+pub fn fingerprint(kind: DetectorKind) -> crate::calibration::PipelineFingerprint {
+    let d = DlibDetectorOptions::default();
+    crate::calibration::PipelineFingerprint {
+        detector: match kind {
+            DetectorKind::Hog => "dlib-hog".into(),
+            DetectorKind::Cnn => "dlib-cnn".into(),
+        },
+        detector_input: format!(
+            "doubled once below {} px, HOG threshold {:+}",
+            d.upsample_below, d.hog_adjust_threshold
+        ),
+        normalisation: "dlib ResNet: its own 150x150 chip from 5 landmarks".into(),
+    }
+}
+
 /// A ready pipeline: the chosen dlib detector and the ResNet encoder, with
 /// models found through `locator` and verified.
 pub fn pipeline(

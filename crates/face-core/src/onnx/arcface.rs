@@ -235,6 +235,20 @@ impl ArcFaceEmbedder {
         Ok(embedder)
     }
 
+    /// The normalisation applied to an aligned chip, for the pipeline's
+    /// fingerprint.
+    pub fn normalisation(&self) -> String {
+        let n = &self.norm;
+        let channels = match n.channels {
+            ChannelOrder::Rgb => "rgb",
+            ChannelOrder::Bgr => "bgr",
+        };
+        format!(
+            "{channels}, (x - {}) / {}, chip {}x{}",
+            n.mean, n.std, n.size, n.size
+        )
+    }
+
     /// The provider inference runs on.
     pub fn provider(&self) -> Provider {
         self.provider

@@ -114,6 +114,19 @@ struct Head {
 }
 
 impl OnnxDetector {
+    /// How images are fitted to the network's input, for the pipeline's
+    /// fingerprint.
+    pub fn input_policy(&self) -> String {
+        let o = &self.options;
+        match self.fixed_input {
+            Some((w, h)) => format!("fixed {w}x{h}, upscale at most {}", o.max_upscale),
+            None => format!(
+                "longest side {}, upscale at most {}",
+                o.input_size, o.max_upscale
+            ),
+        }
+    }
+
     /// Opens the model at `path`, checks that its outputs are those of
     /// `options.kind`, and runs one inference to prove it works.
     pub fn new(

@@ -142,6 +142,30 @@ pub fn pipelines(
         .collect()
 }
 
+/// What a pipeline of `detector` and `embedder` (built from `models`)
+/// runs, for the calibration.
+pub fn fingerprint(
+    models: &OnnxModels,
+    detector: &OnnxDetector,
+    embedder: &ArcFaceEmbedder,
+) -> crate::calibration::PipelineFingerprint {
+    let stem = models
+        .detector
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::calibration::PipelineFingerprint {
+        detector: format!(
+            "{}:{}",
+            crate::Detector::name(detector),
+            default_model_id(&stem, &models.detector.sha256)
+        ),
+        detector_input: detector.input_policy(),
+        normalisation: embedder.normalisation(),
+    }
+}
+
 /// A detector and an embedder on already located models.
 pub fn parts(
     models: &OnnxModels,
