@@ -80,9 +80,9 @@ pub enum CalibrationError {
         /// The model.
         model_id: String,
         /// What the file was measured with.
-        calibrated: PipelineFingerprint,
+        calibrated: Box<PipelineFingerprint>,
         /// What runs.
-        running: PipelineFingerprint,
+        running: Box<PipelineFingerprint>,
     },
     /// The file is for another model than the one asked for.
     #[error("calibration file is for model {found:?} (metric {found_metric}), expected {expected:?} (metric {expected_metric})")]
@@ -307,8 +307,8 @@ impl Calibration {
         if &self.pipeline != running {
             return Err(CalibrationError::WrongPipeline {
                 model_id: self.model_id.clone(),
-                calibrated: self.pipeline.clone(),
-                running: running.clone(),
+                calibrated: Box::new(self.pipeline.clone()),
+                running: Box::new(running.clone()),
             });
         }
         Ok(())

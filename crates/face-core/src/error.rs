@@ -52,9 +52,10 @@ pub enum FaceError {
 
     /// A model file is missing.
     #[error(
-        "model file {file} not found (looked in: {searched}); run scripts/fetch-models.sh \
-         (dlib models), copy your ONNX models into one of those directories, or set \
-         FACEGATE_MODELS_DIR to the directory that holds it"
+        "model file {file} not found (looked in: {searched}); run scripts/setup.sh (it \
+         installs the dlib models and the default ONNX models, SFace and YuNet), copy your \
+         own ONNX models into one of those directories, or set FACEGATE_MODELS_DIR to the \
+         directory that holds it"
     )]
     ModelMissing {
         /// The model's file name.
@@ -64,7 +65,7 @@ pub enum FaceError {
     },
 
     /// A model file exists but is damaged or not the expected model.
-    #[error("model file {} is corrupt or not the expected model: {reason}; delete it and run scripts/fetch-models.sh", path.display())]
+    #[error("model file {} is corrupt or not the expected model: {reason}; delete it and run scripts/setup.sh (it installs the dlib and the default ONNX models, checksums checked)", path.display())]
     ModelCorrupt {
         /// Path of the file.
         path: PathBuf,

@@ -83,10 +83,19 @@ impl Default for EmbedderOptions {
     }
 }
 
+/// The normalisation (mean, std) of the models FaceGate knows by checksum.
 /// MobileFaceNet (as shipped in `shared/models/onnx`) was trained on
-/// `(x − 127.5) / 128`; InsightFace's models on `(x − 127.5) / 127.5`.
-fn builtin_std(sha256: &str) -> Option<f32> {
-    (sha256 == crate::models::MOBILEFACENET_128D.sha256).then_some(128.0)
+/// `(x − 127.5) / 128`; SFace normalises inside its graph and takes the raw
+/// 0–255 RGB values; InsightFace's models, the default for any other file,
+/// take `(x − 127.5) / 127.5`.
+fn builtin_normalisation(sha256: &str) -> Option<(f32, f32)> {
+    if sha256 == crate::models::MOBILEFACENET_128D.sha256 {
+        Some((127.5, 128.0))
+    } else if sha256 == crate::models::SFACE_2021DEC.sha256 {
+        Some((0.0, 1.0))
+    } else {
+        None
+    }
 }
 
 /// The model-specific numbers, resolved.
@@ -148,14 +157,17 @@ impl ArcFaceEmbedder {
                     .map_err(|_| unfit(format!("metadata {key} = {v:?} is not a number"))),
             }
         };
+        let builtin = builtin_normalisation(sha256);
         let mean = match options.mean {
             Some(m) => m,
-            None => parse_f32("facegate.mean")?.unwrap_or(127.5),
+            None => parse_f32("facegate.mean")?
+                .or(builtin.map(|(mean, _)| mean))
+                .unwrap_or(127.5),
         };
         let std = match options.std {
             Some(s) => s,
             None => parse_f32("facegate.std")?
-                .or_else(|| builtin_std(sha256))
+                .or(builtin.map(|(_, std)| std))
                 .unwrap_or(127.5),
         };
         let channels = match options.channels {
