@@ -414,6 +414,10 @@ pub struct Stats {
     pub max_templates_per_user: usize,
     /// Face jobs skipped because their client hung up while they waited.
     pub abandoned_jobs: u64,
+    /// Templates of other embedding models, by model id: kept for switching
+    /// back, unused by this one (see `GET /admin/reenrolment`).
+    #[schema(value_type = Object)]
+    pub templates_of_other_models: std::collections::BTreeMap<String, i64>,
 }
 
 /// Every error: `{"error", "message", "detail", "details"?}`.

