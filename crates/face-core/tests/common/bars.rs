@@ -116,11 +116,15 @@ pub fn same_person_pairs_are_close_and_different_people_far(
 
     let (mut tp, mut fn_, mut tn, mut fp) = (0, 0, 0, 0);
     let mut errors = Vec::new();
+    // The range of each kind's distances, with the pair at each end.
+    let mut same = Extremes::default();
+    let mut different = Extremes::default();
     for i in 0..embedded.len() {
         for j in i + 1..embedded.len() {
             let (pa, wa, ea) = &embedded[i];
             let (pb, wb, eb) = &embedded[j];
             let d = ea.distance(eb).unwrap();
+            if wa == wb { &mut same } else { &mut different }.add(d, pa, pb);
             match (wa == wb, d < threshold) {
                 (true, true) => tp += 1,
                 (true, false) => {
@@ -140,6 +144,8 @@ pub fn same_person_pairs_are_close_and_different_people_far(
     println!(
         "pairs at {threshold}: {total}; same-person: {tp} under / {fn_} over; different: {tn} over / {fp} under"
     );
+    println!("same person: {same}");
+    println!("different people: {different}");
     for e in errors.iter().take(30) {
         println!("  {e}");
     }
@@ -192,4 +198,38 @@ pub fn exif_rotated_photo_is_found_upright(p: &mut FacePipeline) -> usize {
     println!("box IoU upright vs EXIF-rotated: {iou:.3}");
     assert!(iou > 0.9, "{iou}");
     sideways
+}
+
+/// The smallest and largest of some pair distances, and the pairs.
+#[derive(Default)]
+struct Extremes {
+    count: usize,
+    min: Option<(f32, String, String)>,
+    max: Option<(f32, String, String)>,
+}
+
+impl Extremes {
+    fn add(&mut self, d: f32, a: &str, b: &str) {
+        self.count += 1;
+        if self.min.as_ref().is_none_or(|m| d < m.0) {
+            self.min = Some((d, a.into(), b.into()));
+        }
+        if self.max.as_ref().is_none_or(|m| d > m.0) {
+            self.max = Some((d, a.into(), b.into()));
+        }
+    }
+}
+
+impl std::fmt::Display for Extremes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} pairs", self.count)?;
+        if let (Some(min), Some(max)) = (&self.min, &self.max) {
+            write!(
+                f,
+                ", min {:.4} ({} / {}), max {:.4} ({} / {})",
+                min.0, min.1, min.2, max.0, max.1, max.2
+            )?;
+        }
+        Ok(())
+    }
 }
