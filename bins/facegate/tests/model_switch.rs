@@ -215,3 +215,34 @@ async fn a_calibration_measured_with_another_pipeline_refuses_to_start() {
         "{err}"
     );
 }
+
+/// The default pipeline's files are checked at startup: a copy of
+/// `./models` with one byte of SFace flipped refuses to start, naming the
+/// file and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_default_model_refuses_to_start() {
+    let models = tempfile::tempdir().unwrap();
+    for file in ["yunet_2023mar.onnx", "sface_2021dec.onnx"] {
+        let from = common::workspace().join("models").join(file);
+        std::fs::copy(&from, models.path().join(file))
+            .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", from.display()));
+    }
+    let sface = models.path().join("sface_2021dec.onnx");
+    let mut bytes = std::fs::read(&sface).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&sface, bytes).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = common::settings(dir.path());
+    common::use_default_pipeline(&mut s);
+    s.face.models_dir = models.path().display().to_string();
+    let err = facegate::startup::Application::build(s)
+        .await
+        .err()
+        .expect("a damaged model is refused")
+        .to_string();
+    assert!(err.contains("sface_2021dec.onnx"), "names the file: {err}");
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(err.contains("scripts/setup.sh"), "says what to do: {err}");
+}
