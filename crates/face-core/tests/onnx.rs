@@ -1,11 +1,14 @@
-//! The ONNX backend on the real photos and models: YuNet meets the dlib
-//! detector's bars, MobileFaceNet separates the labelled pairs, the 512-D
-//! path agrees with onnxruntime's Python API on a generated model, faces
+//! The ONNX backend on the real photos and models: both ONNX pipelines
+//! (YuNet-s + MobileFaceNet from the shared models, and the default YuNet
+//! 2023mar + SFace that scripts/setup.sh installs) meet the dlib
+//! pipeline's bars and separate the labelled pairs at their calibrated
+//! thresholds, the 512-D path agrees with onnxruntime's Python API on a generated model, faces
 //! are batched, and misconfiguration fails with errors that say what to do.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -13,100 +16,126 @@ use face_core::calibration::{shipped_dir, Calibration};
 use face_core::geometry::{BoundingBox, LandmarkScheme, Landmarks, Point};
 use face_core::image::{imageops, RgbImage};
 use face_core::onnx::{self, HeadKind, OnnxOptions, Provider};
-use face_core::{decode, DetectedFace, Embedder, FaceError, Metric, PipelineOptions};
+use face_core::{decode, DetectedFace, Embedder, FaceError, FacePipeline, Metric, PipelineOptions};
+
+/// Runs `bar` on each of [`common::ONNX_PIPELINES`], every one even when
+/// an earlier one failed (missing models included: that is a failure with
+/// what to run, never a skip), and fails naming those that failed.
+fn on_every_pipeline(bar: impl Fn(&common::OnnxCase, &mut FacePipeline)) {
+    let mut failed = Vec::new();
+    for case in &common::ONNX_PIPELINES {
+        println!("== {}", case.name);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| bar(case, &mut case.pipeline())));
+        if result.is_err() {
+            failed.push(case.name);
+        }
+    }
+    assert!(failed.is_empty(), "failed on: {failed:?} (see above)");
+}
 
 #[test]
 fn every_portrait_has_exactly_one_face() {
-    common::bars::every_portrait_has_exactly_one_face(&mut common::onnx_pipeline());
+    on_every_pipeline(|_, p| common::bars::every_portrait_has_exactly_one_face(p));
 }
 
 #[test]
 fn photos_without_people_have_no_face() {
-    common::bars::photos_without_people_have_no_face(&mut common::onnx_pipeline());
+    on_every_pipeline(|_, p| common::bars::photos_without_people_have_no_face(p));
 }
 
 #[test]
 fn group_photos_find_most_annotated_faces_and_invent_none() {
-    let recall = common::bars::group_photos_find_most_annotated_faces_and_invent_none(
-        &mut common::onnx_pipeline(),
-    );
-    // The shared bar is 80%. Measured: YuNet-s 54/56 (it misses one small
-    // turned face in each of two PASCAL photos), dlib HOG 56/56; this
-    // guards against YuNet getting worse.
-    assert!(recall >= 0.95, "{recall}");
+    on_every_pipeline(|case, p| {
+        let recall = common::bars::group_photos_find_most_annotated_faces_and_invent_none(p);
+        // The shared bar is 80%; each pipeline's own (see its entry)
+        // guards against its detector getting worse.
+        assert!(
+            recall >= case.min_group_recall,
+            "{}: recall {recall:.3} under {}",
+            case.name,
+            case.min_group_recall
+        );
+    });
 }
 
 #[test]
-fn mobilefacenet_separates_same_and_different_people() {
-    let mut p = common::onnx_pipeline();
-    let model = p.model().clone();
-    assert_eq!(model.dimension, 128);
-    assert_eq!(model.metric, Metric::Cosine);
-    assert_eq!(model.id, "mobilefacenet_128d_85cdeb73");
-    // The threshold the LFW calibration measured at FMR 1e-3 (the analogue
-    // of dlib's published 0.6, whose FMR is 6e-3), not one tuned here.
-    let calibration = Calibration::find(&shipped_dir(), &model).unwrap();
-    let threshold = calibration
-        .operating_points
-        .iter()
-        .find(|o| (o.target_fmr - 1e-3).abs() < 1e-12)
-        .map(|o| o.threshold)
-        .unwrap();
-    common::bars::same_person_pairs_are_close_and_different_people_far(&mut p, threshold);
+fn same_and_different_people_separate_at_the_calibrated_threshold() {
+    on_every_pipeline(|case, p| {
+        let model = p.model().clone();
+        assert_eq!(model.dimension, 128);
+        assert_eq!(model.metric, Metric::Cosine);
+        assert_eq!(model.id, case.model_id);
+        // The calibration measured on LFW with this very pipeline (the
+        // fingerprint check refuses one measured with another detector or
+        // normalisation), not a threshold tuned here.
+        let calibration = Calibration::find(&shipped_dir(), &model).unwrap();
+        calibration.check_pipeline(case.fingerprint()).unwrap();
+        let threshold = calibration.thresholds.verify;
+        println!(
+            "{}: verify threshold {threshold} (FMR {:e} on LFW)",
+            case.name, calibration.thresholds.verify_fmr
+        );
+        common::bars::same_person_pairs_are_close_and_different_people_far(p, threshold);
+    });
 }
 
 #[test]
 fn embeddings_are_unit_length_and_stable_across_resolutions() {
-    let mut p = common::onnx_pipeline();
-    let sizes = ["240p", "480p", "720p", "1080p"];
-    let embs: Vec<_> = sizes
-        .iter()
-        .map(|s| {
-            let bytes = common::photo(&format!("people/obama/face_recognition_obama-{s}.jpg"));
-            common::bars::embed_one(&mut p, &bytes).unwrap_or_else(|| panic!("no face at {s}"))
-        })
-        .collect();
-    for e in &embs {
-        let norm: f32 = e.values().iter().map(|v| v * v).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
-    }
-    for i in 0..embs.len() {
-        for j in i + 1..embs.len() {
-            let d = embs[i].distance(&embs[j]).unwrap();
-            println!("{} vs {}: cosine distance {d:.4}", sizes[i], sizes[j]);
-            assert!(d < 0.1, "{} vs {}: {d}", sizes[i], sizes[j]);
+    on_every_pipeline(|_, p| {
+        let sizes = ["240p", "480p", "720p", "1080p"];
+        let embs: Vec<_> = sizes
+            .iter()
+            .map(|s| {
+                let bytes = common::photo(&format!("people/obama/face_recognition_obama-{s}.jpg"));
+                common::bars::embed_one(p, &bytes).unwrap_or_else(|| panic!("no face at {s}"))
+            })
+            .collect();
+        for e in &embs {
+            let norm: f32 = e.values().iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "{norm}");
         }
-    }
+        for i in 0..embs.len() {
+            for j in i + 1..embs.len() {
+                let d = embs[i].distance(&embs[j]).unwrap();
+                println!("{} vs {}: cosine distance {d:.4}", sizes[i], sizes[j]);
+                assert!(d < 0.1, "{} vs {}: {d}", sizes[i], sizes[j]);
+            }
+        }
+    });
 }
 
 #[test]
 fn exif_rotated_photo_is_found_upright() {
-    common::bars::exif_rotated_photo_is_found_upright(&mut common::onnx_pipeline());
+    on_every_pipeline(|_, p| {
+        common::bars::exif_rotated_photo_is_found_upright(p);
+    });
 }
 
 #[test]
 fn landmarks_are_in_arcface_order_and_inside_the_box() {
-    let mut p = common::onnx_pipeline();
-    let a = p
-        .analyze(&common::photo("people/obama/face_recognition_obama.jpg"))
-        .unwrap();
-    assert_eq!(a.faces.len(), 1);
-    let f = &a.faces[0].detection;
-    assert_eq!(f.landmarks.scheme, LandmarkScheme::ArcFace5);
-    let [le, re, nose, lm, rm] = f.landmarks.points;
-    assert!(le.x < re.x && lm.x < rm.x, "{:?}", f.landmarks);
-    assert!(le.y < nose.y && nose.y < lm.y, "{:?}", f.landmarks);
-    for pt in f.landmarks.points {
-        assert!(
-            pt.x > f.bbox.left
-                && pt.x < f.bbox.right()
-                && pt.y > f.bbox.top
-                && pt.y < f.bbox.bottom(),
-            "{pt:?} outside {:?}",
-            f.bbox
-        );
-    }
-    assert!(f.score > 0.9 && f.score <= 1.0, "{}", f.score);
+    on_every_pipeline(|_, p| {
+        let a = p
+            .analyze(&common::photo("people/obama/face_recognition_obama.jpg"))
+            .unwrap();
+        assert_eq!(a.faces.len(), 1);
+        let f = &a.faces[0].detection;
+        assert_eq!(f.landmarks.scheme, LandmarkScheme::ArcFace5);
+        let [le, re, nose, lm, rm] = f.landmarks.points;
+        assert!(le.x < re.x && lm.x < rm.x, "{:?}", f.landmarks);
+        assert!(le.y < nose.y && nose.y < lm.y, "{:?}", f.landmarks);
+        for pt in f.landmarks.points {
+            assert!(
+                pt.x > f.bbox.left
+                    && pt.x < f.bbox.right()
+                    && pt.y > f.bbox.top
+                    && pt.y < f.bbox.bottom(),
+                "{pt:?} outside {:?}",
+                f.bbox
+            );
+        }
+        println!("score {:.3}", f.score);
+        assert!(f.score > 0.9 && f.score <= 1.0, "{}", f.score);
+    });
 }
 
 #[test]

@@ -239,7 +239,8 @@ pub const ONNX_PIPELINES: [OnnxCase; 2] = [
         models_dir: workspace_models,
         embedder: face_core::models::SFACE_2021DEC.file_name,
         model_id: "sface_2021dec_107111c7",
-        setup: "run scripts/setup.sh (it installs the default ONNX models into models/)",
+        setup:
+            "the default pipeline is read from the workspace models/, which scripts/setup.sh fills",
         min_group_recall: 0.95,
     },
 ];
@@ -297,22 +298,22 @@ impl OnnxCase {
         let index = ONNX_PIPELINES
             .iter()
             .position(|c| c.name == self.name)
-            .unwrap();
+            .expect("a case of ONNX_PIPELINES");
         BUILT[index].get_or_init(|| {
             let config = face_core::backend::BackendConfig::Onnx(Box::new(self.options()));
             let mut built =
                 face_core::backend::build(&config, &self.locator(), PipelineOptions::default(), 1)
                     .unwrap_or_else(|e| panic!("{} pipeline: {e}; {}", self.name, self.setup));
-            (Mutex::new(built.pipelines.pop().unwrap()), built.fingerprint)
+            (
+                Mutex::new(built.pipelines.pop().unwrap()),
+                built.fingerprint,
+            )
         })
     }
 
     /// Its pipeline.
     pub fn pipeline(&self) -> std::sync::MutexGuard<'static, FacePipeline> {
-        self.built()
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.built().0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What its pipeline runs, as the calibration records it.
