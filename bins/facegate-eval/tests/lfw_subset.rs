@@ -66,8 +66,9 @@ fn subset_accuracy_matches_the_full_run(spec: BackendSpec) {
     images.sort_unstable();
     images.dedup();
 
-    let model = spec.model_info().unwrap();
+    let (model, pipeline) = spec.identify().unwrap();
     let calibration = Calibration::find(&shipped_dir(), &model).unwrap();
+    calibration.check_pipeline(&pipeline).unwrap();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4);
