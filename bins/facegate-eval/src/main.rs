@@ -155,7 +155,7 @@ fn run() -> Result<()> {
     eprintln!("pipeline: {pipeline}");
     // The cache is per model and per pipeline: another detector file, input
     // policy or normalisation gives other embeddings.
-    let tag = format!("{}-{}", spec.detector_tag(), pipeline_tag(&pipeline));
+    let tag = format!("{}-{}", spec.detector_tag(), pipeline.tag());
     let cache_path = Cache::path(&args.cache, &model.id, &tag);
     let mut cache = Cache::load_or_new(&cache_path, &model, &tag)?;
     eprintln!(
@@ -200,13 +200,4 @@ fn run() -> Result<()> {
             command,
         },
     )
-}
-
-/// Eight hex digits (FNV-1a, stable across builds) of the fingerprint,
-/// for cache file names.
-fn pipeline_tag(fp: &face_core::calibration::PipelineFingerprint) -> String {
-    let hash = fp.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    format!("{hash:08x}")
 }

@@ -444,7 +444,7 @@ pub fn analyse(lfw: &Lfw, cache: &Cache, model: &ModelInfo, s: &Settings) -> Res
     if let Some(dir) = &s.calibration_dir {
         if complete {
             std::fs::create_dir_all(dir)?;
-            let path = Calibration::path_in(dir, &model.id)?;
+            let path = calibration.destination_in(dir)?;
             std::fs::write(&path, format!("{json}\n"))?;
             eprintln!("wrote {}", path.display());
         }

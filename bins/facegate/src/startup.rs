@@ -346,10 +346,12 @@ fn load_thresholds(
     let path = Calibration::path_in(dir, &model.id)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| format!("{}/<model id>.json", dir.display()));
-    let refused = match Calibration::find(dir, model) {
-        Ok(cal) => {
-            cal.check_pipeline(pipeline)
-                .map_err(|e| StartupError::Calibration(format!("{path}: {e}")))?;
+    let refused = match Calibration::find_for_pipeline(dir, model, pipeline) {
+        Err(e @ CalibrationError::WrongPipeline { .. }) => {
+            return Err(StartupError::Calibration(format!("{path}: {e}")));
+        }
+        Ok((cal, read)) => {
+            let path = read.display().to_string();
             return Thresholds::from_calibration(
                 &cal,
                 expected,

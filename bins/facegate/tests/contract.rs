@@ -116,7 +116,7 @@ async fn undeclared_methods_and_self_revocation() {
         .await
         .unwrap();
     assert_eq!(res.status(), 405);
-    assert_eq!(res.headers()["allow"], "GET");
+    assert_eq!(res.headers()["allow"], "GET, HEAD");
     let (_, body) = common::read(res).await;
     assert_eq!(body["error"], "method_not_allowed", "{body}");
     assert!(body["detail"].as_str().unwrap().contains("GET"), "{body}");
@@ -127,7 +127,21 @@ async fn undeclared_methods_and_self_revocation() {
         .await
         .unwrap();
     assert_eq!(res.status(), 405);
-    assert_eq!(res.headers()["allow"], "GET, DELETE");
+    assert_eq!(res.headers()["allow"], "GET, DELETE, HEAD");
+    // HEAD answers as GET does, without the body: a HEAD health probe works.
+    let res = reqwest::Client::new()
+        .head(app.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap().is_empty());
+    let res = reqwest::Client::new()
+        .head(app.url("/users/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "HEAD needs GET's access");
 
     let (status, me) = app.get("/auth/whoami").await;
     assert_eq!(status, 200, "{me}");

@@ -246,3 +246,44 @@ async fn a_damaged_default_model_refuses_to_start() {
     assert!(err.contains("corrupt"), "{err}");
     assert!(err.contains("scripts/setup.sh"), "says what to do: {err}");
 }
+
+/// Calibrations of one model for two pipelines live side by side: the
+/// pipeline's own `<model_id>@<tag>.json` is used when it exists, so dlib's
+/// CNN detector can have its own thresholds beside HOG's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_uses_its_own_calibration_file_beside_the_models() {
+    use face_core::calibration::Calibration;
+    let cal_dir = tempfile::tempdir().unwrap();
+    let shipped = common::workspace().join("config/calibration/dlib_resnet_v1.json");
+    std::fs::copy(&shipped, cal_dir.path().join("dlib_resnet_v1.json")).unwrap();
+    let cnn = face_core::dlib::fingerprint(face_core::dlib::DetectorKind::Cnn);
+    let mut own = Calibration::load(&shipped).unwrap();
+    own.pipeline = cnn.clone();
+    // A marker to see which file was read.
+    own.evidence.dataset = "CNN copy for the test".into();
+    let dest = own.destination_in(cal_dir.path()).unwrap();
+    assert_eq!(
+        dest.file_name().unwrap().to_string_lossy(),
+        format!("dlib_resnet_v1@{}.json", cnn.tag()),
+        "the HOG file is kept; the CNN one goes beside it"
+    );
+    std::fs::write(&dest, own.to_json_pretty().unwrap()).unwrap();
+
+    let Some(app) = common::spawn_with(facegate::settings::StoreKind::Sqlite, |s| {
+        s.face.detector = facegate::settings::DetectorSetting::Cnn;
+        s.thresholds.calibration_dir = cal_dir.path().to_path_buf();
+    })
+    .await
+    else {
+        return;
+    };
+    let (status, stats) = app.get("/stats/").await;
+    assert_eq!(status, 200, "{stats}");
+    assert!(
+        stats["thresholds"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("CNN copy for the test"),
+        "{stats}"
+    );
+}

@@ -74,7 +74,8 @@ pub enum CalibrationError {
     #[error(
         "calibration for model {model_id:?} was measured with {calibrated}; this server runs \
          {running}. Its thresholds do not apply: configure the pipeline it was measured with, \
-         or calibrate this one (facegate-eval lfw, see docs/accuracy.md)"
+         or calibrate this one (facegate-eval lfw, see docs/accuracy.md; it writes \
+         {model_id}@{}.json beside the other)", .running.tag()
     )]
     WrongPipeline {
         /// The model.
@@ -213,6 +214,9 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFingerprint {
+    /// The embedder file: its stem and checksum prefix (independent of a
+    /// configured model id, so another file given a shipped id differs).
+    pub embedder: String,
     /// The detector: backend, family, model file and checksum prefix.
     pub detector: String,
     /// How images are fitted to the detector's input.
@@ -221,12 +225,24 @@ pub struct PipelineFingerprint {
     pub normalisation: String,
 }
 
+impl PipelineFingerprint {
+    /// Eight hex digits (FNV-1a of the text form, stable across builds)
+    /// naming the pipeline in file names: a second calibration of one
+    /// model, for another pipeline, is `<model_id>@<tag>.json`.
+    pub fn tag(&self) -> String {
+        let hash = self.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        format!("{hash:08x}")
+    }
+}
+
 impl std::fmt::Display for PipelineFingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "detector {} ({}), normalisation {}",
-            self.detector, self.detector_input, self.normalisation
+            "embedder {}, detector {} ({}), normalisation {}",
+            self.embedder, self.detector, self.detector_input, self.normalisation
         )
     }
 }
@@ -259,6 +275,25 @@ pub struct Calibration {
 impl Calibration {
     /// Parses and validates a calibration from JSON text.
     pub fn from_json(text: &str) -> Result<Self, CalibrationError> {
+        // The layout version first, so an old file says so rather than
+        // naming the first field it lacks.
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+            #[serde(default)]
+            model_id: String,
+        }
+        let version: Version = serde_json::from_str(text)?;
+        if version.schema_version != SCHEMA_VERSION {
+            return Err(CalibrationError::Invalid {
+                model_id: version.model_id,
+                reason: format!(
+                    "schema_version {} (this build reads {SCHEMA_VERSION}: re-run facegate-eval \
+                     lfw to measure the pipeline again)",
+                    version.schema_version
+                ),
+            });
+        }
         let calibration: Calibration = serde_json::from_str(text)?;
         calibration.validate()?;
         Ok(calibration)
@@ -281,12 +316,57 @@ impl Calibration {
         Ok(dir.join(format!("{model_id}.json")))
     }
 
+    /// The file of a model's calibration for one pipeline other than the
+    /// one in `<model_id>.json`: `<dir>/<model_id>@<tag>.json`.
+    pub fn path_for_pipeline(
+        dir: &Path,
+        model_id: &str,
+        pipeline: &PipelineFingerprint,
+    ) -> Result<PathBuf, CalibrationError> {
+        check_model_id(model_id)?;
+        Ok(dir.join(format!("{model_id}@{}.json", pipeline.tag())))
+    }
+
     /// Loads the calibration of `model` from `dir` and checks that it is
     /// for that model (id and metric).
     pub fn find(dir: &Path, model: &ModelInfo) -> Result<Self, CalibrationError> {
         let calibration = Self::load(&Self::path_in(dir, &model.id)?)?;
         calibration.check_model(model)?;
         Ok(calibration)
+    }
+
+    /// The calibration of `model` measured with `pipeline`: the
+    /// pipeline's own file (`<model_id>@<tag>.json`) when there is one,
+    /// else `<model_id>.json`, which must then be for this pipeline. Also
+    /// returns the path read.
+    pub fn find_for_pipeline(
+        dir: &Path,
+        model: &ModelInfo,
+        pipeline: &PipelineFingerprint,
+    ) -> Result<(Self, PathBuf), CalibrationError> {
+        let own = Self::path_for_pipeline(dir, &model.id, pipeline)?;
+        let path = if own.is_file() {
+            own
+        } else {
+            Self::path_in(dir, &model.id)?
+        };
+        let calibration = Self::load(&path)?;
+        calibration.check_model(model)?;
+        calibration.check_pipeline(pipeline)?;
+        Ok((calibration, path))
+    }
+
+    /// Where a new calibration of `self`'s model and pipeline goes in
+    /// `dir`: `<model_id>.json` unless that file holds another pipeline's
+    /// calibration (kept), then the pipeline's own `<model_id>@<tag>.json`.
+    pub fn destination_in(&self, dir: &Path) -> Result<PathBuf, CalibrationError> {
+        let main = Self::path_in(dir, &self.model_id)?;
+        match Self::load(&main) {
+            Ok(existing) if existing.pipeline != self.pipeline => {
+                Self::path_for_pipeline(dir, &self.model_id, &self.pipeline)
+            }
+            _ => Ok(main),
+        }
     }
 
     /// Fails unless this calibration is for `model` (same id and metric).
@@ -444,6 +524,7 @@ mod tests {
             model_id: "m".into(),
             metric: Metric::Euclidean,
             pipeline: PipelineFingerprint {
+                embedder: "e".into(),
                 detector: "d".into(),
                 detector_input: "i".into(),
                 normalisation: "n".into(),
@@ -491,7 +572,10 @@ mod tests {
         let mut v1 = serde_json::to_value(&c).unwrap();
         v1["schema_version"] = 1.into();
         v1.as_object_mut().unwrap().remove("pipeline");
-        assert!(Calibration::from_json(&v1.to_string()).is_err());
+        let err = Calibration::from_json(&v1.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schema_version 1"), "{err}");
     }
 
     #[test]

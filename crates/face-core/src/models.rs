@@ -227,7 +227,7 @@ mod tests {
             msg.contains("x.dat") && msg.contains("/nonexistent/a"),
             "{msg}"
         );
-        assert!(msg.contains("fetch-models.sh"), "{msg}");
+        assert!(msg.contains("scripts/setup.sh"), "{msg}");
     }
 
     #[test]

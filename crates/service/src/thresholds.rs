@@ -434,6 +434,7 @@ mod tests {
             model_id: "m".into(),
             metric: Metric::Euclidean,
             pipeline: face_core::calibration::PipelineFingerprint {
+                embedder: "e".into(),
                 detector: "d".into(),
                 detector_input: "i".into(),
                 normalisation: "n".into(),

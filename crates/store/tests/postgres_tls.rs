@@ -318,11 +318,8 @@ async fn connection_string_parsing() {
     assert_eq!(pg.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
 
     for (bad, expect) in [
-        (
-            "postgres://h/db?sslmode=verify",
-            "unknown sslmode \"verify\"",
-        ),
-        ("host=h sslmode=Require", "unknown sslmode \"Require\""),
+        ("postgres://h/db?sslmode=verify", "unknown sslmode value"),
+        ("host=h sslmode=Require", "unknown sslmode value"),
         (
             "postgres://h/db?sslmode=verify-full&sslrootcert=/no/such/ca.pem",
             "cannot read sslrootcert file /no/such/ca.pem",

@@ -6,13 +6,16 @@
 //! its 401/403/429 answers). A route cannot exist without an access
 //! decision, and the guard, the router and the document cannot disagree.
 //!
-//! A method on a known path that the table does not list, and any path no
-//! route matches, needs `admin`: the router matches the percent-decoded path
-//! while the guard sees the raw one, so an unmatched pattern may still reach
-//! a handler the guard did not recognise. Closed unless opened on purpose.
+//! A method a known path lacks is answered 405 by the guard before any key
+//! is asked for (`methods`). Any path no route matches needs `admin`: the
+//! router matches the percent-decoded path while the guard sees the raw
+//! one, so an unmatched pattern may still reach a handler the guard did not
+//! recognise. Closed unless opened on purpose. No two patterns of the table
+//! may match the same path (a test checks the ones with parameters), so the
+//! pattern the guard finds is the route the router picks.
 
 use actix_web::http::Method;
-use actix_web::{web, Route};
+use actix_web::{guard, web, Route};
 use face_service::Scope;
 
 use super::{admin, docs, health, recognize, register, stats, users, whoami};
@@ -181,7 +184,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
 /// Who may call `method` on the route `pattern` (as the router names it);
 /// `admin` for anything the table does not list (see the module notes).
+/// `HEAD` is a `GET` without the body, with the same access.
 pub fn access(method: &Method, pattern: Option<&str>) -> Access {
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     pattern
         .and_then(|p| {
             ENDPOINTS
@@ -193,21 +202,28 @@ pub fn access(method: &Method, pattern: Option<&str>) -> Access {
 
 /// The methods the table lists for `pattern`; empty when no route has it.
 pub fn methods(pattern: &str) -> Vec<Method> {
-    ENDPOINTS
+    let mut methods: Vec<Method> = ENDPOINTS
         .iter()
         .filter(|e| e.paths.contains(&pattern))
         .map(|e| e.verb.method())
-        .collect()
+        .collect();
+    if methods.contains(&Method::GET) {
+        methods.push(Method::HEAD);
+    }
+    methods
 }
 
 /// Registers every route of the table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for endpoint in ENDPOINTS {
         for path in endpoint.paths {
-            cfg.route(
-                path,
-                (endpoint.handler)(web::method(endpoint.verb.method())),
-            );
+            let route = match endpoint.verb {
+                // HEAD answers as GET does (the server drops the body), so
+                // probes that use HEAD work on every GET route.
+                Verb::Get => web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
+                verb => web::method(verb.method()),
+            };
+            cfg.route(path, (endpoint.handler)(route));
         }
     }
 }
@@ -241,7 +257,40 @@ mod tests {
         assert_eq!(of(Method::GET, "/some/new/route"), ADMIN);
         assert_eq!(of(Method::GET, "/register/"), ADMIN);
         assert_eq!(of(Method::PUT, "/health"), ADMIN);
+        // HEAD is GET's access; the guard 405s what a path lacks.
+        assert_eq!(of(Method::HEAD, "/health"), Access::Public);
+        assert_eq!(of(Method::HEAD, "/users/"), ADMIN);
+        assert_eq!(
+            methods("/users/{id}"),
+            vec![Method::GET, Method::DELETE, Method::HEAD]
+        );
+        assert_eq!(methods("/register/"), vec![Method::POST]);
         assert_eq!(access(&Method::GET, None), ADMIN);
+    }
+
+    /// No two patterns match one path, so the pattern the guard finds is
+    /// the route the router picks: each pattern's example path (its
+    /// parameters replaced by a value) matches no other pattern.
+    #[test]
+    fn no_two_patterns_overlap() {
+        let all: Vec<&str> = ENDPOINTS
+            .iter()
+            .flat_map(|e| e.paths.iter().copied())
+            .collect();
+        for pattern in &all {
+            let example: String = pattern
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "7" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            for other in all.iter().filter(|o| *o != pattern) {
+                let def = actix_web::dev::ResourceDef::new(*other);
+                assert!(
+                    !def.is_match(&example),
+                    "{pattern} (as {example}) also matches {other}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub enum DetectorKind {
 pub fn fingerprint(kind: DetectorKind) -> crate::calibration::PipelineFingerprint {
     let d = DlibDetectorOptions::default();
     crate::calibration::PipelineFingerprint {
+        embedder: format!(
+            "dlib_face_recognition_resnet_model_v1_{}",
+            &crate::models::DLIB_RESNET.sha256[..8]
+        ),
         detector: match kind {
             DetectorKind::Hog => "dlib-hog".into(),
             DetectorKind::Cnn => "dlib-cnn".into(),

@@ -149,17 +149,18 @@ pub fn fingerprint(
     detector: &OnnxDetector,
     embedder: &ArcFaceEmbedder,
 ) -> crate::calibration::PipelineFingerprint {
-    let stem = models
-        .detector
-        .path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = |m: &ResolvedModel| {
+        m.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     crate::calibration::PipelineFingerprint {
+        embedder: default_model_id(&stem(&models.embedder), &models.embedder.sha256),
         detector: format!(
             "{}:{}",
             crate::Detector::name(detector),
-            default_model_id(&stem, &models.detector.sha256)
+            default_model_id(&stem(&models.detector), &models.detector.sha256)
         ),
         detector_input: detector.input_policy(),
         normalisation: embedder.normalisation(),

@@ -111,11 +111,13 @@ impl PgSslMode {
                      if the server refuses); use sslmode=prefer, or sslmode=disable",
                 ))
             }
-            other => {
-                return Err(config_error(format!(
-                    "unknown sslmode {other:?}: expected one of disable, prefer, require, \
-                     verify-ca, verify-full"
-                )))
+            _ => {
+                // The value is not echoed: in a mis-encoded URL (a raw `@`
+                // or `?` in the password) it may hold part of the password.
+                return Err(config_error(
+                    "unknown sslmode value: expected one of disable, prefer, require, \
+                     verify-ca, verify-full",
+                ));
             }
         })
     }
