@@ -277,6 +277,44 @@ async fn required_tls_against_a_server_without_it() {
     assert!(!server_side_ssl(&u).await.0);
 }
 
+/// PostgreSQL's documented self-signed recipe (one certificate, CA:TRUE,
+/// used as both the server's certificate and the root) is refused by
+/// rustls; the error says why and what certificate to issue instead, and
+/// `require` (no verification) still connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_ca_as_the_server_certificate_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_file = dir.path().join("server.crt");
+    let cluster = Cluster::start_configured(|c| {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(&root_file, cert.pem()).unwrap();
+        c.write_data_file("server.crt", cert.pem().as_bytes(), false);
+        c.write_data_file("server.key", key.serialize_pem().as_bytes(), false);
+        c.write_data_file(
+            "postgresql.conf",
+            b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            true,
+        );
+    });
+    let e = refused(&url(
+        "localhost",
+        &cluster,
+        &format!("sslmode=verify-full&{}", root(&root_file)),
+    ))
+    .await;
+    assert!(e.contains("presents a CA certificate"), "{e}");
+    assert!(e.contains("CA:FALSE"), "says what to issue: {e}");
+    let u = url("localhost", &cluster, "sslmode=require");
+    open(&u).await.unwrap().health().await.unwrap();
+    assert!(server_side_ssl(&u).await.0);
+}
+
 /// Parsing through the public API (the finer cases are unit tests in
 /// src/postgres/tls.rs): sslmode / sslrootcert are taken out of both forms,
 /// every other parameter reaches tokio-postgres, bad values are refused at

@@ -515,9 +515,11 @@ impl Context {
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => format!(
                 "the PostgreSQL server's certificate is not valid for host name {host:?} \
-                 ({e}); sslmode={mode} checks the host name: connect with a name the \
-                 certificate was issued for, or use sslmode=verify-ca to check only that \
-                 a trusted CA signed it"
+                 ({e}); sslmode={mode} checks the host name against the certificate's \
+                 subjectAltName entries (unlike libpq, its common name is not used): connect \
+                 with a name the certificate was issued for, reissue it with that name as a \
+                 subjectAltName, or use sslmode=verify-ca to check only that a trusted CA \
+                 signed it"
             ),
             Some(rustls::Error::InvalidCertificate(why)) => {
                 let fix = match why {
@@ -527,6 +529,16 @@ impl Context {
                     | CertificateError::NotValidYetContext { .. } => {
                         "the server's certificate is outside its validity period: renew \
                          it (or check this machine's clock)"
+                    }
+                    // webpki refuses a CA certificate as the server's own,
+                    // which is what PostgreSQL's documented self-signed
+                    // recipe (openssl req -x509, server.crt as the root)
+                    // makes. rustls reports it as an "other" error.
+                    other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                        "the server presents a CA certificate (basicConstraints CA:TRUE) as \
+                         its own, which rustls refuses: issue the server a certificate \
+                         (CA:FALSE, subjectAltName = its host name) signed by a CA, and give \
+                         that CA's certificate as sslrootcert"
                     }
                     _ => {
                         "make sure that file holds the CA certificate that signed the \
