@@ -210,10 +210,12 @@ pub struct Verified {
     /// Whether the photo is that user.
     #[serde(rename = "match")]
     pub matched: bool,
-    /// Distance to the user's closest template; null when not verified
-    /// (except for `admin` keys: a failed attempt's distance would let a
-    /// caller hill-climb).
+    /// Distance to the user's closest template; null when not verified.
     pub distance: Option<f32>,
+    /// When not verified, the distance to the user's closest template, for
+    /// `admin` keys only (a failed attempt's distance would let a caller
+    /// hill-climb); null otherwise. As in `POST /recognize/`.
+    pub nearest_distance: Option<f32>,
     /// `high`, `medium` or `low` when verified; null otherwise.
     pub confidence: Option<&'static str>,
     /// Confidence band.
@@ -244,7 +246,8 @@ impl From<Verification> for Verified {
         Self {
             user_id: v.user_id,
             matched: v.matched,
-            distance: v.distance,
+            distance: v.distance.filter(|_| v.matched),
+            nearest_distance: v.distance.filter(|_| !v.matched),
             confidence: confidence(v.band),
             confidence_band: v.band,
             fmr: v.evidence.fmr,

@@ -40,6 +40,8 @@ fn start(port: u16, data: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_facegate"))
         .current_dir(common::workspace())
         .env("FACEGATE_CONFIG_DIR", common::workspace().join("config"))
+        // Written for dlib's pipeline (the shipped default is ONNX).
+        .env("FACEGATE__FACE__BACKEND", "dlib")
         .env("FACEGATE__STORE__DATA_DIR", data)
         .env("FACEGATE__FACE__WORKERS", WORKERS.to_string())
         .env("FACEGATE__FACE__QUEUE_DEPTH", "16")

@@ -21,6 +21,8 @@ fn facegate(data: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
     cmd.current_dir(common::workspace())
         .env("FACEGATE_CONFIG_DIR", common::workspace().join("config"))
+        // Written for dlib's pipeline (the shipped default is ONNX).
+        .env("FACEGATE__FACE__BACKEND", "dlib")
         .env("FACEGATE__STORE__DATA_DIR", data)
         .env("FACEGATE__FACE__WORKERS", "1")
         .env(
