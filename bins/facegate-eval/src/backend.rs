@@ -162,6 +162,12 @@ impl BackendSpec {
         Ok((model, built.fingerprint))
     }
 
+    /// `count` primary pipelines with `options` (e.g. the server's
+    /// enrolment quality policy), from face-core's factory.
+    pub fn pipelines(&self, options: PipelineOptions, count: usize) -> Result<Vec<FacePipeline>> {
+        Ok(backend::build(&self.config(), &self.locator(), options, count)?.pipelines)
+    }
+
     /// The primary pipeline, from face-core's factory (as the server
     /// builds its own).
     fn primary(&self, locator: &ModelLocator) -> Result<FacePipeline> {

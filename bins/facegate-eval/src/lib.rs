@@ -13,6 +13,7 @@
 //!   the no-face policy.
 //! - [`cache`]: embeddings on disk, per model and detector.
 //! - [`embed_all`]: multi-threaded embedding with a progress bar.
+//! - [`enrol`]: the failure-to-enrol rate on the first photos of N people.
 //! - [`verify`]: 10-fold accuracy and fixed-threshold accuracy on pairs.
 //! - [`allpairs`]: distance histograms over all same- and different-person
 //!   pairs, and the thresholds for a target FMR.
@@ -25,6 +26,7 @@ pub mod allpairs;
 pub mod backend;
 pub mod cache;
 pub mod embed_all;
+pub mod enrol;
 pub mod lfw;
 pub mod openset;
 pub mod plot;

@@ -7,7 +7,12 @@
 //!                   [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N]
 //!                   [--models DIR] [--no-progress] [--identify-gallery N] [--rounds N]
 //!                   [--cached-only]
+//! facegate-eval enrol --data ../shared/datasets/lfw [the same pipeline flags]
+//!                   [--people N] [--min-face-size PX] [--threads N]
 //! ```
+//! `enrol` reports the failure-to-enrol rate: the share of the first
+//! photos of N people (default 5,000) the server's enrolment rule refuses,
+//! by reason, as JSON on stdout.
 //! Embeddings are cached under `--cache` (default `.cache/embeddings`); the
 //! calibration goes to `--calibration-dir` (default `config/calibration`),
 //! the plot, `summary.json` and `report.md` to `--out` (default
@@ -23,9 +28,19 @@ use facegate_eval::cache::Cache;
 use facegate_eval::lfw::Lfw;
 use facegate_eval::{embed_all, report, Result};
 
-/// Parsed command line of `lfw`.
+/// Which command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Lfw,
+    Enrol,
+}
+
+/// Parsed command line of `lfw` and `enrol`.
 #[derive(Debug)]
 struct Args {
+    command: Command,
+    people: usize,
+    min_face_size: u32,
     data: PathBuf,
     backend: BackendKind,
     detector: DetectorKind,
@@ -44,19 +59,25 @@ struct Args {
 const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib|onnx] [--detector hog|cnn] \
 [--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd] [--onnx-embedder FILE] [--onnx-runtime LIB] \
 [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress] \
-[--identify-gallery N] [--rounds N] [--cached-only]";
+[--identify-gallery N] [--rounds N] [--cached-only]
+       facegate-eval enrol --data DIR [pipeline flags as for lfw] [--people N] [--min-face-size PX] [--threads N]";
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
-    match it.next().as_deref() {
-        Some("lfw") => {}
+    let command = match it.next().as_deref() {
+        Some("lfw") => Command::Lfw,
+        Some("enrol") => Command::Enrol,
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             std::process::exit(0);
         }
         Some(other) => return Err(format!("unknown command {other:?}\n{USAGE}").into()),
-    }
+    };
     let mut args = Args {
+        command,
+        people: 5000,
+        // The server's default (face.min_face_size).
+        min_face_size: 80,
         data: PathBuf::from("../shared/datasets/lfw"),
         backend: BackendKind::Dlib,
         detector: DetectorKind::Hog,
@@ -118,6 +139,12 @@ fn parse_args() -> Result<Args> {
                     .map_err(|e| format!("--identify-gallery: {e}"))?
             }
             "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--people" => args.people = value()?.parse().map_err(|e| format!("--people: {e}"))?,
+            "--min-face-size" => {
+                args.min_face_size = value()?
+                    .parse()
+                    .map_err(|e| format!("--min-face-size: {e}"))?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -151,6 +178,26 @@ fn run() -> Result<()> {
         models_dir: args.models.clone(),
         onnx: args.onnx.clone(),
     };
+    if args.command == Command::Enrol {
+        let photos = facegate_eval::enrol::first_photos(&lfw, args.people);
+        let counts = facegate_eval::enrol::failure_to_enrol(
+            &lfw,
+            &spec,
+            &photos,
+            args.threads,
+            args.min_face_size,
+        )?;
+        let (model, pipeline) = spec.identify()?;
+        let out = serde_json::json!({
+            "model": model.id,
+            "pipeline": pipeline,
+            "min_face_size": args.min_face_size,
+            "failure_to_enrol": counts.failure_rate(),
+            "counts": counts,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
     let (model, pipeline) = spec.identify()?;
     eprintln!("pipeline: {pipeline}");
     // The cache is per model and per pipeline: another detector file, input

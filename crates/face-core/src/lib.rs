@@ -8,6 +8,7 @@
 //! - [`Detector`]: faces with box, score and five landmarks.
 //! - [`Embedder`]: one [`Embedding`] per face, carrying its [`ModelInfo`].
 //! - [`quality`]: whether a face is fit for enrolment, and why not.
+//! - [`enrolment`]: the enrolment rule (one face, of enrolment quality).
 //! - [`FacePipeline`]: all of the above with the downscaling policy.
 //! - [`models`]: where model files are found, and their checksums.
 //! - [`backend`]: the one factory from a backend configuration to pipelines.
@@ -36,6 +37,7 @@ pub mod calibration;
 pub mod decode;
 pub mod detect;
 pub mod embed;
+pub mod enrolment;
 mod error;
 pub mod geometry;
 pub mod models;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use face_core::enrolment::EnrolmentRefusal;
 use face_core::{Analysis, AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, ModelInfo};
 use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User};
 
@@ -393,21 +394,12 @@ impl FaceService {
         caller: &Caller,
         image: Vec<u8>,
     ) -> Result<AnalyzedFace, ServiceError> {
-        let mut analysis = self.analyze(caller, image, 1).await?;
-        match analysis.faces_found {
-            0 => Err(ServiceError::NoFace),
-            1 => {
-                let face = analysis.faces.remove(0);
-                if face.quality.is_acceptable() {
-                    Ok(face)
-                } else {
-                    Err(ServiceError::LowQuality {
-                        issues: face.quality.issues,
-                    })
-                }
-            }
-            count => Err(ServiceError::MultipleFaces { count }),
-        }
+        let analysis = self.analyze(caller, image, 1).await?;
+        face_core::enrolment::enrolment_face(analysis).map_err(|refusal| match refusal {
+            EnrolmentRefusal::NoFace => ServiceError::NoFace,
+            EnrolmentRefusal::MultipleFaces { count } => ServiceError::MultipleFaces { count },
+            EnrolmentRefusal::LowQuality { issues } => ServiceError::LowQuality { issues },
+        })
     }
 
     /// The duplicate-enrolment threshold for the current gallery.
