@@ -163,9 +163,15 @@ impl BackendSpec {
     }
 
     /// `count` primary pipelines with `options` (e.g. the server's
-    /// enrolment quality policy), from face-core's factory.
-    pub fn pipelines(&self, options: PipelineOptions, count: usize) -> Result<Vec<FacePipeline>> {
-        Ok(backend::build(&self.config(), &self.locator(), options, count)?.pipelines)
+    /// enrolment quality policy) and their fingerprint, from face-core's
+    /// factory.
+    pub fn pipelines(&self, options: PipelineOptions, count: usize) -> Result<backend::Built> {
+        Ok(backend::build(
+            &self.config(),
+            &self.locator(),
+            options,
+            count,
+        )?)
     }
 
     /// The primary pipeline, from face-core's factory (as the server

@@ -11,12 +11,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use face_core::enrolment::{enrolment_face, EnrolmentRefusal};
-use face_core::{PipelineOptions, QualityIssue, QualityPolicy};
+use face_core::{FacePipeline, PipelineOptions, QualityIssue, QualityPolicy};
 use serde::Serialize;
 
-use crate::backend::BackendSpec;
 use crate::lfw::Lfw;
-use crate::Result;
 
 /// The outcome counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -67,24 +65,22 @@ pub fn first_photos(lfw: &Lfw, people: usize) -> Vec<usize> {
     out
 }
 
-/// Runs the enrolment rule over `photos` with `threads` pipelines of `spec`
-/// and the server's minimum face size `min_face_size`.
-pub fn failure_to_enrol(
-    lfw: &Lfw,
-    spec: &BackendSpec,
-    photos: &[usize],
-    threads: usize,
-    min_face_size: u32,
-) -> Result<EnrolCounts> {
-    let start = Instant::now();
-    let options = PipelineOptions {
+/// The server's pipeline options with its minimum face size
+/// `min_face_size` (the rest at their defaults, as the server's are).
+pub fn server_options(min_face_size: u32) -> PipelineOptions {
+    PipelineOptions {
         quality: QualityPolicy {
             min_face_size,
             ..QualityPolicy::default()
         },
         ..PipelineOptions::default()
-    };
-    let pipelines = spec.pipelines(options, threads.max(1))?;
+    }
+}
+
+/// Runs the enrolment rule over `photos`, one thread per pipeline (built
+/// with [`server_options`]).
+pub fn failure_to_enrol(lfw: &Lfw, pipelines: Vec<FacePipeline>, photos: &[usize]) -> EnrolCounts {
+    let start = Instant::now();
     let next = AtomicUsize::new(0);
     let counts = Mutex::new(EnrolCounts {
         photos: photos.len(),
@@ -127,7 +123,7 @@ pub fn failure_to_enrol(
     });
     let mut counts = counts.into_inner().unwrap_or_else(|p| p.into_inner());
     counts.seconds = start.elapsed().as_secs_f64();
-    Ok(counts)
+    counts
 }
 
 #[cfg(test)]

@@ -179,17 +179,23 @@ fn run() -> Result<()> {
         onnx: args.onnx.clone(),
     };
     if args.command == Command::Enrol {
-        let photos = facegate_eval::enrol::first_photos(&lfw, args.people);
-        let counts = facegate_eval::enrol::failure_to_enrol(
-            &lfw,
-            &spec,
-            &photos,
-            args.threads,
-            args.min_face_size,
+        use facegate_eval::enrol;
+        let photos = enrol::first_photos(&lfw, args.people);
+        let built = spec.pipelines(
+            enrol::server_options(args.min_face_size),
+            args.threads.max(1),
         )?;
-        let (model, pipeline) = spec.identify()?;
+        let (model, pipeline) = (
+            built
+                .pipelines
+                .first()
+                .map(|p| p.model().id.clone())
+                .ok_or("the factory built no pipeline")?,
+            built.fingerprint,
+        );
+        let counts = enrol::failure_to_enrol(&lfw, built.pipelines, &photos);
         let out = serde_json::json!({
-            "model": model.id,
+            "model": model,
             "pipeline": pipeline,
             "min_face_size": args.min_face_size,
             "failure_to_enrol": counts.failure_rate(),

@@ -65,15 +65,21 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
         );
     };
     let pattern = req.match_pattern();
-    if let Some(p) = pattern.as_deref() {
-        // A known path with a method it does not have: 405 naming those it
-        // has, before any key is asked for (the API docs list them anyway).
-        let allowed = table::methods(p);
-        if !allowed.is_empty() && !allowed.contains(req.method()) {
-            return Err(ApiError::method_not_allowed(req.method(), &allowed));
+    let access = match table::listed(req.method(), pattern.as_deref()) {
+        Some(access) => access,
+        None => {
+            // A known path with a method it does not have: 405 naming those
+            // it has, before any key is asked for (the API docs list them
+            // anyway). Only looked up off the common path.
+            if let Some(p) = pattern.as_deref() {
+                let allowed = table::methods(p);
+                if !allowed.is_empty() {
+                    return Err(ApiError::method_not_allowed(req.method(), &allowed));
+                }
+            }
+            table::access(req.method(), pattern.as_deref())
         }
-    }
-    let access = table::access(req.method(), pattern.as_deref());
+    };
     if access == Access::Public {
         return Ok(());
     }

@@ -476,17 +476,8 @@ async fn large_galleries_are_flagged_as_extrapolated() {
 async fn no_calibration_no_start_unless_allowed() {
     let empty = tempfile::tempdir().unwrap();
     // The binary exits non-zero and names the file it looked for.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .current_dir(common::workspace())
-        .env("FACEGATE_CONFIG_DIR", common::workspace().join("config"))
-        // Written for dlib's pipeline (the shipped default is ONNX).
-        .env("FACEGATE__FACE__BACKEND", "dlib")
-        .env("FACEGATE__STORE__DATA_DIR", empty.path().join("data"))
+    let out = common::facegate_binary(env!("CARGO_BIN_EXE_facegate"), &empty.path().join("data"))
         .env("FACEGATE__FACE__WORKERS", "1")
-        .env(
-            "FACEGATE__FACE__MODELS_DIR",
-            common::workspace().join("models"),
-        )
         .env("FACEGATE__THRESHOLDS__CALIBRATION_DIR", empty.path())
         .env("FACEGATE__SERVER__PORT", "0")
         .output()

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -17,14 +17,6 @@ const BODY_LIMIT: u64 = 11 * 1024 * 1024;
 const INFLIGHT: u64 = 32 * 1024 * 1024;
 /// `face.max_full_decode_pixels`' default.
 const FULL_DECODE_PIXELS: u64 = 16_000_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -37,18 +29,9 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn start(port: u16, data: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_facegate"))
-        .current_dir(common::workspace())
-        .env("FACEGATE_CONFIG_DIR", common::workspace().join("config"))
-        // Written for dlib's pipeline (the shipped default is ONNX).
-        .env("FACEGATE__FACE__BACKEND", "dlib")
-        .env("FACEGATE__STORE__DATA_DIR", data)
+    common::facegate_binary(env!("CARGO_BIN_EXE_facegate"), data)
         .env("FACEGATE__FACE__WORKERS", WORKERS.to_string())
         .env("FACEGATE__FACE__QUEUE_DEPTH", "16")
-        .env(
-            "FACEGATE__FACE__MODELS_DIR",
-            common::workspace().join("models"),
-        )
         .env("FACEGATE__SERVER__PORT", port.to_string())
         .env("FACEGATE__SERVER__BODY_LIMIT_BYTES", BODY_LIMIT.to_string())
         .env(
@@ -78,7 +61,7 @@ fn grey_png(w: u32, h: u32) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn floods_of_big_bodies_and_decompression_bombs_stay_bounded() {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = start(port, data.path());
     let client = reqwest::Client::new();

@@ -9,26 +9,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn facegate(data: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
-    cmd.current_dir(common::workspace())
-        .env("FACEGATE_CONFIG_DIR", common::workspace().join("config"))
-        // Written for dlib's pipeline (the shipped default is ONNX).
-        .env("FACEGATE__FACE__BACKEND", "dlib")
-        .env("FACEGATE__STORE__DATA_DIR", data)
-        .env("FACEGATE__FACE__WORKERS", "1")
-        .env(
-            "FACEGATE__FACE__MODELS_DIR",
-            common::workspace().join("models"),
-        )
+    let mut cmd = common::facegate_binary(env!("CARGO_BIN_EXE_facegate"), data);
+    cmd.env("FACEGATE__FACE__WORKERS", "1")
         .env("FACEGATE__LOG__LEVEL", "warn")
         .env("FACEGATE__THRESHOLDS__EXPECTED_GALLERY_SIZE", "100");
     cmd
@@ -82,7 +65,7 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolment_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = common::client_with_key(&create_key(data.path(), "admin"));
 
@@ -127,7 +110,7 @@ async fn enrolment_survives_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = common::client_with_key(&create_key(data.path(), "admin"));
     let mut server = start(port, data.path());

@@ -186,6 +186,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
 /// `admin` for anything the table does not list (see the module notes).
 /// `HEAD` is a `GET` without the body, with the same access.
 pub fn access(method: &Method, pattern: Option<&str>) -> Access {
+    listed(method, pattern).unwrap_or(ADMIN)
+}
+
+/// The access the table lists for `method` on `pattern`, if it lists one.
+pub fn listed(method: &Method, pattern: Option<&str>) -> Option<Access> {
     let method = if method == Method::HEAD {
         &Method::GET
     } else {
@@ -197,7 +202,7 @@ pub fn access(method: &Method, pattern: Option<&str>) -> Access {
                 .iter()
                 .find(|e| e.verb.method() == method && e.paths.contains(&p))
         })
-        .map_or(ADMIN, |e| e.access)
+        .map(|e| e.access)
 }
 
 /// The methods the table lists for `pattern`; empty when no route has it.

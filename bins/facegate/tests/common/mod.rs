@@ -50,6 +50,28 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `facegate` binary on the workspace's settings with its data in
+/// `data` and dlib's pipeline (the tests that start the binary were written
+/// for it; the shipped default is ONNX).
+pub fn facegate_binary(exe: &str, data: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.current_dir(workspace())
+        .env("FACEGATE_CONFIG_DIR", workspace().join("config"))
+        .env("FACEGATE__FACE__BACKEND", "dlib")
+        .env("FACEGATE__STORE__DATA_DIR", data)
+        .env("FACEGATE__FACE__MODELS_DIR", workspace().join("models"));
+    cmd
+}
+
 /// The workspace's own settings, pointed at test resources.
 pub fn settings(data_dir: &std::path::Path) -> Settings {
     let mut s = Settings::load(&workspace().join("config")).unwrap();
