@@ -14,6 +14,8 @@
 //! - [`cache`]: embeddings on disk, per model and detector.
 //! - [`embed_all`]: multi-threaded embedding with a progress bar.
 //! - [`enrol`]: the failure-to-enrol rate on the first photos of N people.
+//! - [`idopts`]: identification options (flip-averaging, several photos,
+//!   fused templates) on LFW 1:N.
 //! - [`verify`]: 10-fold accuracy and fixed-threshold accuracy on pairs.
 //! - [`allpairs`]: distance histograms over all same- and different-person
 //!   pairs, and the thresholds for a target FMR.
@@ -27,6 +29,7 @@ pub mod backend;
 pub mod cache;
 pub mod embed_all;
 pub mod enrol;
+pub mod idopts;
 pub mod lfw;
 pub mod openset;
 pub mod plot;

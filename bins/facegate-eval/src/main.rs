@@ -9,6 +9,7 @@
 //!                   [--cached-only]
 //! facegate-eval enrol --data ../shared/datasets/lfw [the same pipeline flags]
 //!                   [--people N] [--min-face-size PX] [--threads N]
+//! facegate-eval idopts --data ../shared/datasets/lfw --backend onnx [pipeline flags] (see idopts.rs)
 //! ```
 //! `enrol` reports the failure-to-enrol rate: the share of the first
 //! photos of N people (default 5,000) the server's enrolment rule refuses,
@@ -163,6 +164,9 @@ fn main() {
 }
 
 fn run() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("idopts") {
+        return facegate_eval::idopts::run(std::env::args().skip(2));
+    }
     let started = Instant::now();
     let args = parse_args()?;
     let lfw = Lfw::load(&args.data)?;
