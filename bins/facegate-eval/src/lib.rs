@@ -13,6 +13,7 @@
 //!   the no-face policy.
 //! - [`cache`]: embeddings on disk, per model and detector.
 //! - [`embed_all`]: multi-threaded embedding with a progress bar.
+//! - [`detectors`]: detector settings side by side (recall, time).
 //! - [`enrol`]: the failure-to-enrol rate on the first photos of N people.
 //! - [`idopts`]: identification options (flip-averaging, several photos,
 //!   fused templates) on LFW 1:N.
@@ -27,6 +28,7 @@
 pub mod allpairs;
 pub mod backend;
 pub mod cache;
+pub mod detectors;
 pub mod embed_all;
 pub mod enrol;
 pub mod idopts;

@@ -8,12 +8,18 @@
 //!                   [--models DIR] [--no-progress] [--identify-gallery N] [--rounds N]
 //!                   [--cached-only]
 //! facegate-eval enrol --data ../shared/datasets/lfw [the same pipeline flags]
-//!                   [--people N] [--min-face-size PX] [--threads N]
+//!                   [--people N] [--min-eye-distance PX] [--all-images]
+//!                   [--sweep PX,PX,...] [--threads N]
+//! facegate-eval detectors --setting FILE[:INPUT[:UPSCALE]] ... [--models DIR]
+//!                   [--onnx-runtime LIB] [--data LFW] [--lfw-photos N]
 //! facegate-eval idopts --data ../shared/datasets/lfw --backend onnx [pipeline flags] (see idopts.rs)
 //! ```
 //! `enrol` reports the failure-to-enrol rate: the share of the first
 //! photos of N people (default 5,000) the server's enrolment rule refuses,
-//! by reason, as JSON on stdout.
+//! by reason, beside the former rule's, as JSON on stdout; with
+//! `--all-images` it judges every image and adds, per rule, the FNMR at
+//! FMR 1e-4 over all pairs of the images the rule accepts; `--sweep`
+//! re-judges the same analyses at other minimum eye distances.
 //! Embeddings are cached under `--cache` (default `.cache/embeddings`); the
 //! calibration goes to `--calibration-dir` (default `config/calibration`),
 //! the plot, `summary.json` and `report.md` to `--out` (default
@@ -41,7 +47,9 @@ enum Command {
 struct Args {
     command: Command,
     people: usize,
-    min_face_size: u32,
+    min_eye_distance: Option<f32>,
+    all_images: bool,
+    sweep: Vec<f32>,
     data: PathBuf,
     backend: BackendKind,
     detector: DetectorKind,
@@ -61,7 +69,7 @@ const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib|onnx] [
 [--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd] [--onnx-embedder FILE] [--onnx-runtime LIB] \
 [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress] \
 [--identify-gallery N] [--rounds N] [--cached-only]
-       facegate-eval enrol --data DIR [pipeline flags as for lfw] [--people N] [--min-face-size PX] [--threads N]";
+       facegate-eval enrol --data DIR [pipeline flags as for lfw] [--people N] [--min-eye-distance PX] [--all-images] [--sweep PX,PX,...] [--threads N]";
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
@@ -77,8 +85,10 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         command,
         people: 5000,
-        // The server's default (face.min_face_size).
-        min_face_size: 80,
+        // The server's default: the detector's own.
+        min_eye_distance: None,
+        all_images: false,
+        sweep: Vec::new(),
         data: PathBuf::from("../shared/datasets/lfw"),
         backend: BackendKind::Dlib,
         detector: DetectorKind::Hog,
@@ -141,10 +151,20 @@ fn parse_args() -> Result<Args> {
             }
             "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--people" => args.people = value()?.parse().map_err(|e| format!("--people: {e}"))?,
-            "--min-face-size" => {
-                args.min_face_size = value()?
-                    .parse()
-                    .map_err(|e| format!("--min-face-size: {e}"))?
+            "--min-eye-distance" => {
+                args.min_eye_distance = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--min-eye-distance: {e}"))?,
+                )
+            }
+            "--all-images" => args.all_images = true,
+            "--sweep" => {
+                args.sweep = value()?
+                    .split(',')
+                    .map(|v| v.trim().parse::<f32>())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| format!("--sweep: {e}"))?
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -164,6 +184,9 @@ fn main() {
 }
 
 fn run() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("detectors") {
+        return detectors(std::env::args().skip(2));
+    }
     if std::env::args().nth(1).as_deref() == Some("idopts") {
         return facegate_eval::idopts::run(std::env::args().skip(2));
     }
@@ -183,30 +206,7 @@ fn run() -> Result<()> {
         onnx: args.onnx.clone(),
     };
     if args.command == Command::Enrol {
-        use facegate_eval::enrol;
-        let photos = enrol::first_photos(&lfw, args.people);
-        let built = spec.pipelines(
-            enrol::server_options(args.min_face_size),
-            args.threads.max(1),
-        )?;
-        let (model, pipeline) = (
-            built
-                .pipelines
-                .first()
-                .map(|p| p.model().id.clone())
-                .ok_or("the factory built no pipeline")?,
-            built.fingerprint,
-        );
-        let counts = enrol::failure_to_enrol(&lfw, built.pipelines, &photos);
-        let out = serde_json::json!({
-            "model": model,
-            "pipeline": pipeline,
-            "min_face_size": args.min_face_size,
-            "failure_to_enrol": counts.failure_rate(),
-            "counts": counts,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+        return enrol(&args, &spec, &lfw);
     }
     let (model, pipeline) = spec.identify()?;
     eprintln!("pipeline: {pipeline}");
@@ -257,4 +257,154 @@ fn run() -> Result<()> {
             command,
         },
     )
+}
+
+/// `facegate-eval enrol`: both rules over the first photos of N people
+/// (and, with `--all-images`, over every image, with the FNMR at FMR 1e-4
+/// of the faces each rule accepts).
+fn enrol(args: &Args, spec: &BackendSpec, lfw: &Lfw) -> Result<()> {
+    use facegate_eval::enrol;
+    let built = spec.pipelines(
+        enrol::server_options(args.min_eye_distance),
+        args.threads.max(1),
+    )?;
+    let first = built
+        .pipelines
+        .first()
+        .ok_or("the factory built no pipeline")?;
+    let (model, min_eye_distance) = (
+        first.model().clone(),
+        first.options().quality.min_eye_distance,
+    );
+    let photos: Vec<usize> = match args.all_images {
+        true => (0..lfw.images.len()).collect(),
+        false => enrol::first_photos(lfw, args.people),
+    };
+    let (judged, seconds) = enrol::judge_all(lfw, built.pipelines, &photos, &args.sweep);
+    let firsts: std::collections::HashSet<usize> =
+        enrol::first_photos(lfw, args.people).into_iter().collect();
+    let first_judged: Vec<enrol::Judged> = judged
+        .iter()
+        .filter(|j| firsts.contains(&j.image))
+        .cloned()
+        .collect();
+    let (server, legacy) = enrol::count(&first_judged);
+    let mut out = serde_json::json!({
+        "model": model.id,
+        "pipeline": built.fingerprint,
+        "people": first_judged.len(),
+        "min_eye_distance": min_eye_distance,
+        "failure_to_enrol": server.failure_rate(),
+        "counts": server,
+        "legacy_rule": {
+            "min_box": enrol::LEGACY_MIN_BOX,
+            "failure_to_enrol": legacy.failure_rate(),
+            "counts": legacy,
+        },
+        "seconds": seconds,
+    });
+    if args.all_images {
+        let (all_server, all_legacy) = enrol::count(&judged);
+        let at = |keep: fn(&enrol::Judged) -> bool| {
+            enrol::accepted_pairs_at_fmr(lfw, &judged, keep, model.metric, 1e-4, args.threads).map(
+                |(images, point)| serde_json::json!({ "images": images, "at_fmr_1e-4": point }),
+            )
+        };
+        out["all_images"] = serde_json::json!({
+            "images": judged.len(),
+            "server_rule": {
+                "failure_to_enrol": all_server.failure_rate(),
+                "counts": all_server,
+                "accepted_pairs": at(|j| j.server == enrol::Outcome::Accepted),
+            },
+            "legacy_rule": {
+                "failure_to_enrol": all_legacy.failure_rate(),
+                "counts": all_legacy,
+                "accepted_pairs": at(|j| j.legacy == enrol::Outcome::Accepted),
+            },
+        });
+    }
+    let mut sweep = Vec::new();
+    for (k, &min) in args.sweep.iter().enumerate() {
+        let c = enrol::count_swept(&first_judged, k);
+        let mut row = serde_json::json!({
+            "min_eye_distance": min,
+            "failure_to_enrol": c.failure_rate(),
+            "counts": c,
+        });
+        if args.all_images {
+            let keep = |j: &enrol::Judged| j.sweep[k] == enrol::Outcome::Accepted;
+            row["accepted_pairs"] = enrol::accepted_pairs_at_fmr(
+                lfw,
+                &judged,
+                keep,
+                model.metric,
+                1e-4,
+                args.threads,
+            )
+            .map(|(images, point)| serde_json::json!({ "images": images, "at_fmr_1e-4": point }))
+            .into();
+        }
+        sweep.push(row);
+    }
+    out["sweep"] = sweep.into();
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// `facegate-eval detectors`: recall and time of each detector setting on
+/// the shared photos (see `detectors.rs`), as a table and JSON.
+fn detectors(mut it: impl Iterator<Item = String>) -> Result<()> {
+    use facegate_eval::detectors::{measure, Setting};
+    let mut settings = Vec::new();
+    let mut dirs = vec![PathBuf::from("models")];
+    let mut options = face_core::onnx::OnnxOptions::default();
+    let mut data = PathBuf::from("../shared/datasets/lfw");
+    let mut lfw_photos = 300;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--setting" => settings.push(Setting::parse(&value()?)?),
+            "--models" => dirs.push(value()?.into()),
+            "--onnx-runtime" => options.runtime.library = Some(value()?.into()),
+            "--data" => data = value()?.into(),
+            "--lfw-photos" => lfw_photos = value()?.parse()?,
+            other => return Err(format!("unknown flag {other:?}").into()),
+        }
+    }
+    let shared = facegate_eval::shared_dir(&std::env::current_dir()?);
+    dirs.push(shared.join("models/onnx"));
+    let locator = face_core::models::ModelLocator::with_dirs(dirs);
+    let lfw = Lfw::load(&data)?;
+    let photos: Vec<PathBuf> = facegate_eval::enrol::first_photos(&lfw, lfw_photos)
+        .into_iter()
+        .map(|i| lfw.root.join(&lfw.images[i].path))
+        .collect();
+    println!("| setting | portraits 1 face | no-face clean | group found | group over+1 | LFW with a face | ms portrait | ms group | ms LFW |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut all = Vec::new();
+    for s in &settings {
+        let m = measure(s, &options, &locator, &shared.join("faces"), &photos)?;
+        println!(
+            "| {} @{} ≤{}× | {}/{} | {}/{} | {}/{} | {} | {}/{} | {:.1} | {:.1} | {:.1} |",
+            s.model,
+            s.input_size,
+            s.max_upscale,
+            m.portraits_one_face.0,
+            m.portraits_one_face.1,
+            m.noface_clean.0,
+            m.noface_clean.1,
+            m.group_found.0,
+            m.group_found.1,
+            m.group_overcounts,
+            m.lfw_with_face.0,
+            m.lfw_with_face.1,
+            m.portrait_ms,
+            m.group_ms,
+            m.lfw_ms
+        );
+        all.push(m);
+    }
+    eprintln!("{}", serde_json::to_string(&all)?);
+    Ok(())
 }

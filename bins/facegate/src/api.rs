@@ -2,7 +2,7 @@
 //! handlers serialize is exactly what the OpenAPI document describes.
 //! Field names follow the reference service where it has them.
 
-use face_service::{Band, FaceBox, FaceMatch, Verification};
+use face_service::{Band, EnrolledFace, FaceMatch, Verification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -39,14 +39,18 @@ pub struct FaceJson {
     pub detection_score: f32,
     /// Enrolment quality in [0, 1].
     pub quality: f32,
+    /// Other faces in the photo too small to enrol (eyes closer than the
+    /// minimum), which were not counted: people in the background.
+    pub ignored_faces: usize,
 }
 
-impl From<&FaceBox> for FaceJson {
-    fn from(f: &FaceBox) -> Self {
+impl From<&EnrolledFace> for FaceJson {
+    fn from(f: &EnrolledFace) -> Self {
         Self {
-            bbox: f.bbox.into(),
-            detection_score: f.detection_score,
-            quality: f.quality,
+            bbox: f.face.bbox.into(),
+            detection_score: f.face.detection_score,
+            quality: f.face.quality,
+            ignored_faces: f.ignored_faces,
         }
     }
 }

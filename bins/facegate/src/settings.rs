@@ -189,8 +189,12 @@ pub struct FaceSettings {
     pub queue_depth: usize,
     /// Working-copy size.
     pub max_working_side: u32,
-    /// Enrolment minimum face size.
-    pub min_face_size: u32,
+    /// Enrolment minimum face size, as the distance between the eye
+    /// centres in the photo's pixels; unset: the detector's own (35.5 for
+    /// the ONNX detectors, 34.5 for dlib's landmarks: both stand for a
+    /// face whose dlib box is 80 px).
+    #[serde(default)]
+    pub min_eye_distance: Option<f32>,
     /// Faces of one photo an identification embeds and searches (the
     /// largest; the answer counts the others).
     pub max_faces_per_request: usize,
@@ -298,6 +302,14 @@ impl Settings {
         }
         if onnx.embedder.max_batch == 0 {
             return bad("face.onnx.embedder.max_batch", "must be at least 1");
+        }
+        if let Some(d) = self.face.min_eye_distance {
+            if !(d.is_finite() && (8.0..=1000.0).contains(&d)) {
+                return bad(
+                    "face.min_eye_distance",
+                    "must be within 8..=1000 pixels (or left out for the detector's own)",
+                );
+            }
         }
         if !(1..=100).contains(&self.face.max_faces_per_request) {
             return bad("face.max_faces_per_request", "must be within 1..=100");

@@ -194,7 +194,7 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
     let options = PipelineOptions {
         max_working_side: face.max_working_side,
         quality: QualityPolicy {
-            min_face_size: face.min_face_size,
+            min_eye_distance: face.min_eye_distance,
             ..QualityPolicy::default()
         },
         ..PipelineOptions::default()

@@ -97,7 +97,15 @@ async fn full_flow(store: StoreKind, pipeline: Pipeline) {
         .register("Joe Biden", "people/biden/face_recognition_biden.jpg")
         .await;
     assert_eq!(status, 200, "{biden}");
+    assert_eq!(biden["faces"][0]["ignored_faces"], 0, "{biden}");
     let biden_id = biden["user_id"].as_i64().unwrap();
+    // Two people each big enough to enrol make a photo ambiguous.
+    let (status, both) = app
+        .register("Two people", "group/face_recognition_obama_and_biden.jpg")
+        .await;
+    assert_eq!(status, 400, "{both}");
+    assert_eq!(both["error"], "multiple_faces", "{both}");
+    assert!(both["details"]["count"].as_u64().unwrap() >= 2, "{both}");
     let (status, group) = app
         .recognize("group/face_recognition_obama_and_biden.jpg")
         .await;

@@ -42,6 +42,11 @@ pub trait Detector: Send {
     /// A short stable name, e.g. `"dlib-hog"`.
     fn name(&self) -> &str;
 
+    /// The eye distance (pixels) that stands for the smallest face worth
+    /// enrolling, for this detector's landmarks: see
+    /// [`crate::quality::EYE_CENTRE_MIN_EYE_DISTANCE`].
+    fn min_eye_distance(&self) -> f32;
+
     /// All faces in `image`, in no particular order.
     fn detect(&mut self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError>;
 }

@@ -145,6 +145,13 @@ impl Landmarks {
         }
     }
 
+    /// The distance between the eye centres, pixels: the size measure that
+    /// does not depend on how tightly a detector draws its box.
+    pub fn eye_distance(&self) -> f32 {
+        let (a, b) = self.eye_centers();
+        (a.x - b.x).hypot(a.y - b.y)
+    }
+
     /// The nose point.
     pub fn nose(&self) -> Point {
         match self.scheme {

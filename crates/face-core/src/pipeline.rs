@@ -80,6 +80,11 @@ pub struct Analysis {
     /// Faces the detector found: more than `faces.len()` when the caller
     /// asked for at most a few (the largest are kept).
     pub faces_found: usize,
+    /// The faces found beyond those embedded (box, score and landmarks in
+    /// the original photo's coordinates), largest box first: what the
+    /// enrolment rule needs to tell a second person from a face in the
+    /// background.
+    pub not_embedded: Vec<DetectedFace>,
     /// Where the time went.
     pub timings: StageTimings,
 }
@@ -96,11 +101,17 @@ pub struct FacePipeline {
 
 impl FacePipeline {
     /// Joins a detector and an embedder.
+    /// A minimum eye distance left open in `options` becomes the
+    /// detector's own.
     pub fn new(
         detector: Box<dyn Detector>,
         embedder: Box<dyn Embedder>,
-        options: PipelineOptions,
+        mut options: PipelineOptions,
     ) -> Self {
+        options
+            .quality
+            .min_eye_distance
+            .get_or_insert(detector.min_eye_distance());
         Self {
             detector,
             embedder,
@@ -182,7 +193,11 @@ impl FacePipeline {
         let mut faces = self.detector.detect(working)?;
         faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
         let faces_found = faces.len();
-        faces.truncate(max_faces);
+        let not_embedded = faces
+            .split_off(max_faces.min(faces.len()))
+            .iter()
+            .map(|f| f.scaled(scale))
+            .collect();
         timings.detect = t.elapsed();
 
         let t = Instant::now();
@@ -203,6 +218,7 @@ impl FacePipeline {
             height: working.height(),
             faces,
             faces_found,
+            not_embedded,
             timings,
         })
     }

@@ -32,7 +32,7 @@ fn default_sharpness_threshold_separates_sharp_from_blurred_faces() {
         }
         sharp_min = sharp_min.min(s);
         // Faces under the size minimum are refused for size already.
-        if face.bbox.min_side() >= p.options().quality.min_face_size as f32 {
+        if p.options().quality.counts(face) {
             blurred_max = blurred_max.max(b);
         }
     }
@@ -54,19 +54,29 @@ fn small_faces_are_refused_with_their_size() {
     let bytes = common::photo("people/obama/face_recognition_obama-240p.jpg");
     let analysis = p.analyze(&bytes).unwrap();
     let q = &analysis.faces[0].quality;
-    println!("240p face: {} px, issues {:?}", q.face_size, q.issues);
+    println!(
+        "240p face: eyes {:.1} px apart, issues {:?}",
+        q.eye_distance, q.issues
+    );
     let big = p
         .analyze(&common::photo(
             "people/obama/face_recognition_obama-1080p.jpg",
         ))
         .unwrap();
     let qb = &big.faces[0].quality;
-    println!("1080p face: {} px, issues {:?}", qb.face_size, qb.issues);
+    println!(
+        "1080p face: eyes {:.1} px apart, issues {:?}",
+        qb.eye_distance, qb.issues
+    );
     assert!(qb.is_acceptable(), "{:?}", qb.issues);
-    assert!(qb.face_size > q.face_size * 3);
-    if q.face_size < 80 {
-        assert!(matches!(q.issues[0], QualityIssue::TooSmall { .. }));
-    }
+    assert!(qb.eye_distance > q.eye_distance * 3.0);
+    // dlib's landmarks: the 240p face's eyes are under 34.5 px apart.
+    assert!(
+        matches!(q.issues[0], QualityIssue::TooSmall { eye_distance, min_eye_distance }
+            if eye_distance == q.eye_distance && min_eye_distance == 34.5),
+        "{:?}",
+        q.issues
+    );
 }
 
 #[test]

@@ -21,8 +21,8 @@ pub use access::{Caller, ClientProbe, IssuedKey, Principal, Scope};
 pub use domain::{Threshold, UserName};
 pub use error::ServiceError;
 pub use service::{
-    AdminOverride, EnrolRequest, Enrolled, FaceBox, FaceMatch, FaceService, Identification,
-    ServiceStats, Verification, DEFAULT_MAX_TEMPLATES_PER_USER,
+    AdminOverride, EnrolRequest, Enrolled, EnrolledFace, FaceBox, FaceMatch, FaceService,
+    Identification, ServiceStats, Verification, DEFAULT_MAX_TEMPLATES_PER_USER,
 };
 pub use thresholds::{
     Band, DecisionThreshold, FmrPoint, MatchEvidence, ThresholdReport, Thresholds,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use face_core::enrolment::EnrolmentRefusal;
+use face_core::enrolment::{EnrolmentFace, EnrolmentRefusal};
 use face_core::{Analysis, AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, ModelInfo};
 use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User};
 
@@ -52,6 +52,17 @@ pub struct FaceBox {
     pub quality: f32,
 }
 
+/// The face an enrolment photo gave, and how many smaller faces beside it
+/// were ignored.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrolledFace {
+    /// The face used.
+    pub face: FaceBox,
+    /// Other faces in the photo, each under the enrolment minimum size,
+    /// that were not counted (people in the background).
+    pub ignored_faces: usize,
+}
+
 /// A face addition that only `admin` may make, recorded as a security
 /// event in the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,7 +94,7 @@ pub struct Enrolled {
     /// The stored user.
     pub user: User,
     /// The face used from each photo, in request order.
-    pub faces: Vec<FaceBox>,
+    pub faces: Vec<EnrolledFace>,
     /// Set when `admin` added what only `admin` may add.
     pub admin_override: Option<AdminOverride>,
 }
@@ -387,19 +398,29 @@ impl FaceService {
             .map_err(ServiceError::from)
     }
 
-    /// The one face of an enrolment photo, checked for quality. A second
-    /// face is refused before anything more is embedded.
+    /// The one face of an enrolment photo, checked for quality, by the
+    /// enrolment rule with the pipeline's own policy. A second face is
+    /// refused before anything more is embedded.
     async fn enrolment_face(
         &self,
         caller: &Caller,
         image: Vec<u8>,
-    ) -> Result<AnalyzedFace, ServiceError> {
-        let analysis = self.analyze(caller, image, 1).await?;
-        face_core::enrolment::enrolment_face(analysis).map_err(|refusal| match refusal {
-            EnrolmentRefusal::NoFace => ServiceError::NoFace,
-            EnrolmentRefusal::MultipleFaces { count } => ServiceError::MultipleFaces { count },
-            EnrolmentRefusal::LowQuality { issues } => ServiceError::LowQuality { issues },
-        })
+    ) -> Result<EnrolmentFace, ServiceError> {
+        self.workers
+            .run(
+                move |p| {
+                    p.analyze_largest(&image, 1)
+                        .map(|a| face_core::enrolment::enrolment_face(a, &p.options().quality))
+                },
+                caller.probe.clone(),
+            )
+            .await?
+            .map_err(ServiceError::from)?
+            .map_err(|refusal| match refusal {
+                EnrolmentRefusal::NoFace => ServiceError::NoFace,
+                EnrolmentRefusal::MultipleFaces { count } => ServiceError::MultipleFaces { count },
+                EnrolmentRefusal::LowQuality { issues } => ServiceError::LowQuality { issues },
+            })
     }
 
     /// The duplicate-enrolment threshold for the current gallery.
@@ -446,18 +467,18 @@ impl FaceService {
         &self,
         caller: &Caller,
         images: Vec<Vec<u8>>,
-    ) -> Result<Vec<AnalyzedFace>, ServiceError> {
+    ) -> Result<Vec<EnrolmentFace>, ServiceError> {
         if images.is_empty() {
             return Err(ServiceError::Invalid {
                 field: "image",
                 message: "at least one image is required".into(),
             });
         }
-        let mut faces: Vec<AnalyzedFace> = Vec::with_capacity(images.len());
+        let mut faces: Vec<EnrolmentFace> = Vec::with_capacity(images.len());
         for (index, image) in images.into_iter().enumerate() {
             let face = self.enrolment_face(caller, image).await?;
             if let Some(first) = faces.first() {
-                if !self.same_person(&first.embedding, &face.embedding)? {
+                if !self.same_person(&first.face.embedding, &face.face.embedding)? {
                     return Err(ServiceError::PhotosDisagree { index });
                 }
             }
@@ -502,11 +523,12 @@ impl FaceService {
         let faces = self.enrolment_faces(caller, req.images).await?;
         if !req.allow_duplicate {
             for face in &faces {
-                self.check_duplicate(face.embedding.values(), None).await?;
+                self.check_duplicate(face.face.embedding.values(), None)
+                    .await?;
             }
         }
-        let boxes = faces.iter().map(face_box).collect();
-        let templates: Vec<NewTemplate> = faces.into_iter().map(template).collect();
+        let boxes = faces.iter().map(enrolled_face).collect();
+        let templates: Vec<NewTemplate> = faces.into_iter().map(|f| template(f.face)).collect();
         let new_user = NewUser {
             name: req.name.as_str().to_string(),
             external_ref: req.external_ref,
@@ -660,7 +682,7 @@ impl FaceService {
         for face in &faces {
             let nearest = self
                 .store
-                .distance_to_user(user_id, &self.model, face.embedding.values())
+                .distance_to_user(user_id, &self.model, face.face.embedding.values())
                 .await
                 .map_err(for_user(user_id))?;
             match nearest {
@@ -685,15 +707,15 @@ impl FaceService {
                 }
             }
             if !allow_duplicate {
-                self.check_duplicate(face.embedding.values(), Some(user_id))
+                self.check_duplicate(face.face.embedding.values(), Some(user_id))
                     .await?;
             }
         }
         if allow_duplicate {
             admin_override.get_or_insert(AdminOverride::DuplicateAllowed);
         }
-        let boxes = faces.iter().map(face_box).collect();
-        let templates: Vec<NewTemplate> = faces.into_iter().map(template).collect();
+        let boxes = faces.iter().map(enrolled_face).collect();
+        let templates: Vec<NewTemplate> = faces.into_iter().map(|f| template(f.face)).collect();
         let unique_below = match allow_duplicate {
             true => None,
             false => Some(self.duplicate_threshold().await?),
@@ -1154,6 +1176,13 @@ fn template(face: AnalyzedFace) -> NewTemplate {
     NewTemplate {
         quality: face.quality.score,
         embedding: face.embedding.into_values(),
+    }
+}
+
+fn enrolled_face(face: &EnrolmentFace) -> EnrolledFace {
+    EnrolledFace {
+        face: face_box(&face.face),
+        ignored_faces: face.ignored_faces,
     }
 }
 

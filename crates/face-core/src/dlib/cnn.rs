@@ -40,6 +40,10 @@ impl Detector for CnnDetector {
         "dlib-cnn"
     }
 
+    fn min_eye_distance(&self) -> f32 {
+        crate::quality::DLIB5_MIN_EYE_DISTANCE
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(w = image.width(), h = image.height()))]
     fn detect(&mut self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError> {
         let up = upsample_steps(image.width(), image.height(), self.options.upsample_below);

@@ -281,6 +281,10 @@ impl Detector for OnnxDetector {
         self.kind.name()
     }
 
+    fn min_eye_distance(&self) -> f32 {
+        crate::quality::EYE_CENTRE_MIN_EYE_DISTANCE
+    }
+
     fn detect(&mut self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError> {
         let (w, h) = image.dimensions();
         if w == 0 || h == 0 {
