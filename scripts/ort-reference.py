@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+# ONNX Runtime's own per-model inference time, the reference the Rust
+# pipeline is measured against (issue 15: "a pipeline as fast as its
+# models": decoded image -> embedding within the sum of these + 3 ms).
+#
+# Owns only the measurement of bare `session.run` calls, configured as
+# crates/face-core/src/onnx/runtime.rs configures its sessions: one intra-op
+# thread, one inter-op thread, sequential execution, graph optimisation
+# ORT_ENABLE_LAYOUT (the `ort` crate's GraphOptimizationLevel::Level3, which
+# runtime.rs asks for). Inputs are random (seeded), which costs the same as
+# a photo for these convolutional networks. `--clock cpu` times the
+# thread's CPU time (time.thread_time) instead of wall-clock time, as the
+# bench's FACEGATE_BENCH_CLOCK=cpu does: on a shared machine other processes
+# disturb it far less.
+#
+#   .cache/pyenv/bin/python scripts/ort-reference.py [--runs 200] [--warmup 20]
+#       [--models DIR] [--shared-models DIR] [--opt-level layout|all|...]
+#       [--only SUBSTRING] [--clock wall|cpu] [--json [FILE]]
+#
+# Defaults: DIR = ./models (the default pipeline's files), shared models =
+# ${FACEGATE_SHARED_DIR:-../shared}/models/onnx. Run it in the same session
+# as the criterion benches (crates/face-core/benches/onnx.rs) and compare
+# ratios: the machine is shared and absolute times drift.
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "layout": ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def cases(models, shared):
+    """(label, model path, input shape NCHW) in report order. The YuNet-n
+    shapes are those the detector builds (longest side 320 or 640, padded
+    to a multiple of 32): 320x256 is a 640x480 selfie at 320, 320x192 the
+    854x480 photo at 320, 320x320 a 250x250 LFW photo at 320."""
+    n = os.path.join(shared, "yunet_n_dynamic.onnx")
+    s = os.path.join(shared, "yunet_s_640_640.onnx")
+    y23 = os.path.join(models, "yunet_2023mar.onnx")
+    mfn = os.path.join(shared, "mobilefacenet_128d.onnx")
+    sface = os.path.join(models, "sface_2021dec.onnx")
+    return [
+        ("yunet_n 320x320", n, (1, 3, 320, 320)),
+        ("yunet_n 320x256", n, (1, 3, 256, 320)),
+        ("yunet_n 320x192", n, (1, 3, 192, 320)),
+        ("yunet_n 640x480", n, (1, 3, 480, 640)),
+        ("yunet_n 640x384", n, (1, 3, 384, 640)),
+        ("yunet_n 640x640", n, (1, 3, 640, 640)),
+        ("yunet_s 640x640", s, (1, 3, 640, 640)),
+        ("yunet_2023mar 640x640", y23, (1, 3, 640, 640)),
+        ("yunet_2023mar 320x320", y23, (1, 3, 320, 320)),
+        ("mobilefacenet 1x112", mfn, (1, 3, 112, 112)),
+        ("mobilefacenet 8x112", mfn, (8, 3, 112, 112)),
+        ("sface 1x112", sface, (1, 3, 112, 112)),
+    ]
+
+
+def session(path, level):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = LEVELS[level]
+    so.log_severity_level = 3
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def accepts(sess, shape):
+    """Whether the model's declared input admits `shape` (a fixed
+    dimension must match; a named or unknown one takes anything)."""
+    declared = sess.get_inputs()[0].shape
+    return len(declared) == len(shape) and all(
+        not isinstance(d, int) or d <= 0 or d == s for d, s in zip(declared, shape)
+    )
+
+
+def measure(sess, shape, runs, warmup, rng, clock):
+    name = sess.get_inputs()[0].name
+    x = rng.uniform(0, 255, size=shape).astype(np.float32)
+    feed = {name: x}
+    for _ in range(warmup):
+        sess.run(None, feed)
+    times = np.empty(runs)
+    for i in range(runs):
+        t = clock()
+        sess.run(None, feed)
+        times[i] = (clock() - t) * 1000.0
+    return {
+        "median_ms": float(np.median(times)),
+        "p10_ms": float(np.percentile(times, 10)),
+        "p90_ms": float(np.percentile(times, 90)),
+        "min_ms": float(times.min()),
+        "runs": runs,
+    }
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    shared_dir = os.environ.get("FACEGATE_SHARED_DIR") or os.path.join(root, "..", "shared")
+    ap = argparse.ArgumentParser(description="ONNX Runtime per-model inference time, single thread")
+    ap.add_argument("--models", default=os.path.join(root, "models"))
+    ap.add_argument("--shared-models", default=os.path.join(shared_dir, "models", "onnx"))
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--opt-level", choices=sorted(LEVELS), default="layout")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall-clock time, or this thread's CPU time")
+    ap.add_argument("--only", default="", help="only cases whose label contains this")
+    ap.add_argument("--json", nargs="?", const="-", default=None,
+                    help="also write the results as JSON (to FILE, or stdout after the table)")
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(15)
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+    sessions = {}
+    results = []
+    print(f"onnxruntime {ort.__version__}, 1 intra-op thread, sequential, "
+          f"optimisation {args.opt_level}, {args.clock} clock, "
+          f"{args.runs} runs after {args.warmup} warm-up")
+    print(f"{'case':<24} {'median ms':>10} {'p10':>8} {'p90':>8} {'min':>8}")
+    for label, path, shape in cases(args.models, args.shared_models):
+        if args.only not in label:
+            continue
+        row = {"case": label, "model": os.path.basename(path), "shape": list(shape)}
+        if not os.path.isfile(path):
+            row["skipped"] = f"{path} not found"
+        else:
+            if path not in sessions:
+                sessions[path] = session(path, args.opt_level)
+            sess = sessions[path]
+            if not accepts(sess, shape):
+                row["skipped"] = f"fixed input {sess.get_inputs()[0].shape}"
+            else:
+                row.update(measure(sess, shape, args.runs, args.warmup, rng, clock))
+        results.append(row)
+        if "skipped" in row:
+            print(f"{label:<24} {'-':>10}  ({row['skipped']})")
+        else:
+            print(f"{label:<24} {row['median_ms']:>10.2f} {row['p10_ms']:>8.2f} "
+                  f"{row['p90_ms']:>8.2f} {row['min_ms']:>8.2f}")
+        sys.stdout.flush()
+
+    if args.json is not None:
+        doc = {
+            "onnxruntime": ort.__version__,
+            "intra_op_threads": 1,
+            "inter_op_threads": 1,
+            "execution_mode": "sequential",
+            "optimisation": args.opt_level,
+            "clock": args.clock,
+            "results": results,
+        }
+        text = json.dumps(doc, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
