@@ -300,16 +300,34 @@ impl ArcFaceEmbedder {
             backend: "onnx",
             message: format!("embedder inference failed: {e}"),
         };
+        if let Some(chip) = chips
+            .iter()
+            .find(|c| c.dimensions() != (side as u32, side as u32))
+        {
+            return Err(FaceError::Backend {
+                backend: "onnx",
+                message: format!(
+                    "an aligned chip is {}x{}, the model takes {side}x{side}",
+                    chip.width(),
+                    chip.height()
+                ),
+            });
+        }
+        // Each byte value normalised once (the same arithmetic, so the same
+        // floats, as per pixel); the tensor is written front to back, one
+        // plane at a time, with no zero-filled buffer first.
+        let (mean, std) = (self.norm.mean, self.norm.std);
+        let lut: [f32; 256] = std::array::from_fn(|v| (f32::from(v as u8) - mean) / std);
         let mut out = Vec::with_capacity(chips.len());
         for group in chips.chunks(batch) {
-            let mut data = vec![0.0f32; group.len() * 3 * plane];
-            for (n, chip) in group.iter().enumerate() {
-                let base = n * 3 * plane;
-                for (i, px) in chip.as_raw().chunks_exact(3).enumerate() {
-                    for (c, &src) in order.iter().enumerate() {
-                        data[base + c * plane + i] =
-                            (f32::from(px[src]) - self.norm.mean) / self.norm.std;
-                    }
+            let mut data = Vec::with_capacity(group.len() * 3 * plane);
+            for chip in group {
+                for &src in &order {
+                    data.extend(
+                        chip.as_raw()
+                            .chunks_exact(3)
+                            .map(|px| lut[usize::from(px[src])]),
+                    );
                 }
             }
             let tensor =

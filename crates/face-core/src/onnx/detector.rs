@@ -249,12 +249,12 @@ impl OnnxDetector {
     fn input_tensor(&self, image: &RgbImage, nw: u32, nh: u32, scale: f32) -> Vec<f32> {
         let tw = ((image.width() as f32 * scale).round() as u32).clamp(1, nw);
         let th = ((image.height() as f32 * scale).round() as u32).clamp(1, nh);
+        // The image itself when it is already the size (no copy).
         let resized = if (tw, th) == image.dimensions() {
-            image.clone()
+            std::borrow::Cow::Borrowed(image)
         } else {
-            resize_rgb(image, tw, th)
+            std::borrow::Cow::Owned(resize_rgb(image, tw, th))
         };
-        let plane = (nw * nh) as usize;
         let (channels, mean, std) = match self.kind {
             // BGR, raw 0–255.
             HeadKind::Yunet => ([2usize, 1, 0], 0.0f32, 1.0f32),
@@ -262,15 +262,20 @@ impl OnnxDetector {
             // normalisation), as in InsightFace's preprocessing.
             HeadKind::Scrfd => ([0usize, 1, 2], 127.5, 128.0),
         };
-        let mut data = vec![0.0f32; 3 * plane];
-        for (y, row) in resized.as_raw().chunks_exact(tw as usize * 3).enumerate() {
-            for x in 0..tw as usize {
-                let px = &row[x * 3..x * 3 + 3];
-                let at = y * nw as usize + x;
-                for (plane_idx, &src_c) in channels.iter().enumerate() {
-                    data[plane_idx * plane + at] = (f32::from(px[src_c]) - mean) / std;
-                }
+        // Each byte value normalised once (the same arithmetic, so the same
+        // floats, as per pixel), and the tensor written front to back, one
+        // plane at a time, padding included: no zero-filled buffer written
+        // twice, no bounds check per value.
+        let lut: [f32; 256] = std::array::from_fn(|v| (f32::from(v as u8) - mean) / std);
+        let (nw, tw) = (nw as usize, tw as usize);
+        let plane = nw * nh as usize;
+        let mut data = Vec::with_capacity(3 * plane);
+        for (plane_idx, &src_c) in channels.iter().enumerate() {
+            for row in resized.as_raw().chunks_exact(tw * 3) {
+                data.extend(row.chunks_exact(3).map(|px| lut[usize::from(px[src_c])]));
+                data.resize(data.len() + (nw - tw), 0.0);
             }
+            data.resize((plane_idx + 1) * plane, 0.0);
         }
         data
     }
