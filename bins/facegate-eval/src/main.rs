@@ -4,6 +4,7 @@
 //! facegate-eval lfw --data ../shared/datasets/lfw [--backend dlib|onnx] [--detector hog|cnn]
 //!                   [--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd]
 //!                   [--onnx-embedder FILE] [--onnx-runtime LIB]
+//!                   [--onnx-input-size PX] [--onnx-max-upscale X]
 //!                   [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N]
 //!                   [--models DIR] [--no-progress] [--identify-gallery N] [--rounds N]
 //!                   [--cached-only]
@@ -66,7 +67,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib|onnx] [--detector hog|cnn] \
-[--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd] [--onnx-embedder FILE] [--onnx-runtime LIB] \
+[--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd] [--onnx-embedder FILE] [--onnx-runtime LIB] [--onnx-input-size PX] [--onnx-max-upscale X] \
 [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress] \
 [--identify-gallery N] [--rounds N] [--cached-only]
        facegate-eval enrol --data DIR [pipeline flags as for lfw] [--people N] [--min-eye-distance PX] [--all-images] [--sweep PX,PX,...] [--threads N]";
@@ -131,6 +132,16 @@ fn parse_args() -> Result<Args> {
                 }
             }
             "--onnx-embedder" => args.onnx.embedder.model = value()?,
+            "--onnx-input-size" => {
+                args.onnx.detector.input_size = value()?
+                    .parse()
+                    .map_err(|e| format!("--onnx-input-size: {e}"))?
+            }
+            "--onnx-max-upscale" => {
+                args.onnx.detector.max_upscale = value()?
+                    .parse()
+                    .map_err(|e| format!("--onnx-max-upscale: {e}"))?
+            }
             "--onnx-runtime" => args.onnx.runtime.library = Some(value()?.into()),
             "--cache" => args.cache = value()?.into(),
             "--out" => args.out = value()?.into(),
