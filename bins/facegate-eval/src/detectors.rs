@@ -168,6 +168,7 @@ pub fn measure(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

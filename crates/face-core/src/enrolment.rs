@@ -78,6 +78,7 @@ pub fn enrolment_face(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::detect::DetectedFace;
