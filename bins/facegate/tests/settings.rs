@@ -77,3 +77,28 @@ fn keys_create_needs_no_models_and_prints_only_the_token() {
     let listed = String::from_utf8(out.stdout).unwrap();
     assert!(listed.contains(&token[3..15]), "{listed}");
 }
+
+/// The fast pipeline of `config/fast.toml` (YuNet-n + MobileFaceNet from
+/// the shared models) starts on its own calibration: a service built from
+/// it, as `facegate reenrolment` builds one, loads the models and finds the
+/// calibration file measured with exactly that detector setting (without
+/// it, startup refuses an uncalibrated model).
+#[test]
+fn the_fast_configuration_starts_on_its_own_calibration() {
+    let data = tempfile::tempdir().unwrap();
+    let out = facegate(&common::workspace().join("config"), data.path())
+        .env("FACEGATE_ENV", "fast")
+        .env(
+            "FACEGATE__FACE__MODELS_DIR",
+            common::shared().join("models/onnx"),
+        )
+        .arg("reenrolment")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("mobilefacenet_128d_85cdeb73"),
+        "not the fast pipeline's model: {stderr}"
+    );
+}
