@@ -68,7 +68,10 @@ fn same_and_different_people_separate_at_the_calibrated_threshold() {
         // The calibration measured on LFW with this very pipeline (the
         // fingerprint check refuses one measured with another detector or
         // normalisation), not a threshold tuned here.
-        let calibration = Calibration::find(&shipped_dir(), &model).unwrap();
+        let calibration =
+            Calibration::find_for_pipeline(&shipped_dir(), &model, case.fingerprint())
+                .unwrap()
+                .0;
         calibration.check_pipeline(case.fingerprint()).unwrap();
         let threshold = calibration.thresholds.verify;
         println!(
