@@ -313,21 +313,15 @@ impl ArcFaceEmbedder {
                 ),
             });
         }
-        // Each byte value normalised once (the same arithmetic, so the same
-        // floats, as per pixel); the tensor is written front to back, one
-        // plane at a time, with no zero-filled buffer first.
+        // The tensor is written front to back, one plane at a time, with no
+        // zero-filled buffer first.
         let (mean, std) = (self.norm.mean, self.norm.std);
-        let lut: [f32; 256] = std::array::from_fn(|v| (f32::from(v as u8) - mean) / std);
         let mut out = Vec::with_capacity(chips.len());
         for group in chips.chunks(batch) {
             let mut data = Vec::with_capacity(group.len() * 3 * plane);
             for chip in group {
                 for &src in &order {
-                    data.extend(
-                        chip.as_raw()
-                            .chunks_exact(3)
-                            .map(|px| lut[usize::from(px[src])]),
-                    );
+                    super::tensor::push_channel(&mut data, chip.as_raw(), src, mean, std);
                 }
             }
             let tensor =

@@ -262,17 +262,14 @@ impl OnnxDetector {
             // normalisation), as in InsightFace's preprocessing.
             HeadKind::Scrfd => ([0usize, 1, 2], 127.5, 128.0),
         };
-        // Each byte value normalised once (the same arithmetic, so the same
-        // floats, as per pixel), and the tensor written front to back, one
-        // plane at a time, padding included: no zero-filled buffer written
-        // twice, no bounds check per value.
-        let lut: [f32; 256] = std::array::from_fn(|v| (f32::from(v as u8) - mean) / std);
+        // The tensor written front to back, one plane at a time, padding
+        // included: no zero-filled buffer written twice.
         let (nw, tw) = (nw as usize, tw as usize);
         let plane = nw * nh as usize;
         let mut data = Vec::with_capacity(3 * plane);
         for (plane_idx, &src_c) in channels.iter().enumerate() {
             for row in resized.as_raw().chunks_exact(tw * 3) {
-                data.extend(row.chunks_exact(3).map(|px| lut[usize::from(px[src_c])]));
+                super::tensor::push_channel(&mut data, row, src_c, mean, std);
                 data.resize(data.len() + (nw - tw), 0.0);
             }
             data.resize((plane_idx + 1) * plane, 0.0);

@@ -21,6 +21,7 @@
 mod arcface;
 mod detector;
 pub mod runtime;
+mod tensor;
 
 use std::path::PathBuf;
 
