@@ -5,7 +5,8 @@
 #
 #   USERS      people to enrol (default 5000; needs ../shared/datasets/lfw)
 #   --config   default: config/default.toml (YuNet 2023mar + SFace, models/)
-#              fast:    YuNet-n at 320 + MobileFaceNet (../shared/models/onnx)
+#              fast:    config/fast.toml (FACEGATE_ENV=fast: YuNet-n up to 640,
+#                       never enlarged, + MobileFaceNet; ../shared/models/onnx)
 #              both:    one after the other (the default)
 #   --no-bench skip measuring the pipeline's own time (then no ceiling)
 #   Environment: FACEGATE_LOADTEST_SECONDS (20 per concurrency),
@@ -24,12 +25,9 @@
 # 854x480 in crates/face-core/benches/onnx.rs) while nothing else of ours
 # runs.
 #
-# The fast pipeline needs its own calibration (config/calibration/
-# mobilefacenet_128d_85cdeb73@<tag>.json for the YuNet-n fingerprint; the
-# shipped mobilefacenet file is for YuNet-s): without one the server refuses
-# to start, and this script says so and goes on with the next
-# configuration. Measure one with facegate-eval lfw --backend onnx with the
-# same models and settings.
+# A configuration whose server refuses to start (no calibration for its
+# pipeline, a missing model) is reported with the server's reason, and the
+# script goes on with the next one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,11 +69,10 @@ config_env() {
   case "$1" in
     default) ;;
     fast)
+      # config/fast.toml over default.toml; its models are in the shared
+      # directory, not in models/.
+      echo FACEGATE_ENV=fast
       echo FACEGATE__FACE__MODELS_DIR="$shared/models/onnx"
-      echo FACEGATE__FACE__ONNX__DETECTOR__MODEL=yunet_n_dynamic.onnx
-      echo FACEGATE__FACE__ONNX__DETECTOR__KIND=yunet
-      echo FACEGATE__FACE__ONNX__DETECTOR__INPUT_SIZE=320
-      echo FACEGATE__FACE__ONNX__EMBEDDER__MODEL=mobilefacenet_128d.onnx
       ;;
   esac
 }

@@ -43,7 +43,9 @@ def cases(models, shared):
     """(label, model path, input shape NCHW) in report order. The YuNet-n
     shapes are those the detector builds (longest side 320 or 640, padded
     to a multiple of 32): 320x256 is a 640x480 selfie at 320, 320x192 the
-    854x480 photo at 320, 320x320 a 250x250 LFW photo at 320."""
+    854x480 photo at 320, 320x320 a 250x250 LFW photo at 320; the fast
+    pipeline (config/fast.toml: up to 640, never enlarged) runs 640x480,
+    640x384 and 256x256 for the same three photos."""
     n = os.path.join(shared, "yunet_n_dynamic.onnx")
     s = os.path.join(shared, "yunet_s_640_640.onnx")
     y23 = os.path.join(models, "yunet_2023mar.onnx")
@@ -53,6 +55,7 @@ def cases(models, shared):
         ("yunet_n 320x320", n, (1, 3, 320, 320)),
         ("yunet_n 320x256", n, (1, 3, 256, 320)),
         ("yunet_n 320x192", n, (1, 3, 192, 320)),
+        ("yunet_n 256x256", n, (1, 3, 256, 256)),
         ("yunet_n 640x480", n, (1, 3, 480, 640)),
         ("yunet_n 640x384", n, (1, 3, 384, 640)),
         ("yunet_n 640x640", n, (1, 3, 640, 640)),
