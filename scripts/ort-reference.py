@@ -15,7 +15,11 @@
 #
 #   .cache/pyenv/bin/python scripts/ort-reference.py [--runs 200] [--warmup 20]
 #       [--models DIR] [--shared-models DIR] [--opt-level layout|all|...]
-#       [--only SUBSTRING] [--clock wall|cpu] [--json [FILE]]
+#       [--only SUBSTRING] [--clock wall|cpu] [--pairs] [--json [FILE]]
+#
+# --pairs also times each shipped pipeline's two models run alternately,
+# detector then embedder, as a pipeline runs them (each evicts the other
+# from the caches), beside the sum of their separate times.
 #
 # Defaults: DIR = ./models (the default pipeline's files), shared models =
 # ${FACEGATE_SHARED_DIR:-../shared}/models/onnx. Run it in the same session
@@ -66,6 +70,15 @@ def cases(models, shared):
         ("mobilefacenet 8x112", mfn, (8, 3, 112, 112)),
         ("sface 1x112", sface, (1, 3, 112, 112)),
     ]
+
+
+def pairs(models, shared):
+    """(label, detector case, embedder case) for --pairs: the shipped
+    pipelines at the input shapes of the bench's three photos."""
+    fast = [("fast 640x480", "yunet_n 640x480"), ("fast 854x480", "yunet_n 640x384"),
+            ("fast 250x250", "yunet_n 256x256"), ("fast_320 854x480", "yunet_n 320x192")]
+    return [(label, det, "mobilefacenet 1x112") for label, det in fast] + [
+        ("default (any photo)", "yunet_2023mar 640x640", "sface 1x112")]
 
 
 def session(path, level):
@@ -119,6 +132,8 @@ def main():
     ap.add_argument("--opt-level", choices=sorted(LEVELS), default="layout")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall-clock time, or this thread's CPU time")
+    ap.add_argument("--pairs", action="store_true",
+                    help="also time each pipeline's detector and embedder run alternately")
     ap.add_argument("--only", default="", help="only cases whose label contains this")
     ap.add_argument("--json", nargs="?", const="-", default=None,
                     help="also write the results as JSON (to FILE, or stdout after the table)")
@@ -153,6 +168,37 @@ def main():
             print(f"{label:<24} {row['median_ms']:>10.2f} {row['p10_ms']:>8.2f} "
                   f"{row['p90_ms']:>8.2f} {row['min_ms']:>8.2f}")
         sys.stdout.flush()
+
+    if args.pairs:
+        by_label = {label: (path, shape) for label, path, shape in cases(args.models, args.shared_models)}
+        measured = {r["case"]: r for r in results if "median_ms" in r}
+        print(f"\n{'pipeline pair':<24} {'alternating':>11} {'p10':>8} {'p90':>8} {'sum of medians':>15}")
+        for label, det, emb in pairs(args.models, args.shared_models):
+            if det not in measured or emb not in measured:
+                continue
+            feeds = []
+            for case in (det, emb):
+                path, shape = by_label[case]
+                sess = sessions[path]
+                x = rng.uniform(0, 255, size=shape).astype(np.float32)
+                feeds.append((sess, {sess.get_inputs()[0].name: x}))
+            def both():
+                for sess, feed in feeds:
+                    sess.run(None, feed)
+            for _ in range(args.warmup):
+                both()
+            times = np.empty(args.runs)
+            for i in range(args.runs):
+                t = clock()
+                both()
+                times[i] = (clock() - t) * 1000.0
+            total = measured[det]["median_ms"] + measured[emb]["median_ms"]
+            row = {"pair": label, "detector": det, "embedder": emb,
+                   "median_ms": float(np.median(times)), "p10_ms": float(np.percentile(times, 10)),
+                   "p90_ms": float(np.percentile(times, 90)), "sum_of_medians_ms": total}
+            results.append(row)
+            print(f"{label:<24} {row['median_ms']:>11.2f} {row['p10_ms']:>8.2f} "
+                  f"{row['p90_ms']:>8.2f} {total:>15.2f}")
 
     if args.json is not None:
         doc = {
