@@ -189,14 +189,13 @@ pub fn legacy_outcome(analysis: &Analysis) -> Outcome {
     if face.quality.face_size < LEGACY_MIN_BOX {
         return Outcome::TooSmall;
     }
-    let others: Vec<QualityIssue> = face
+    // Only the size is judged differently; every other issue refuses.
+    match face
         .quality
         .issues
         .iter()
-        .filter(|i| !matches!(i, QualityIssue::TooSmall { .. }))
-        .cloned()
-        .collect();
-    match others.is_empty() {
+        .all(|i| matches!(i, QualityIssue::TooSmall { .. }))
+    {
         true => Outcome::Accepted,
         false => Outcome::OtherQuality,
     }
