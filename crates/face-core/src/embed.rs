@@ -161,6 +161,10 @@ pub trait Embedder: Send {
     /// The model this embedder runs.
     fn model(&self) -> &Arc<ModelInfo>;
 
+    /// The backend that runs it (`"dlib"`, `"onnx"`): the `backend` label
+    /// of the pipeline's stage metrics.
+    fn backend(&self) -> &'static str;
+
     /// Where inference runs, as `/stats/` reports it: `"cpu"` unless the
     /// backend says otherwise (the ONNX backend on CUDA says `"cuda"`).
     fn execution(&self) -> &str {

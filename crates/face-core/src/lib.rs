@@ -44,6 +44,7 @@ pub mod models;
 pub mod pipeline;
 pub mod quality;
 pub mod resize;
+pub mod telemetry;
 
 #[cfg(feature = "dlib")]
 pub mod dlib;

@@ -129,6 +129,11 @@ impl FacePipeline {
         self.embedder.execution()
     }
 
+    /// The backend that runs the embedder (`"dlib"`, `"onnx"`).
+    pub fn backend(&self) -> &'static str {
+        self.embedder.backend()
+    }
+
     /// The detector's name.
     pub fn detector_name(&self) -> &str {
         self.detector.name()
@@ -164,6 +169,7 @@ impl FacePipeline {
         analysis.width = decoded.width;
         analysis.height = decoded.height;
         analysis.timings.decode = decode_time;
+        crate::telemetry::stages(self.embedder.backend(), &analysis.timings, true);
         Ok(analysis)
     }
 
@@ -177,6 +183,7 @@ impl FacePipeline {
         analysis.width = image.width();
         analysis.height = image.height();
         analysis.timings.resize = resize;
+        crate::telemetry::stages(self.embedder.backend(), &analysis.timings, false);
         Ok(analysis)
     }
 
@@ -228,12 +235,14 @@ impl FacePipeline {
     pub fn detect_image(&mut self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError> {
         let (working, scale) = self.working_copy(image);
         let working: &RgbImage = working.as_ref().unwrap_or(image);
+        let t = Instant::now();
         let mut faces: Vec<_> = self
             .detector
             .detect(working)?
             .iter()
             .map(|f| f.scaled(scale))
             .collect();
+        crate::telemetry::stage("detect", self.embedder.backend(), t.elapsed());
         faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
         Ok(faces)
     }

@@ -95,14 +95,24 @@ impl Keys {
                     .into(),
             )
         };
-        let (prefix, secret) = token.and_then(access::parse_token).ok_or_else(refused)?;
+        let failed = |reason: &'static str| {
+            metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => reason).increment(1);
+            refused()
+        };
+        let token = token.ok_or_else(|| failed("missing"))?;
+        let (prefix, secret) = access::parse_token(token).ok_or_else(|| failed("malformed"))?;
         let key = self
             .store
             .api_key_by_prefix(prefix)
             .await?
-            .ok_or_else(refused)?;
-        if key.revoked_at.is_some() || !access::secret_matches(secret, &key.secret_hash) {
-            return Err(refused());
+            .ok_or_else(|| failed("unknown"))?;
+        // The secret is compared first, so a revoked key is only named as
+        // such (in the metric, never to the caller) to whoever holds it.
+        if !access::secret_matches(secret, &key.secret_hash) {
+            return Err(failed("wrong_secret"));
+        }
+        if key.revoked_at.is_some() {
+            return Err(failed("revoked"));
         }
         Ok(Principal {
             key_id: Some(key.id),

@@ -14,6 +14,7 @@ mod error;
 pub mod keys;
 pub mod lockout;
 pub mod service;
+pub mod telemetry;
 pub mod thresholds;
 pub mod workers;
 
@@ -22,9 +23,10 @@ pub use domain::{Threshold, UserName};
 pub use error::ServiceError;
 pub use service::{
     AdminOverride, EnrolRequest, Enrolled, EnrolledFace, FaceBox, FaceMatch, FaceService,
-    Identification, ServiceStats, Verification, DEFAULT_MAX_TEMPLATES_PER_USER,
+    Identification, Readiness, ServiceStats, Verification, DEFAULT_MAX_TEMPLATES_PER_USER,
+    READY_STORE_TIMEOUT,
 };
 pub use thresholds::{
     Band, DecisionThreshold, FmrPoint, MatchEvidence, ThresholdReport, Thresholds,
 };
-pub use workers::FaceWorkers;
+pub use workers::{FaceWorkers, WorkerLoad};

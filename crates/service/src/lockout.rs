@@ -258,6 +258,16 @@ impl Lockouts {
             .await
             .map_err(for_user(user_id))?;
         let after = change.after;
+        // A lockout is the moment a failure disables the user or imposes a
+        // new delay; the refusals during it are decisions (`delayed`,
+        // `disabled`), counted with the others.
+        if after.disabled && !change.before.disabled {
+            metrics::counter!(crate::telemetry::LOCKOUTS, "state" => "disabled").increment(1);
+        } else if after.locked_until.is_some_and(|until| until > change.now)
+            && after.locked_until != change.before.locked_until
+        {
+            metrics::counter!(crate::telemetry::LOCKOUTS, "state" => "delayed").increment(1);
+        }
         if outcome == Outcome::Failed && after.failures >= rule.delay_after {
             tracing::warn!(
                 user_id,

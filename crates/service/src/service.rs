@@ -22,8 +22,9 @@ use serde::Serialize;
 use crate::access::{Caller, Scope};
 use crate::domain::{Threshold, UserName};
 use crate::error::for_user;
+use crate::telemetry;
 use crate::thresholds::{Band, DecisionThreshold, MatchEvidence, ThresholdReport, Thresholds};
-use crate::workers::FaceWorkers;
+use crate::workers::{FaceWorkers, WorkerLoad};
 use crate::ServiceError;
 
 /// A new user to enrol.
@@ -219,6 +220,25 @@ pub struct FaceService {
     extrapolating: AtomicBool,
 }
 
+/// How long the readiness probe waits for the store.
+pub const READY_STORE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the readiness probe found.
+#[derive(Debug)]
+pub struct Readiness {
+    /// Whether the store answered in time.
+    pub store: Result<(), ServiceError>,
+    /// The face workers' load.
+    pub workers: WorkerLoad,
+}
+
+impl Readiness {
+    /// Ready: the store answers and the workers have room.
+    pub fn is_ready(&self) -> bool {
+        self.store.is_ok() && self.workers.has_room()
+    }
+}
+
 /// How long a gallery count is reused.
 const GALLERY_COUNT_TTL: Duration = Duration::from_secs(5);
 
@@ -253,6 +273,8 @@ impl FaceService {
         if at_start.extrapolated {
             warn_extrapolated(&thresholds, &at_start);
         }
+        // Every store call is timed (store_kind labels it), whoever makes it.
+        let store = face_store::Metered::wrap(store, store_kind);
         let audit = AuditTrail::new(Arc::clone(&store));
         Self {
             keys: Keys::new(Arc::clone(&store), audit.clone()),
@@ -366,6 +388,11 @@ impl FaceService {
         &self.thresholds
     }
 
+    /// The face backend the workers run (`"dlib"`, `"onnx"`).
+    pub fn backend(&self) -> &'static str {
+        self.workers.backend()
+    }
+
     /// The active model.
     pub fn model(&self) -> &Arc<ModelInfo> {
         self.workers.model()
@@ -379,6 +406,45 @@ impl FaceService {
     /// Whether the store answers.
     pub async fn health(&self) -> Result<(), ServiceError> {
         self.store.health().await.map_err(ServiceError::from)
+    }
+
+    /// Whether this instance can take work now (an orchestrator's readiness
+    /// probe): the store answers within [`READY_STORE_TIMEOUT`], and the
+    /// face workers would take a job.
+    pub async fn readiness(&self) -> Readiness {
+        let store = match tokio::time::timeout(READY_STORE_TIMEOUT, self.store.health()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServiceError::from(e)),
+            Err(_) => Err(ServiceError::StoreUnavailable(format!(
+                "the store did not answer within {READY_STORE_TIMEOUT:?}"
+            ))),
+        };
+        Readiness {
+            store,
+            workers: self.workers.load(),
+        }
+    }
+
+    /// Sets the gauges that describe this instance now (worker load,
+    /// users, templates per model), for a metrics scrape. Counting the
+    /// store is one cheap query per scrape; a store that does not answer
+    /// leaves its gauges as they were, and the scrape still succeeds.
+    pub async fn record_gauges(&self) {
+        let load = self.workers.load();
+        metrics::gauge!(telemetry::WORKERS).set(load.threads as f64);
+        metrics::gauge!(telemetry::WORKERS_BUSY).set(load.busy as f64);
+        metrics::gauge!(telemetry::QUEUE_DEPTH).set(load.waiting as f64);
+        metrics::gauge!(telemetry::QUEUE_CAPACITY).set(load.capacity as f64);
+        match tokio::time::timeout(READY_STORE_TIMEOUT, self.store.stats()).await {
+            Ok(Ok(stats)) => {
+                metrics::gauge!(telemetry::USERS).set(stats.users as f64);
+                for (model, n) in stats.templates_by_model {
+                    metrics::gauge!(telemetry::TEMPLATES, "model" => model).set(n as f64);
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics: store counts not refreshed"),
+            Err(_) => tracing::warn!("metrics: store counts not refreshed (no answer in time)"),
+        }
     }
 
     /// Detects every face of a photo and embeds the `max_faces` largest;
@@ -423,6 +489,19 @@ impl FaceService {
             })
     }
 
+    /// The `k` users nearest to `embedding` among the active model's
+    /// templates, timed as the pipeline's `search` stage.
+    async fn search(
+        &self,
+        embedding: &[f32],
+        k: usize,
+    ) -> Result<Vec<face_store::Match>, ServiceError> {
+        let started = Instant::now();
+        let hits = self.store.search(&self.model, embedding, k).await;
+        face_core::telemetry::stage("search", self.workers.backend(), started.elapsed());
+        Ok(hits?)
+    }
+
     /// The duplicate-enrolment threshold for the current gallery.
     async fn duplicate_threshold(&self) -> Result<f32, ServiceError> {
         Ok(self
@@ -439,7 +518,7 @@ impl FaceService {
         except: Option<i64>,
     ) -> Result<(), ServiceError> {
         let threshold = Threshold::trusted(self.duplicate_threshold().await?);
-        let hits = self.store.search(&self.model, embedding, 2).await?;
+        let hits = self.search(embedding, 2).await?;
         if let Some(hit) = hits
             .iter()
             .find(|m| Some(m.user_id) != except && Thresholds::matches(m.distance, threshold))
@@ -496,6 +575,7 @@ impl FaceService {
     ) -> Result<Enrolled, ServiceError> {
         let result = self.enrol_inner(caller, req).await;
         let user_id = result.as_ref().ok().map(|e| e.user.id);
+        telemetry::decision("enrol", &result, None, &self.model.id);
         self.audit
             .result(caller, "enrol", &result, user_id, None)
             .await;
@@ -592,6 +672,7 @@ impl FaceService {
                 "security event: face added by admin override"
             );
         }
+        telemetry::decision("add_faces", &result, distance, &self.model.id);
         self.audit
             .result(caller, "add_faces", &result, Some(user_id), distance)
             .await;
@@ -844,6 +925,7 @@ impl FaceService {
             first.and_then(|f| f.user_id),
             first.and_then(|f| f.distance),
         );
+        telemetry::decision("identify", &result, distance, &self.model.id);
         self.audit
             .result(caller, "identify", &result, user_id, distance)
             .await;
@@ -881,8 +963,7 @@ impl FaceService {
         let mut out = Vec::with_capacity(faces.len());
         for face in &faces {
             let best = self
-                .store
-                .search(&self.model, face.embedding.values(), 1)
+                .search(face.embedding.values(), 1)
                 .await?
                 .into_iter()
                 .next();
@@ -940,6 +1021,7 @@ impl FaceService {
     ) -> Result<Verification, ServiceError> {
         let mut result = self.verify_inner(caller, user_id, image, threshold).await;
         let distance = result.as_ref().ok().and_then(|v| v.distance);
+        telemetry::decision("verify", &result, distance, &self.model.id);
         self.audit
             .result(caller, "verify", &result, Some(user_id), distance)
             .await;
@@ -991,10 +1073,13 @@ impl FaceService {
         // The largest face decides; the others need no embedding.
         let analysis = self.analyze(caller, image, 1).await?;
         let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
+        let started = Instant::now();
         let nearest = self
             .store
             .distance_to_user(user_id, &self.model, face.embedding.values())
-            .await
+            .await;
+        face_core::telemetry::stage("search", self.workers.backend(), started.elapsed());
+        let nearest = nearest
             .map_err(for_user(user_id))?
             .ok_or(ServiceError::NoTemplateForModel(user_id))?;
         let default = self.thresholds.verify(nearest.templates);

@@ -11,14 +11,14 @@
 //! skipped, not run: nobody would read its answer.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use face_core::{FacePipeline, ModelInfo};
 
 use crate::access::ClientProbe;
-use crate::ServiceError;
+use crate::{telemetry, ServiceError};
 
 type Job = Box<dyn FnOnce(&mut FacePipeline) + Send>;
 
@@ -27,10 +27,35 @@ pub struct FaceWorkers {
     queue: Sender<Job>,
     model: Arc<ModelInfo>,
     detector: String,
+    backend: &'static str,
     execution: String,
     threads: usize,
+    queue_depth: usize,
     /// Jobs skipped because their caller had gone.
     abandoned: Arc<AtomicU64>,
+    /// Workers running a job now.
+    busy: Arc<AtomicUsize>,
+}
+
+/// How loaded the workers are, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerLoad {
+    /// Worker threads.
+    pub threads: usize,
+    /// Workers running a job.
+    pub busy: usize,
+    /// Jobs waiting for a worker.
+    pub waiting: usize,
+    /// The most jobs that may wait.
+    pub capacity: usize,
+}
+
+impl WorkerLoad {
+    /// Whether a new job would be taken rather than refused as `Busy`: a
+    /// free place in the queue, or, with no queue, an idle worker.
+    pub fn has_room(&self) -> bool {
+        self.waiting < self.capacity || (self.capacity == 0 && self.busy < self.threads)
+    }
 }
 
 impl FaceWorkers {
@@ -42,6 +67,7 @@ impl FaceWorkers {
             .ok_or_else(|| ServiceError::Internal("at least one face worker is needed".into()))?;
         let model = first.model().clone();
         let detector = first.detector_name().to_string();
+        let backend = first.backend();
         let execution = first.execution().to_string();
         if pipelines.iter().any(|p| p.model().id != model.id) {
             return Err(ServiceError::Internal(
@@ -50,15 +76,19 @@ impl FaceWorkers {
         }
         let (tx, rx) = bounded::<Job>(queue_depth);
         let threads = pipelines.len();
+        let busy = Arc::new(AtomicUsize::new(0));
         for (i, mut pipeline) in pipelines.into_iter().enumerate() {
             let rx = rx.clone();
+            let busy = Arc::clone(&busy);
             std::thread::Builder::new()
                 .name(format!("face-worker-{i}"))
                 .spawn(move || {
                     for job in rx.iter() {
+                        busy.fetch_add(1, Ordering::Relaxed);
                         // A panic in one job must not take the worker down;
                         // the job's caller sees its reply channel close.
                         let _ = catch_unwind(AssertUnwindSafe(|| job(&mut pipeline)));
+                        busy.fetch_sub(1, Ordering::Relaxed);
                     }
                 })
                 .map_err(|e| ServiceError::Internal(format!("cannot start face worker: {e}")))?;
@@ -67,10 +97,28 @@ impl FaceWorkers {
             queue: tx,
             model,
             detector,
+            backend,
             execution,
             threads,
+            queue_depth,
             abandoned: Arc::default(),
+            busy,
         })
+    }
+
+    /// The workers' load now.
+    pub fn load(&self) -> WorkerLoad {
+        WorkerLoad {
+            threads: self.threads,
+            busy: self.busy.load(Ordering::Relaxed),
+            waiting: self.queue.len(),
+            capacity: self.queue_depth,
+        }
+    }
+
+    /// The backend the pipelines run (`"dlib"`, `"onnx"`).
+    pub fn backend(&self) -> &'static str {
+        self.backend
     }
 
     /// Jobs skipped so far because their caller had gone before a worker
@@ -114,6 +162,7 @@ impl FaceWorkers {
             let gone = tx.is_closed() || probe.as_ref().is_some_and(|p| !p.is_there());
             if gone {
                 abandoned.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(telemetry::JOBS_ABANDONED).increment(1);
                 tracing::debug!("client gone: face job skipped");
                 let _ = tx.send(None);
                 return;
@@ -121,7 +170,10 @@ impl FaceWorkers {
             let _ = tx.send(Some(f(pipeline)));
         });
         self.queue.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => ServiceError::Busy,
+            TrySendError::Full(_) => {
+                metrics::counter!(telemetry::JOBS_REJECTED).increment(1);
+                ServiceError::Busy
+            }
             TrySendError::Disconnected(_) => ServiceError::Internal("face workers stopped".into()),
         })?;
         match rx.await {
@@ -131,5 +183,30 @@ impl FaceWorkers {
                 "a face worker failed while processing the image".into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerLoad;
+
+    fn load(busy: usize, waiting: usize, capacity: usize) -> WorkerLoad {
+        WorkerLoad {
+            threads: 2,
+            busy,
+            waiting,
+            capacity,
+        }
+    }
+
+    #[test]
+    fn room_is_a_free_place_in_the_queue_or_without_one_an_idle_worker() {
+        assert!(load(2, 15, 16).has_room());
+        assert!(!load(2, 16, 16).has_room());
+        // Idle workers take from the queue, so a full queue with an idle
+        // worker is a moment, and still no room for a new job.
+        assert!(!load(1, 16, 16).has_room());
+        assert!(load(1, 0, 0).has_room());
+        assert!(!load(2, 0, 0).has_room());
     }
 }

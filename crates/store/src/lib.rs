@@ -21,6 +21,7 @@
 pub mod access;
 pub mod distance;
 pub mod error;
+pub mod metered;
 mod migrate;
 mod model_cache;
 pub mod open;
@@ -37,6 +38,7 @@ pub use access::{
     NewApiKey, NewAuditEvent,
 };
 pub use error::StoreError;
+pub use metered::Metered;
 pub use open::{open, StoreConfig};
 pub use postgres::{IndexState, PgSslMode, PgStore, PgTls, PostgresConfig};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};

@@ -61,6 +61,10 @@ impl Embedder for ResnetEmbedder {
         &self.model
     }
 
+    fn backend(&self) -> &'static str {
+        "dlib"
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(faces = faces.len()))]
     fn embed(
         &mut self,

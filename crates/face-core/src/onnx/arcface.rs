@@ -353,6 +353,10 @@ impl Embedder for ArcFaceEmbedder {
         &self.model
     }
 
+    fn backend(&self) -> &'static str {
+        "onnx"
+    }
+
     fn execution(&self) -> &str {
         self.provider.as_str()
     }
