@@ -27,7 +27,8 @@ fi
 # python3-venv: scripts/fetch-onnx-models.sh folds the ONNX models in .cache/pyenv.
 packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip python3-venv ca-certificates)
 if [ "$want_test" = 1 ]; then
-  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core openssl curl)
+  # prometheus: its promtool checks the /metrics output in tests.
+  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core openssl curl prometheus)
 fi
 
 missing=()

@@ -389,6 +389,31 @@ pub struct Health {
     pub timestamp: String,
 }
 
+/// `GET /livez` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Live {
+    /// Always `live`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Each check's result.
+    pub checks: ReadyChecks,
+}
+
+/// The checks behind `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyChecks {
+    /// `ok`, or `unavailable` when the store did not answer within a second.
+    pub store: &'static str,
+    /// `ok`, or `saturated` when a face job would be refused as busy.
+    pub workers: &'static str,
+}
+
 /// `GET /stats/` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {

@@ -87,6 +87,8 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     let client = crate::client::of(req, &guard.proxies);
     if let Some(c) = client {
         if let Err(wait) = guard.per_ip.check(&c.limit_key()) {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "client_address")
+                .increment(1);
             return Err(ApiError::rate_limited("client address", wait));
         }
     }
@@ -106,6 +108,7 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     };
     if let Some(id) = principal.key_id {
         if let Err(wait) = guard.per_key.check(&id) {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "api_key").increment(1);
             return Err(ApiError::rate_limited("API key", wait));
         }
     }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod input;
+pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;

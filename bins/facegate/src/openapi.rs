@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api;
 use crate::routes::table::{Access, Verb, ENDPOINTS};
-use crate::routes::{admin, health, recognize, register, stats, users, whoami};
+use crate::routes::{admin, health, metrics, probes, recognize, register, stats, users, whoami};
 
 /// FaceGate's API description.
 #[derive(OpenApi)]
@@ -24,7 +24,7 @@ use crate::routes::{admin, health, recognize, register, stats, users, whoami};
             Thresholds are distances in the active model's metric, calibrated on LFW (see /stats/)."
     ),
     paths(
-        health::health, whoami::whoami, register::register, recognize::recognize,
+        health::health, probes::livez, probes::readyz, metrics::metrics, whoami::whoami, register::register, recognize::recognize,
         users::list, users::get, users::delete, users::add_faces, users::list_faces, users::delete_face, users::verify,
         stats::stats, admin::reenrolment, admin::create_key, admin::list_keys, admin::revoke_key,
         admin::lockout, admin::reset_lockout, admin::audit
@@ -33,12 +33,12 @@ use crate::routes::{admin, health, recognize, register, stats, users, whoami};
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson,
         api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
-        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName
+        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Live, api::Ready, api::ReadyChecks, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),
         (name = "users", description = "enrolment and user management"),
-        (name = "system", description = "health and statistics"),
+        (name = "system", description = "health, probes, metrics and statistics"),
         (name = "admin", description = "API keys, lockouts, audit log, re-enrolment (admin scope)")
     ),
     modifiers(&BearerKey, &FromRouteTable),

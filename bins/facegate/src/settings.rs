@@ -97,6 +97,11 @@ pub struct ServerSettings {
     /// it, a 422 tells the client to page.
     #[serde(default = "default_max_list_users")]
     pub max_list_users: usize,
+    /// A second listener (`host:port`) that serves `GET /metrics` without
+    /// an API key, for a scraper on the operator's network; none by
+    /// default (then `/metrics` is on the main listener with `admin`).
+    #[serde(default)]
+    pub metrics_address: Option<String>,
 }
 
 fn default_max_list_users() -> usize {

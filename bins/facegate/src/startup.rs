@@ -29,6 +29,8 @@ use crate::state::{AppState, Guard};
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener (`server.metrics_address`) and its port.
+    metrics: Option<(u16, Server)>,
     state: web::Data<AppState>,
 }
 
@@ -53,6 +55,9 @@ pub enum StartupError {
     /// The TLS certificate or key could not be used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The metrics recorder could not be installed.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// Binding the port failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,7 +71,9 @@ pub enum StartupError {
 impl Application {
     /// Loads models, opens the store and binds the port.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let metrics = crate::metrics::handle().map_err(StartupError::Metrics)?;
         let service = build_service(&settings).await?;
+        crate::metrics::build_info(service.backend(), &service.model().id);
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
             addr: addr.clone(),
@@ -96,6 +103,7 @@ impl Application {
             ),
             openapi,
             max_list_users: settings.server.max_list_users,
+            metrics,
             guard: Guard {
                 enabled: security.auth,
                 per_key: RateLimiter::new(security.rate_per_key_per_minute, security.rate_burst),
@@ -143,6 +151,7 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::<
                     crate::telemetry::RequestSpan,
                 >::new())
+                .wrap(from_fn(crate::metrics::http))
                 .app_data(state.clone())
                 .app_data(query_cfg.clone())
                 .app_data(json_cfg.clone())
@@ -161,9 +170,14 @@ impl Application {
         }
         .map_err(|source| StartupError::Bind { addr, source })?
         .run();
+        let metrics = match &settings.server.metrics_address {
+            Some(addr) => Some(metrics_listener(addr, state_handle.clone())?),
+            None => None,
+        };
         Ok(Self {
             port,
             server,
+            metrics,
             state: state_handle,
         })
     }
@@ -179,10 +193,46 @@ impl Application {
         self.port
     }
 
+    /// The metrics listener's bound port, when `server.metrics_address` is
+    /// set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// Runs until stopped (SIGINT/SIGTERM finish in-flight requests first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.metrics {
+            Some((_, metrics)) => {
+                futures_util::future::try_join(self.server, metrics).await?;
+                Ok(())
+            }
+            None => self.server.await,
+        }
     }
+}
+
+/// The second listener: `GET /metrics` without a key, nothing else (every
+/// other path is a JSON 404). For a scraper on the operator's network; the
+/// address says who can reach it.
+fn metrics_listener(addr: &str, state: web::Data<AppState>) -> Result<(u16, Server), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        addr: format!("{addr} (server.metrics_address)"),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(routes::metrics::metrics))
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    tracing::info!(port, "metrics listener: GET /metrics without a key");
+    Ok((port, server))
 }
 
 /// The service alone (models, store, thresholds), for the server and for

@@ -25,6 +25,8 @@ pub struct AppState {
     pub openapi: String,
     /// Most users `GET /users/` lists without paging parameters.
     pub max_list_users: usize,
+    /// The process's metrics recorder, rendered by `GET /metrics`.
+    pub metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// The guard's settings and state, shared by all workers.

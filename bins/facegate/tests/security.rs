@@ -348,10 +348,12 @@ async fn rate_limits_answer_429_with_retry_after() {
     }
     assert!(retry.is_some(), "no request was limited");
     assert!((4..=5).contains(&ok), "{ok} requests passed");
-    // Public routes are not limited.
-    for _ in 0..20 {
-        let res = reqwest::get(app.url("/health")).await.unwrap();
-        assert_eq!(res.status().as_u16(), 200);
+    // Public routes, the probes among them, are not limited.
+    for path in ["/health", "/livez", "/readyz"] {
+        for _ in 0..20 {
+            let res = reqwest::get(app.url(path)).await.unwrap();
+            assert_eq!(res.status().as_u16(), 200, "{path}");
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! With PostgreSQL stopped, the server stays up and says so: `/health` is
-//! 503 with `"database": "disconnected"`, data calls are 503
+//! 503 with `"database": "disconnected"`, `/readyz` is 503 within 2 s while
+//! `/livez` stays 200 (an orchestrator takes the replica out of the load
+//! balancer and does not restart it), data calls are 503
 //! `store_unavailable` with Retry-After, each within a bounded time; when the
 //! database is back, everything works again without a restart.
 #![allow(clippy::unwrap_used)]
@@ -27,12 +29,31 @@ async fn store_outage_is_503_and_recovers_without_restart() {
     .unwrap();
     let (status, body) = app.get("/health").await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    let (status, body) = app.get("/livez").await;
+    assert_eq!(status, 200, "{body}");
     let (status, reg) = app
         .register("Paul Rudd", "people/paul_rudd/facenet_pytorch_1.jpg")
         .await;
     assert_eq!(status, 200, "{reg}");
 
     cluster.stop();
+    // The probes, as an orchestrator asks them: no key.
+    let probe = reqwest::Client::new();
+    let started = Instant::now();
+    let (status, body) = common::read(probe.get(app.url("/readyz")).send().await.unwrap()).await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not_ready", "{body}");
+    assert_eq!(body["checks"]["store"], "unavailable", "{body}");
+    assert_eq!(body["checks"]["workers"], "ok", "{body}");
+    assert!(took < Duration::from_secs(2), "/readyz took {took:?}");
+    let (status, body) = common::read(probe.get(app.url("/livez")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let res = probe.head(app.url("/livez")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
     let started = Instant::now();
     let res = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(res.headers().get("retry-after").unwrap(), "5");
@@ -54,11 +75,24 @@ async fn store_outage_is_503_and_recovers_without_restart() {
         "calls hung for {waited:?}"
     );
 
+    // Frozen rather than stopped (the server accepts connections and never
+    // answers): the probe still answers within 2 s.
     cluster.start();
+    cluster.freeze();
+    let started = Instant::now();
+    let (status, body) = common::read(probe.get(app.url("/readyz")).send().await.unwrap()).await;
+    let took = started.elapsed();
+    cluster.thaw();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        took < Duration::from_secs(2),
+        "/readyz took {took:?} on a frozen database"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, _) = app.get("/health").await;
-        if status == 200 {
+        let (ready, _) = common::read(probe.get(app.url("/readyz")).send().await.unwrap()).await;
+        if status == 200 && ready == 200 {
             break;
         }
         assert!(
@@ -67,6 +101,8 @@ async fn store_outage_is_503_and_recovers_without_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let (status, body) = common::read(probe.get(app.url("/livez")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
     let (status, rec) = app
         .recognize("people/paul_rudd/facenet_pytorch_1.png")
         .await;

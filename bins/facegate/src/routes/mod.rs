@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod docs;
 pub mod health;
+pub mod metrics;
+pub mod probes;
 pub mod recognize;
 pub mod register;
 pub mod stats;

@@ -18,12 +18,13 @@ use actix_web::http::Method;
 use actix_web::{guard, web, Route};
 use face_service::Scope;
 
-use super::{admin, docs, health, recognize, register, stats, users, whoami};
+use super::{admin, docs, health, metrics, probes, recognize, register, stats, users, whoami};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, without a key (health, probes, the API docs, the UI's files).
+    /// Anyone, without a key (health, probes, the API docs, the UI's files),
+    /// and never rate-limited.
     Public,
     /// Any valid key, whatever its scopes.
     AnyKey,
@@ -112,6 +113,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     api(Verb::Get, &["/health"], Access::Public, |r| {
         r.to(health::health)
     }),
+    api(Verb::Get, &["/livez"], Access::Public, |r| {
+        r.to(probes::livez)
+    }),
+    api(Verb::Get, &["/readyz"], Access::Public, |r| {
+        r.to(probes::readyz)
+    }),
+    api(Verb::Get, &["/metrics"], ADMIN, |r| r.to(metrics::metrics)),
     api(Verb::Get, &["/auth/whoami"], Access::AnyKey, |r| {
         r.to(whoami::whoami)
     }),
@@ -244,6 +252,9 @@ mod tests {
     #[test]
     fn routes_are_closed_unless_opened_on_purpose() {
         assert_eq!(of(Method::GET, "/health"), Access::Public);
+        assert_eq!(of(Method::GET, "/livez"), Access::Public);
+        assert_eq!(of(Method::HEAD, "/readyz"), Access::Public);
+        assert_eq!(of(Method::GET, "/metrics"), ADMIN);
         assert_eq!(
             of(Method::GET, "/docs/assets/swagger-ui.css"),
             Access::Public

@@ -134,6 +134,8 @@ pub const DEFAULT_MODEL: (&str, &str, &str) = ("sface_2021dec_107111c7", "cosine
 /// A running server and what must outlive it.
 pub struct TestApp {
     pub base: String,
+    /// The metrics listener, when `server.metrics_address` is set.
+    pub metrics_base: Option<String>,
     /// Sends the admin key with every request.
     pub client: reqwest::Client,
     /// The admin key's token.
@@ -248,6 +250,9 @@ pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> 
     tweak(&mut s);
     let app = Application::build(s).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_base = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     // The first admin key, made the way `facegate keys create` makes it.
     let token = app
         .service()
@@ -263,6 +268,7 @@ pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> 
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
+        metrics_base,
         client: client_with_key(&token),
         token,
         _dir: dir,
