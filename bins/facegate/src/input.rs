@@ -51,7 +51,10 @@ impl BodyBudget {
             .clamp(1, self.total_kib.max(1));
         Arc::clone(&self.inflight)
             .try_acquire_many_owned(kib)
-            .map_err(|_| ApiError::from(face_service::ServiceError::Busy))
+            .map_err(|_| {
+                metrics::counter!(crate::metrics::BODIES_REJECTED).increment(1);
+                ApiError::from(face_service::ServiceError::Busy)
+            })
     }
 }
 

@@ -28,6 +28,9 @@ pub const HTTP_SECONDS: &str = "facegate_http_request_duration_seconds";
 /// Requests refused by a rate limit, labelled `limit` (`client_address`,
 /// `api_key`).
 pub const RATE_LIMITED: &str = "facegate_rate_limited_total";
+/// Requests answered 503 `busy` before their body was read: the in-flight
+/// body budget (`server.max_inflight_body_bytes`) was full.
+pub const BODIES_REJECTED: &str = "facegate_request_bodies_rejected_total";
 /// Always 1, labelled with the version, the backend and the model.
 pub const BUILD_INFO: &str = "facegate_build_info";
 
@@ -38,7 +41,9 @@ const SECONDS_BUCKETS: &[f64] = &[
 ];
 
 /// Buckets for decision distances: both metrics in use (cosine distance,
-/// 0–2; dlib's Euclidean, 0–~1.5), finest where thresholds lie.
+/// 0–2; dlib's Euclidean, 0–~1.5), finest where thresholds lie. Each a
+/// multiple of the service's `DISTANCE_STEP`, so its rounding never moves
+/// a distance to another bucket.
 const DISTANCE_BUCKETS: &[f64] = &[
     0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0,
 ];
@@ -139,6 +144,10 @@ fn describe() {
         "HTTP request latency until the response starts, by method, route pattern and status"
     );
     describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
+    describe_counter!(
+        BODIES_REJECTED,
+        "Requests answered 503 busy because the in-flight body budget was full"
+    );
     describe_gauge!(
         BUILD_INFO,
         "The version, face backend and embedding model this server runs"
@@ -159,8 +168,8 @@ fn describe() {
     );
     describe_histogram!(
         svc::DECISION_DISTANCE,
-        "Distance of the nearest template each decision was made on, by operation, outcome \
-         and model (the signal for threshold drift)"
+        "Distance each decision was made on (rounded up to 0.05), by operation, outcome and \
+         model (the signal for threshold drift)"
     );
     describe_counter!(
         svc::LOCKOUTS,
@@ -184,4 +193,27 @@ fn describe() {
     describe_gauge!(svc::QUEUE_CAPACITY, "The most face jobs that may wait");
     describe_gauge!(svc::TEMPLATES, "Face templates in the store, by model");
     describe_gauge!(svc::USERS, "Enrolled users");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_buckets_are_multiples_of_the_rounding_step() {
+        let step = face_service::telemetry::DISTANCE_STEP;
+        for b in DISTANCE_BUCKETS {
+            let k = b / step;
+            assert!((k - k.round()).abs() < 1e-9, "{b}");
+        }
+    }
+
+    #[test]
+    fn invented_methods_are_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"BREW").unwrap_or_default()),
+            "other"
+        );
+    }
 }

@@ -53,6 +53,26 @@ fn parse(text: &str) -> BTreeMap<Series, f64> {
     out
 }
 
+/// Whether a sample named `name` with `labels` exists.
+fn present(samples: &BTreeMap<Series, f64>, name: &str, labels: &[(&str, &str)]) -> bool {
+    samples.keys().any(|s| {
+        s.name == name
+            && labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+    })
+}
+
+/// A token with one hex digit of the part at `at` (0: the prefix, 1: the
+/// secret) changed.
+fn altered(token: &str, at: usize) -> String {
+    let mut parts: Vec<String> = token.splitn(3, '_').map(str::to_string).collect();
+    let part = &mut parts[at + 1];
+    let first = if part.starts_with('0') { "1" } else { "0" };
+    part.replace_range(0..1, first);
+    parts.join("_")
+}
+
 /// The sum of the samples named `name` whose labels include `labels`.
 fn value(samples: &BTreeMap<Series, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
@@ -98,6 +118,32 @@ async fn counters_move_by_exactly_what_was_done() {
     assert_eq!(res.status(), 403);
     let by_admin = scrape(&app.client, &app.url("/metrics")).await;
     assert!(by_admin.contains("facegate_build_info"), "{by_admin}");
+
+    // Refused keys, one of each reason but `missing` (above) and
+    // `malformed`: an unknown prefix, a wrong secret, a revoked key.
+    let whoami = |client: reqwest::Client| {
+        let url = app.url("/auth/whoami");
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    let unknown = common::client_with_key(&altered(&recognize_token, 0));
+    assert_eq!(whoami(unknown).await, 401);
+    let wrong = common::client_with_key(&altered(&recognize_token, 1));
+    assert_eq!(whoami(wrong).await, 401);
+    let (revoked_id, revoked_token) = app.new_key("door", &["recognize"]).await;
+    let (status, body) = app.delete(&format!("/admin/keys/{revoked_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(whoami(common::client_with_key(&revoked_token)).await, 401);
+    // A path no route has, and a method nobody uses.
+    let (status, _) = app.get("/no/such/route").await;
+    assert_eq!(status, 404);
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let res = app
+        .client
+        .request(brew, app.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
 
     // One enrolment, one identification, a verification that passes, one
     // that fails (and delays the user), one refused during the delay.
@@ -175,15 +221,13 @@ async fn counters_move_by_exactly_what_was_done() {
         1.0
     );
     assert_eq!(delta("facegate_lockouts_total", &[]), 1.0);
-    // The scrape without a key; the 403 was a valid key.
-    assert_eq!(
-        delta(
-            "facegate_authentication_failures_total",
-            &[("reason", "missing")]
-        ),
-        1.0
-    );
-    assert_eq!(delta("facegate_authentication_failures_total", &[]), 1.0);
+    // The scrape without a key (the 403 was a valid key), and the three
+    // refused keys.
+    let refused = "facegate_authentication_failures_total";
+    for reason in ["missing", "unknown", "wrong_secret", "revoked"] {
+        assert_eq!(delta(refused, &[("reason", reason)]), 1.0, "{reason}");
+    }
+    assert_eq!(delta(refused, &[]), 4.0);
 
     // HTTP requests by route pattern and status (the metrics listener is
     // not counted: it is not the API).
@@ -192,12 +236,22 @@ async fn counters_move_by_exactly_what_was_done() {
     assert_eq!(delta(http, &route("/metrics", "401")), 1.0);
     assert_eq!(delta(http, &route("/metrics", "403")), 1.0);
     assert_eq!(delta(http, &route("/metrics", "200")), 1.0);
-    assert_eq!(delta(http, &route("/admin/keys", "201")), 1.0);
+    assert_eq!(delta(http, &route("/admin/keys", "201")), 2.0);
+    assert_eq!(delta(http, &route("/admin/keys/{id}", "200")), 1.0);
+    assert_eq!(delta(http, &route("/auth/whoami", "401")), 3.0);
+    assert_eq!(delta(http, &route("unmatched", "404")), 1.0);
+    assert_eq!(
+        delta(
+            http,
+            &[("method", "other"), ("route", "/health"), ("status", "405")]
+        ),
+        1.0
+    );
     assert_eq!(delta(http, &route("/register/", "200")), 1.0);
     assert_eq!(delta(http, &route("/recognize/", "200")), 1.0);
     assert_eq!(delta(http, &route("/users/{id}/verify", "200")), 2.0);
     assert_eq!(delta(http, &route("/users/{id}/verify", "429")), 1.0);
-    assert_eq!(delta(http, &[]), 9.0, "{text}");
+    assert_eq!(delta(http, &[]), 16.0, "{text}");
     assert_eq!(
         delta(
             "facegate_http_request_duration_seconds_count",
@@ -278,6 +332,38 @@ async fn counters_move_by_exactly_what_was_done() {
         1.0
     );
     assert!(delta(store, &[("operation", "update_lockout")]) >= 5.0);
+    // Real histograms, not summaries: buckets up to +Inf, as many as the
+    // count (the alert rules read `_bucket`).
+    for (name, labels) in [
+        (
+            "facegate_http_request_duration_seconds",
+            vec![("route", "/users/{id}/verify"), ("status", "200")],
+        ),
+        (
+            "facegate_pipeline_stage_duration_seconds",
+            vec![("stage", "detect")],
+        ),
+        (
+            "facegate_store_operation_duration_seconds",
+            vec![("operation", "search")],
+        ),
+    ] {
+        let mut inf = labels.clone();
+        inf.push(("le", "+Inf"));
+        let count = value(&after, &format!("{name}_count"), &labels);
+        assert!(count > 0.0, "{name}");
+        assert_eq!(
+            value(&after, &format!("{name}_bucket"), &inf),
+            count,
+            "{name}"
+        );
+        let mut small = labels.clone();
+        small.push(("le", "0.001"));
+        assert!(
+            present(&after, &format!("{name}_bucket"), &small),
+            "{name}: no 1 ms bucket"
+        );
+    }
 
     // Gauges: the store and the workers as they are now.
     assert_eq!(
@@ -286,8 +372,11 @@ async fn counters_move_by_exactly_what_was_done() {
     );
     assert_eq!(value(&after, "facegate_users", &[]), 1.0);
     assert_eq!(value(&after, "facegate_face_workers", &[]), 1.0);
-    assert_eq!(value(&after, "facegate_face_workers_busy", &[]), 0.0);
-    assert_eq!(value(&after, "facegate_face_queue_depth", &[]), 0.0);
+    for gauge in ["facegate_face_workers_busy", "facegate_face_queue_depth"] {
+        assert!(present(&after, gauge, &[]), "{gauge} missing");
+        assert_eq!(value(&after, gauge, &[]), 0.0, "{gauge}");
+    }
+    assert_eq!(value(&after, "facegate_face_queue_capacity", &[]), 16.0);
     assert_eq!(
         value(
             &after,
@@ -305,8 +394,15 @@ async fn counters_move_by_exactly_what_was_done() {
     for s in after.keys() {
         // (`le`, a histogram bucket's bound, is a number by design.)
         for (_, v) in s.labels.iter().filter(|(k, _)| *k != "le") {
-            assert!(!v.contains("Paul"), "{s:?}");
-            assert!(!v.starts_with("fg_"), "{s:?}");
+            assert!(
+                !v.contains("Paul") && !v.contains("kiosk") && !v.contains("door"),
+                "{s:?}"
+            );
+            assert!(!v.contains("fg_"), "{s:?}");
+            for token in [&recognize_token, &revoked_token, &app.token] {
+                let prefix = token.split('_').nth(1).unwrap();
+                assert!(!v.contains(prefix), "{s:?}");
+            }
             assert_ne!(v, &id.to_string(), "{s:?}");
         }
     }

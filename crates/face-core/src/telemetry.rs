@@ -20,9 +20,9 @@ pub fn stage(stage: &'static str, backend: &'static str, took: Duration) {
         .record(took.as_secs_f64());
 }
 
-/// Records the stages one pipeline call ran; a stage it did not run
-/// (decoding, when given pixels; resizing, when the photo was small
-/// enough) is not an observation.
+/// Records the stages one pipeline call ran: from bytes, decoding (which
+/// scales inside the decoder); from pixels, the working copy's resize
+/// (near zero when the image was small enough).
 pub(crate) fn stages(backend: &'static str, t: &StageTimings, decoded: bool) {
     if decoded {
         stage("decode", backend, t.decode);

@@ -215,6 +215,8 @@ pub struct FaceService {
     /// and a few seconds' drift moves the threshold by a hair. A std mutex:
     /// held for a read or a write of two words, never across an await.
     gallery: Mutex<Option<(Instant, u64)>>,
+    /// When the store's gauges were last counted for a scrape.
+    gauges_counted: Mutex<Option<Instant>>,
     /// Whether identification's threshold is extrapolated beyond the
     /// measured curve, so crossing the limit is logged once each way.
     extrapolating: AtomicBool,
@@ -293,6 +295,7 @@ impl FaceService {
             max_faces_per_request: DEFAULT_MAX_FACES_PER_REQUEST,
             identify_budget: FailureBudget::new(DEFAULT_FAILED_IDENTIFICATIONS_PER_MINUTE),
             gallery: Mutex::new(None),
+            gauges_counted: Mutex::new(None),
             extrapolating: AtomicBool::new(at_start.extrapolated),
         }
     }
@@ -363,6 +366,10 @@ impl FaceService {
     /// own writes count at once (another instance's within the TTL).
     fn gallery_changed(&self) {
         *self.gallery.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self
+            .gauges_counted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The identification threshold for a gallery of `templates`; logs when
@@ -426,15 +433,28 @@ impl FaceService {
     }
 
     /// Sets the gauges that describe this instance now (worker load,
-    /// users, templates per model), for a metrics scrape. Counting the
-    /// store is one cheap query per scrape; a store that does not answer
-    /// leaves its gauges as they were, and the scrape still succeeds.
+    /// users, templates per model), for a metrics scrape. The store is
+    /// counted at most every [`GALLERY_COUNT_TTL`] (and again after this
+    /// instance changed the gallery), so scraping (the
+    /// metrics listener takes no key and has no rate limit) costs the
+    /// database nothing more; a store that does not answer leaves its
+    /// gauges as they were, and the scrape still succeeds.
     pub async fn record_gauges(&self) {
         let load = self.workers.load();
         metrics::gauge!(telemetry::WORKERS).set(load.threads as f64);
         metrics::gauge!(telemetry::WORKERS_BUSY).set(load.busy as f64);
         metrics::gauge!(telemetry::QUEUE_DEPTH).set(load.waiting as f64);
         metrics::gauge!(telemetry::QUEUE_CAPACITY).set(load.capacity as f64);
+        {
+            let mut counted = self
+                .gauges_counted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if counted.is_some_and(|at| at.elapsed() < GALLERY_COUNT_TTL) {
+                return;
+            }
+            *counted = Some(Instant::now());
+        }
         match tokio::time::timeout(READY_STORE_TIMEOUT, self.store.stats()).await {
             Ok(Ok(stats)) => {
                 metrics::gauge!(telemetry::USERS).set(stats.users as f64);

@@ -16,9 +16,10 @@ use crate::ServiceError;
 /// `add_faces`) and `outcome` (`match`, `no_match`, `ok`, an override's
 /// name, or the refusal's error kind: `no_face`, `delayed`, `busy`, ...).
 pub const DECISIONS: &str = "facegate_decisions_total";
-/// The distance each verification and identification was decided on (the
-/// nearest template's, in the model's metric), labelled `operation`,
-/// `outcome` and `model`.
+/// The distance each decision was made on (verify and identify: the
+/// nearest template's; add_faces: the farthest of the new faces from the
+/// user), in the model's metric, rounded up to [`DISTANCE_STEP`], labelled
+/// `operation`, `outcome` and `model`.
 pub const DECISION_DISTANCE: &str = "facegate_decision_distance";
 /// Users who entered a lockout state, labelled `state` (`delayed`,
 /// `disabled`).
@@ -43,6 +44,13 @@ pub const TEMPLATES: &str = "facegate_templates";
 /// Enrolled users.
 pub const USERS: &str = "facegate_users";
 
+/// The precision the distance histogram keeps. Its `_sum` would otherwise
+/// give away one attempt's exact distance to whoever compares two scrapes
+/// around it on a quiet server; rounded up to a multiple of the bucket
+/// step, every value stays in the bucket it was in, and the sum says no
+/// more than the buckets do.
+pub const DISTANCE_STEP: f64 = 0.05;
+
 /// Records one decision of `operation`, and the distance it was decided on
 /// when there was one.
 pub(crate) fn decision<T: AuditOutcome>(
@@ -63,6 +71,32 @@ pub(crate) fn decision<T: AuditOutcome>(
             "outcome" => outcome,
             "model" => model.to_string()
         )
-        .record(f64::from(d));
+        .record(coarse(f64::from(d)));
+    }
+}
+
+/// `d` rounded up to a multiple of [`DISTANCE_STEP`].
+fn coarse(d: f64) -> f64 {
+    // The small epsilon keeps a distance already on a step (0.3 computed
+    // as 0.30000000000000004) on it.
+    ((d / DISTANCE_STEP) - 1e-9).ceil() * DISTANCE_STEP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coarse;
+
+    #[test]
+    fn distances_are_rounded_up_to_the_step() {
+        for (d, want) in [
+            (0.0, 0.0),
+            (0.01, 0.05),
+            (0.3, 0.3),
+            (0.31, 0.35),
+            (0.5663, 0.6),
+            (1.99, 2.0),
+        ] {
+            assert!((coarse(d) - want).abs() < 1e-9, "{d} -> {}", coarse(d));
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! call of both stores is measured the same way and a new trait method
 //! cannot be forgotten (the wrapper must implement it to compile). The
 //! labels are the store's kind, the operation (the trait method's name)
-//! and the outcome (`ok` or the error's kind): no user, key or value ever
-//! becomes a label. Like the rest of the crate it knows no exporter.
+//! and the outcome (`ok`, the error's kind, or `cancelled` when the caller
+//! stopped waiting): no user, key or value ever becomes a label. Like the rest of the crate it knows no exporter.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,20 +47,41 @@ impl Metered {
         operation: &'static str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let started = Instant::now();
+        let mut timer = Timer {
+            started: Instant::now(),
+            store: self.store,
+            operation,
+            outcome: None,
+        };
         let result = call.await;
-        let outcome = match &result {
+        timer.outcome = Some(match &result {
             Ok(_) => "ok",
             Err(e) => outcome(e),
-        };
+        });
+        result
+    }
+}
+
+/// Records one call when dropped: with its outcome when it finished, as
+/// `cancelled` when the caller stopped waiting (a readiness probe's
+/// deadline while the database hangs), so a hanging store shows in the
+/// latency series instead of vanishing from it.
+struct Timer {
+    started: Instant,
+    store: &'static str,
+    operation: &'static str,
+    outcome: Option<&'static str>,
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
         metrics::histogram!(
             OPERATION_SECONDS,
             "store" => self.store,
-            "operation" => operation,
-            "outcome" => outcome
+            "operation" => self.operation,
+            "outcome" => self.outcome.unwrap_or("cancelled")
         )
-        .record(started.elapsed().as_secs_f64());
-        result
+        .record(self.started.elapsed().as_secs_f64());
     }
 }
 
