@@ -45,6 +45,7 @@ pub mod pipeline;
 pub mod quality;
 pub mod resize;
 pub mod telemetry;
+pub mod track;
 
 #[cfg(feature = "dlib")]
 pub mod dlib;
