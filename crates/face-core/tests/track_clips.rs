@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use face_core::onnx::{self, HeadKind};
 use face_core::track::{Tracker, TrackerConfig};
-use face_core::{decode, FacePipeline, PipelineOptions};
+use face_core::{decode, BoundingBox, FacePipeline, PipelineOptions};
 
 /// The frames of an MJPEG clip: JPEGs back to back, each starting with
 /// `FF D8 FF`.
@@ -43,6 +43,16 @@ fn fast_detector() -> FacePipeline {
     .unwrap()
 }
 
+/// The boxes of the faces found in one frame.
+fn boxes(p: &mut FacePipeline, jpeg: &[u8]) -> Vec<BoundingBox> {
+    let image = decode(jpeg, &Default::default()).unwrap().image;
+    p.detect_image(&image)
+        .unwrap()
+        .iter()
+        .map(|f| f.bbox)
+        .collect()
+}
+
 /// Per frame, the track id of each face found.
 fn track(clip: &str) -> Vec<Vec<u64>> {
     let mut p = fast_detector();
@@ -50,15 +60,8 @@ fn track(clip: &str) -> Vec<Vec<u64>> {
     frames(clip)
         .iter()
         .map(|jpeg| {
-            let image = decode(jpeg, &Default::default()).unwrap().image;
-            let boxes: Vec<_> = p
-                .detect_image(&image)
-                .unwrap()
-                .iter()
-                .map(|f| f.bbox)
-                .collect();
             tracker
-                .update(&boxes)
+                .update(&boxes(&mut p, jpeg))
                 .assignments
                 .iter()
                 .map(|a| a.track_id)
@@ -105,16 +108,10 @@ fn the_stage_clip_gives_no_track_a_second_place_after_a_cut() {
     // track's box never moves by more than its own size.
     let mut p = fast_detector();
     let mut tracker = Tracker::new(TrackerConfig::default());
-    let mut last: HashMap<u64, face_core::BoundingBox> = HashMap::new();
+    let mut last: HashMap<u64, BoundingBox> = HashMap::new();
     let mut tracks = 0;
     for (i, jpeg) in frames("hamilton.mjpeg").iter().enumerate() {
-        let image = decode(jpeg, &Default::default()).unwrap().image;
-        let boxes: Vec<_> = p
-            .detect_image(&image)
-            .unwrap()
-            .iter()
-            .map(|f| f.bbox)
-            .collect();
+        let boxes = boxes(&mut p, jpeg);
         let update = tracker.update(&boxes);
         for (a, b) in update.assignments.iter().zip(&boxes) {
             if a.new {
