@@ -230,6 +230,30 @@ impl FacePipeline {
         })
     }
 
+    /// Embeds chosen faces of an image (boxes and landmarks in its
+    /// coordinates, as [`FacePipeline::detect_image`] gives them), with
+    /// their quality: a stream detects every frame but embeds only the
+    /// tracks that are due a recognition.
+    pub fn embed_faces(
+        &mut self,
+        image: &RgbImage,
+        faces: &[DetectedFace],
+    ) -> Result<Vec<AnalyzedFace>, FaceError> {
+        let t = Instant::now();
+        let embeddings = self.embedder.embed(image, faces)?;
+        let faces = faces
+            .iter()
+            .zip(embeddings)
+            .map(|(face, embedding)| AnalyzedFace {
+                detection: *face,
+                quality: assess(image, face, 1.0, &self.options.quality),
+                embedding,
+            })
+            .collect();
+        crate::telemetry::stage("embed", self.embedder.backend(), t.elapsed());
+        Ok(faces)
+    }
+
     /// Detects faces (no embeddings) in an already decoded image; boxes in
     /// its coordinates, largest first.
     pub fn detect_image(&mut self, image: &RgbImage) -> Result<Vec<DetectedFace>, FaceError> {

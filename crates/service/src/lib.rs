@@ -14,8 +14,10 @@ mod error;
 pub mod keys;
 pub mod lockout;
 pub mod service;
+pub mod stream;
 pub mod telemetry;
 pub mod thresholds;
+pub mod track_identity;
 pub mod workers;
 
 pub use access::{Caller, ClientProbe, IssuedKey, Principal, Scope};

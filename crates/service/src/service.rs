@@ -22,8 +22,10 @@ use serde::Serialize;
 use crate::access::{Caller, Scope};
 use crate::domain::{Threshold, UserName};
 use crate::error::for_user;
+use crate::stream::Streams;
 use crate::telemetry;
 use crate::thresholds::{Band, DecisionThreshold, MatchEvidence, ThresholdReport, Thresholds};
+use crate::track_identity::RecognitionPolicy;
 use crate::workers::{FaceWorkers, WorkerLoad};
 use crate::ServiceError;
 
@@ -217,6 +219,8 @@ pub struct FaceService {
     gallery: Mutex<Option<(Instant, u64)>>,
     /// When the store's gauges were last counted for a scrape.
     gauges_counted: Mutex<Option<Instant>>,
+    /// The streams' share of the workers and their recognition policy.
+    streams: Streams,
     /// Whether identification's threshold is extrapolated beyond the
     /// measured curve, so crossing the limit is logged once each way.
     extrapolating: AtomicBool,
@@ -262,6 +266,9 @@ impl FaceService {
         store_kind: &'static str,
         thresholds: Thresholds,
     ) -> Self {
+        // Streams leave one worker to the HTTP requests (all of one, on a
+        // one-worker machine: they wait for it in turn).
+        let stream_workers = workers.threads().saturating_sub(1);
         let info = workers.model();
         let model = ModelKey::new(
             info.id.clone(),
@@ -296,6 +303,7 @@ impl FaceService {
             identify_budget: FailureBudget::new(DEFAULT_FAILED_IDENTIFICATIONS_PER_MINUTE),
             gallery: Mutex::new(None),
             gauges_counted: Mutex::new(None),
+            streams: Streams::new(stream_workers, RecognitionPolicy::default()),
             extrapolating: AtomicBool::new(at_start.extrapolated),
         }
     }
@@ -305,6 +313,28 @@ impl FaceService {
     pub fn with_lockout(mut self, rule: LockoutRule) -> Self {
         self.lockouts = Lockouts::new(Arc::clone(&self.store), rule, self.audit.clone());
         self
+    }
+
+    /// The same service letting streams hold at most `max` face workers
+    /// together (at least one).
+    pub fn with_stream_workers(mut self, max: usize) -> Self {
+        self.streams = Streams::new(max, self.streams.policy);
+        self
+    }
+
+    /// The face workers.
+    pub(crate) fn workers(&self) -> &FaceWorkers {
+        &self.workers
+    }
+
+    /// The streams' settings.
+    pub(crate) fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
+    /// The budget of failed identifications.
+    pub(crate) fn identify_budget(&self) -> &FailureBudget {
+        &self.identify_budget
     }
 
     /// API keys: authentication, issue, revocation.
@@ -343,7 +373,7 @@ impl FaceService {
     }
 
     /// Templates of the active model, counted at most every few seconds.
-    async fn gallery_templates(&self) -> Result<u64, ServiceError> {
+    pub(crate) async fn gallery_templates(&self) -> Result<u64, ServiceError> {
         let cached = *self.gallery.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, n)) = cached {
             if at.elapsed() < GALLERY_COUNT_TTL {
@@ -374,7 +404,7 @@ impl FaceService {
 
     /// The identification threshold for a gallery of `templates`; logs when
     /// the gallery crosses the measured range, either way.
-    fn identify_default(&self, templates: u64) -> DecisionThreshold {
+    pub(crate) fn identify_default(&self, templates: u64) -> DecisionThreshold {
         let d = self.thresholds.identify(templates);
         if self.extrapolating.swap(d.extrapolated, Ordering::Relaxed) != d.extrapolated {
             if d.extrapolated {
@@ -511,7 +541,7 @@ impl FaceService {
 
     /// The `k` users nearest to `embedding` among the active model's
     /// templates, timed as the pipeline's `search` stage.
-    async fn search(
+    pub(crate) async fn search(
         &self,
         embedding: &[f32],
         k: usize,

@@ -1,0 +1,265 @@
+//! The stream use case on real clips (`shared/video`) with the fast
+//! pipeline (YuNet-n + MobileFaceNet) and a real store: a person enrolled
+//! from one frame of their clip is decided as themselves on the track of
+//! other frames, within the attempt budget and never as one of the
+//! distractors; a person who is not enrolled is never decided as anyone;
+//! detect mode tracks without recognising; a frame that is not a photo is
+//! an error that leaves the session usable.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use face_core::calibration::Calibration;
+use face_core::models::ModelLocator;
+use face_core::onnx::{self, HeadKind, OnnxOptions, RuntimeOptions};
+use face_core::PipelineOptions;
+use face_service::stream::{StreamMode, StreamSession, TrackState};
+use face_service::{
+    Caller, EnrolRequest, FaceService, FaceWorkers, ServiceError, Thresholds, UserName,
+};
+use face_store::{SqliteConfig, SqliteStore};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("FACEGATE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared"));
+    assert!(
+        dir.join("video").is_dir(),
+        "no clips at {}: set FACEGATE_SHARED_DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// The frames of an MJPEG clip (JPEGs back to back).
+fn frames(name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(shared().join("video").join(name)).unwrap();
+    let starts: Vec<usize> = bytes
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF])
+        .map(|(i, _)| i)
+        .collect();
+    starts
+        .iter()
+        .zip(starts.iter().skip(1).chain([&bytes.len()]))
+        .map(|(&a, &b)| bytes[a..b].to_vec())
+        .collect()
+}
+
+/// The fast pipeline on two workers, a fresh SQLite store, the fast
+/// pipeline's calibration.
+async fn service(dir: &std::path::Path) -> FaceService {
+    let mut options = OnnxOptions {
+        runtime: RuntimeOptions {
+            library: Some(
+                std::env::var_os("ORT_DYLIB_PATH")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| workspace().join("runtime/libonnxruntime.so")),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    options.detector.model = "yunet_n_dynamic.onnx".into();
+    options.detector.kind = HeadKind::Yunet;
+    options.detector.input_size = 640;
+    options.detector.max_upscale = 1.0;
+    options.embedder.model = "mobilefacenet_128d.onnx".into();
+    let locator = ModelLocator::with_dirs(vec![shared().join("models/onnx")]);
+    let pipelines = onnx::pipelines(&locator, &options, PipelineOptions::default(), 2).unwrap();
+    let workers = FaceWorkers::start(pipelines, 16).unwrap();
+    let cal = Calibration::load(
+        &workspace().join("config/calibration/mobilefacenet_128d_85cdeb73@0e9935dd.json"),
+    )
+    .unwrap();
+    let thresholds = Thresholds::from_calibration(&cal, 100, "test".into()).unwrap();
+    let store = SqliteStore::open(SqliteConfig::in_data_dir(dir))
+        .await
+        .unwrap();
+    FaceService::new(workers, Arc::new(store), "sqlite", thresholds)
+}
+
+async fn enrol(service: &FaceService, name: &str, image: Vec<u8>) -> Result<i64, ServiceError> {
+    let req = EnrolRequest {
+        name: UserName::parse(name).unwrap(),
+        images: vec![image],
+        external_ref: None,
+        metadata: None,
+        allow_duplicate: false,
+    };
+    Ok(service.enrol(&Caller::command_line(), req).await?.user.id)
+}
+
+/// The shared portraits' people, one photo each, as distractors.
+async fn enrol_distractors(service: &FaceService) -> usize {
+    let people = shared().join("faces/people");
+    let mut dirs: Vec<_> = std::fs::read_dir(&people)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    let mut enrolled = 0;
+    for dir in dirs {
+        let mut photos: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        photos.sort();
+        let name = dir.file_name().unwrap().to_string_lossy().replace('_', " ");
+        if let Some(photo) = photos.first() {
+            if enrol(service, &name, std::fs::read(photo).unwrap())
+                .await
+                .is_ok()
+            {
+                enrolled += 1;
+            }
+        }
+    }
+    enrolled
+}
+
+/// Streams `frames` in identify mode: per frame, (track id, state) of
+/// each face, and the faces recognised in all.
+async fn identify(
+    service: &FaceService,
+    frames: &[Vec<u8>],
+) -> (Vec<Vec<(u64, TrackState)>>, usize) {
+    let caller = Caller::command_line();
+    let mut session = StreamSession::new(&caller, StreamMode::Identify).unwrap();
+    let mut recognised = 0;
+    let mut out = Vec::new();
+    for frame in frames {
+        let f = service
+            .stream_frame(&caller, &mut session, frame.clone())
+            .await
+            .unwrap();
+        recognised += f.recognised;
+        out.push(
+            f.faces
+                .into_iter()
+                .map(|face| (face.track_id, face.state))
+                .collect(),
+        );
+    }
+    (out, recognised)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enrolled_person_is_decided_on_their_track_and_a_stranger_never_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path()).await;
+    let distractors = enrol_distractors(&service).await;
+    assert!(distractors >= 15, "{distractors} distractors enrolled");
+    // d12: enrolled from frame 120 (frontal), streamed on frames 0–99.
+    let clip = frames("d12.mjpeg");
+    let me = enrol(&service, "Man With Glasses", clip[120].clone())
+        .await
+        .unwrap();
+    let (per_frame, recognised) = identify(&service, &clip[..100]).await;
+    let states: Vec<&TrackState> = per_frame.iter().flatten().map(|(_, s)| s).collect();
+    let identified: HashSet<i64> = states
+        .iter()
+        .filter_map(|s| match s {
+            TrackState::Identified { user_id, .. } => Some(*user_id),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "d12: {} faces, {recognised} recognised, identified as {identified:?}",
+        states.len()
+    );
+    assert_eq!(identified, HashSet::from([me]), "never a distractor");
+    let first = per_frame
+        .iter()
+        .position(|faces| {
+            faces
+                .iter()
+                .any(|(_, s)| matches!(s, TrackState::Identified { .. }))
+        })
+        .unwrap();
+    assert!(first < 10, "decided on frame {first}");
+    assert!(
+        recognised <= 12,
+        "{recognised} recognitions: over the budget of one track"
+    );
+
+    // Six people who are not enrolled, against the same gallery: 120
+    // frames each, every attempt of the budget spent on each track.
+    for clip in [
+        "d19.mjpeg",
+        "d18.mjpeg",
+        "d13.mjpeg",
+        "d11.mjpeg",
+        "d20.mjpeg",
+        "d3.mjpeg",
+    ] {
+        let frames = frames(clip);
+        let (per_frame, recognised) = identify(&service, &frames[..120]).await;
+        let wrongly: Vec<_> = per_frame
+            .iter()
+            .flatten()
+            .filter(|(_, s)| matches!(s, TrackState::Identified { .. }))
+            .collect();
+        println!(
+            "{clip}: {recognised} recognised, identified {} times",
+            wrongly.len()
+        );
+        assert!(
+            wrongly.is_empty(),
+            "{clip}: a stranger was decided as {:?}",
+            wrongly.first()
+        );
+        assert!(
+            per_frame
+                .iter()
+                .flatten()
+                .any(|(_, s)| *s == TrackState::Unknown),
+            "{clip}: the stranger's track is decided unknown"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detect_mode_tracks_without_recognising_and_garbage_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path()).await;
+    let caller = Caller::command_line();
+    let mut session = StreamSession::new(&caller, StreamMode::Detect).unwrap();
+    let clip = frames("d3.mjpeg");
+    let mut ids = HashSet::new();
+    for (i, frame) in clip[..30].iter().enumerate() {
+        if i == 10 {
+            let err = service
+                .stream_frame(&caller, &mut session, b"not a jpeg at all".to_vec())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ServiceError::BadImage(_)), "{err:?}");
+        }
+        let f = service
+            .stream_frame(&caller, &mut session, frame.clone())
+            .await
+            .unwrap();
+        assert_eq!(f.recognised, 0);
+        assert_eq!(f.faces.len(), 1, "frame {i}");
+        assert_eq!(f.faces[0].state, TrackState::Detected);
+        ids.insert(f.faces[0].track_id);
+    }
+    assert_eq!(ids.len(), 1, "one track through the bad frame: {ids:?}");
+    // A key without `recognize` may not identify.
+    let enrol_only = Caller {
+        scopes: vec![face_service::Scope::Enrol],
+        ..Caller::command_line()
+    };
+    assert!(StreamSession::new(&enrol_only, StreamMode::Detect).is_ok());
+    assert!(matches!(
+        StreamSession::new(&enrol_only, StreamMode::Identify),
+        Err(ServiceError::Forbidden { .. })
+    ));
+}
