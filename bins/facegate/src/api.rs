@@ -389,6 +389,16 @@ pub struct Health {
     pub timestamp: String,
 }
 
+/// `POST /stream/tickets` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTicket {
+    /// Single use: `GET /stream?ticket=...`, or the WebSocket subprotocol
+    /// `facegate.ticket.<ticket>`.
+    pub ticket: String,
+    /// Seconds it stays valid.
+    pub expires_in: u64,
+}
+
 /// `GET /livez` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Live {

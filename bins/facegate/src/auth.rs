@@ -40,6 +40,26 @@ fn token(req: &ServiceRequest) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// A stream ticket: `?ticket=`, else the subprotocol
+/// `facegate.ticket.<ticket>` (`Sec-WebSocket-Protocol`).
+fn ticket(req: &ServiceRequest) -> Option<String> {
+    let from_query = req
+        .query_string()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("ticket="))
+        .map(str::to_string);
+    from_query.or_else(|| {
+        req.headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(',')
+                    .find_map(|p| p.trim().strip_prefix("facegate.ticket."))
+                    .map(str::to_string)
+            })
+    })
+}
+
 /// The middleware (`actix_web::middleware::from_fn`). A refusal is turned
 /// into its response here, not passed up as an error, so the outer
 /// middleware (security headers, CORS) still sees and decorates it.
@@ -92,7 +112,24 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
             return Err(ApiError::rate_limited("client address", wait));
         }
     }
-    let principal = if guard.enabled {
+    let ticket = (access == Access::KeyOrTicket)
+        .then(|| ticket(req))
+        .flatten();
+    let principal = if let (true, Some(ticket)) = (guard.enabled, ticket) {
+        match state.service.tickets().redeem(&ticket) {
+            Some(p) => p,
+            None => {
+                metrics::counter!(face_service::telemetry::AUTH_FAILURES, "reason" => "ticket")
+                    .increment(1);
+                return Err(face_service::ServiceError::Unauthenticated(
+                    "the stream ticket is unknown, expired or already used: ask POST \
+                     /stream/tickets for a new one"
+                        .into(),
+                )
+                .into());
+            }
+        }
+    } else if guard.enabled {
         let token = token(req);
         match state.service.keys().authenticate(token.as_deref()).await {
             Ok(p) => p,

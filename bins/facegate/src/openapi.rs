@@ -13,7 +13,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::api;
 use crate::routes::table::{Access, Verb, ENDPOINTS};
-use crate::routes::{admin, health, metrics, probes, recognize, register, stats, users, whoami};
+use crate::routes::{
+    admin, health, metrics, probes, recognize, register, stats, stream, users, whoami,
+};
 
 /// FaceGate's API description.
 #[derive(OpenApi)]
@@ -24,7 +26,7 @@ use crate::routes::{admin, health, metrics, probes, recognize, register, stats, 
             Thresholds are distances in the active model's metric, calibrated on LFW (see /stats/)."
     ),
     paths(
-        health::health, probes::livez, probes::readyz, metrics::metrics, whoami::whoami, register::register, recognize::recognize,
+        health::health, probes::livez, probes::readyz, metrics::metrics, stream::tickets, whoami::whoami, register::register, recognize::recognize,
         users::list, users::get, users::delete, users::add_faces, users::list_faces, users::delete_face, users::verify,
         stats::stats, admin::reenrolment, admin::create_key, admin::list_keys, admin::revoke_key,
         admin::lockout, admin::reset_lockout, admin::audit
@@ -33,7 +35,7 @@ use crate::routes::{admin, health, metrics, probes, recognize, register, stats, 
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson,
         api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
-        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::Live, api::Ready, api::ReadyChecks, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName
+        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::StreamTicket, api::Live, api::Ready, api::ReadyChecks, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),
@@ -156,7 +158,7 @@ impl Modify for FromRouteTable {
             }
             match endpoint.access {
                 Access::Public => op.security = Some(Vec::new()),
-                Access::AnyKey => {
+                Access::AnyKey | Access::KeyOrTicket => {
                     op.security = Some(vec![key()]);
                     guard_answers.push(("401", "no key, or the key is unknown or revoked"));
                 }

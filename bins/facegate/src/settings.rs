@@ -25,6 +25,41 @@ pub struct Settings {
     pub log: LogSettings,
     /// API keys, rate limits, lockout, CORS.
     pub security: SecuritySettings,
+    /// The WebSocket stream.
+    #[serde(default)]
+    pub stream: StreamSettings,
+}
+
+/// `[stream]`: the limits of `GET /stream`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSettings {
+    /// Largest WebSocket message (one frame); larger closes with 1009.
+    pub max_frame_bytes: usize,
+    /// Frames per second a stream may send; faster ones are dropped with
+    /// a `dropped` event (reason `rate`), never a close.
+    pub max_fps: u32,
+    /// Streams one API key may hold open at once.
+    pub max_streams_per_key: usize,
+    /// Seconds without a message before the stream is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a stream may last.
+    pub max_session_secs: u64,
+    /// Face workers all streams together may hold (0: all but one).
+    pub max_workers: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 2 * 1024 * 1024,
+            max_fps: 30,
+            max_streams_per_key: 4,
+            idle_timeout_secs: 30,
+            max_session_secs: 3600,
+            max_workers: 0,
+        }
+    }
 }
 
 /// `[security]`.

@@ -104,6 +104,7 @@ impl Application {
             openapi,
             max_list_users: settings.server.max_list_users,
             metrics,
+            streams: std::sync::Arc::new(crate::state::StreamLimits::new(settings.stream.clone())),
             guard: Guard {
                 enabled: security.auth,
                 per_key: RateLimiter::new(security.rate_per_key_per_minute, security.rate_burst),
@@ -290,6 +291,10 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         .with_failed_identifications_per_minute(
             settings.security.failed_identifications_per_minute,
         );
+    let service = match settings.stream.max_workers {
+        0 => service,
+        n => service.with_stream_workers(n),
+    };
     warn_if_enrolled_under_other_models(&service).await?;
     Ok(service)
 }

@@ -27,6 +27,59 @@ pub struct AppState {
     pub max_list_users: usize,
     /// The process's metrics recorder, rendered by `GET /metrics`.
     pub metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
+    /// The stream's limits and the streams each key holds.
+    pub streams: std::sync::Arc<StreamLimits>,
+}
+
+/// `[stream]`'s limits, and how many streams each key holds open.
+pub struct StreamLimits {
+    /// The settings.
+    pub settings: crate::settings::StreamSettings,
+    open: std::sync::Mutex<std::collections::HashMap<Option<i64>, usize>>,
+}
+
+impl StreamLimits {
+    /// No stream open yet.
+    pub fn new(settings: crate::settings::StreamSettings) -> Self {
+        Self {
+            settings,
+            open: Default::default(),
+        }
+    }
+
+    /// Counts one more stream of `key` (`None`: authentication off), or
+    /// `None` when the key already holds `max_streams_per_key`. The stream
+    /// is counted until the returned guard is dropped.
+    pub fn hold(self: &std::sync::Arc<Self>, key: Option<i64>) -> Option<StreamHold> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_default();
+        if *n >= self.settings.max_streams_per_key {
+            return None;
+        }
+        *n += 1;
+        Some(StreamHold {
+            limits: std::sync::Arc::clone(self),
+            key,
+        })
+    }
+}
+
+/// One open stream, counted against its key until dropped.
+pub struct StreamHold {
+    limits: std::sync::Arc<StreamLimits>,
+    key: Option<i64>,
+}
+
+impl Drop for StreamHold {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// The guard's settings and state, shared by all workers.

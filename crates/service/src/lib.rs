@@ -17,6 +17,7 @@ pub mod service;
 pub mod stream;
 pub mod telemetry;
 pub mod thresholds;
+pub mod tickets;
 pub mod track_identity;
 pub mod workers;
 

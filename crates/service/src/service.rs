@@ -25,6 +25,7 @@ use crate::error::for_user;
 use crate::stream::Streams;
 use crate::telemetry;
 use crate::thresholds::{Band, DecisionThreshold, MatchEvidence, ThresholdReport, Thresholds};
+use crate::tickets::StreamTickets;
 use crate::track_identity::RecognitionPolicy;
 use crate::workers::{FaceWorkers, WorkerLoad};
 use crate::ServiceError;
@@ -221,6 +222,8 @@ pub struct FaceService {
     gauges_counted: Mutex<Option<Instant>>,
     /// The streams' share of the workers and their recognition policy.
     streams: Streams,
+    /// Outstanding stream tickets.
+    tickets: StreamTickets,
     /// Whether identification's threshold is extrapolated beyond the
     /// measured curve, so crossing the limit is logged once each way.
     extrapolating: AtomicBool,
@@ -304,6 +307,7 @@ impl FaceService {
             gallery: Mutex::new(None),
             gauges_counted: Mutex::new(None),
             streams: Streams::new(stream_workers, RecognitionPolicy::default()),
+            tickets: StreamTickets::default(),
             extrapolating: AtomicBool::new(at_start.extrapolated),
         }
     }
@@ -320,6 +324,11 @@ impl FaceService {
     pub fn with_stream_workers(mut self, max: usize) -> Self {
         self.streams = Streams::new(max, self.streams.policy);
         self
+    }
+
+    /// Stream tickets: issue and redeem.
+    pub fn tickets(&self) -> &StreamTickets {
+        &self.tickets
     }
 
     /// The face workers.

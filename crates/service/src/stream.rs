@@ -25,7 +25,7 @@ use std::sync::Arc;
 use face_core::image::RgbImage;
 use face_core::track::{TrackId, Tracker, TrackerConfig};
 use face_core::{decode, BoundingBox, DetectedFace, Landmarks};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::access::{Caller, Scope};
@@ -34,7 +34,7 @@ use crate::track_identity::{Attempt, RecognitionPolicy, TrackIdentity, TrackReco
 use crate::{telemetry, FaceService, ServiceError};
 
 /// What a stream is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamMode {
     /// Boxes and tracks only (enrolment previews): `enrol` or `recognize`.

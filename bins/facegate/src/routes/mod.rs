@@ -9,6 +9,7 @@ pub mod probes;
 pub mod recognize;
 pub mod register;
 pub mod stats;
+pub mod stream;
 pub mod table;
 pub mod users;
 pub mod whoami;

