@@ -116,7 +116,14 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
         .then(|| ticket(req))
         .flatten();
     let principal = if let (true, Some(ticket)) = (guard.enabled, ticket) {
-        match state.service.tickets().redeem(&ticket) {
+        // A ticket is as good as its key now: a key revoked since it asked
+        // for the ticket opens nothing.
+        let redeemed = state.service.tickets().redeem(&ticket);
+        let active = match redeemed.as_ref().and_then(|p| p.key_id) {
+            Some(id) => state.service.keys().is_active(id).await?,
+            None => redeemed.is_some(),
+        };
+        match redeemed.filter(|_| active) {
             Some(p) => p,
             None => {
                 metrics::counter!(face_service::telemetry::AUTH_FAILURES, "reason" => "ticket")

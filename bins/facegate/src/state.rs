@@ -35,7 +35,7 @@ pub struct AppState {
 pub struct StreamLimits {
     /// The settings.
     pub settings: crate::settings::StreamSettings,
-    open: std::sync::Mutex<std::collections::HashMap<Option<i64>, usize>>,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl StreamLimits {
@@ -47,19 +47,20 @@ impl StreamLimits {
         }
     }
 
-    /// Counts one more stream of `key` (`None`: authentication off), or
-    /// `None` when the key already holds `max_streams_per_key`. The stream
-    /// is counted until the returned guard is dropped.
-    pub fn hold(self: &std::sync::Arc<Self>, key: Option<i64>) -> Option<StreamHold> {
+    /// Counts one more stream of `holder` (a key; without authentication,
+    /// a client address), or `None` when it already holds
+    /// `max_streams_per_key`. The stream is counted until the returned
+    /// guard is dropped.
+    pub fn hold(self: &std::sync::Arc<Self>, holder: String) -> Option<StreamHold> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(key).or_default();
+        let n = open.entry(holder.clone()).or_default();
         if *n >= self.settings.max_streams_per_key {
             return None;
         }
         *n += 1;
         Some(StreamHold {
             limits: std::sync::Arc::clone(self),
-            key,
+            holder,
         })
     }
 }
@@ -67,16 +68,16 @@ impl StreamLimits {
 /// One open stream, counted against its key until dropped.
 pub struct StreamHold {
     limits: std::sync::Arc<StreamLimits>,
-    key: Option<i64>,
+    holder: String,
 }
 
 impl Drop for StreamHold {
     fn drop(&mut self) {
         let mut open = self.limits.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.key) {
+        if let Some(n) = open.get_mut(&self.holder) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.key);
+                open.remove(&self.holder);
             }
         }
     }

@@ -335,3 +335,94 @@ async fn tickets_limits_and_bad_frames() {
         started.elapsed()
     );
 }
+
+/// Streams `frames` paced at 25 fps after `mode`, and collects the faces'
+/// states.
+async fn stream_states(app: &common::TestApp, mode: Value, frames: &[Vec<u8>]) -> Vec<Value> {
+    let mut ws = connect(app, Some(&app.token)).await.unwrap();
+    ws.send(Message::text(mode.to_string())).await.unwrap();
+    let e = next(&mut ws, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(e["type"], "mode", "{e}");
+    for (seq, frame) in frames.iter().enumerate() {
+        ws.send(framed(seq as u32 + 1, frame)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let (processed, _) = account(&mut ws, frames.len()).await;
+    ws.close(None).await.unwrap();
+    processed
+        .iter()
+        .flat_map(|e| e["faces"].as_array().unwrap().clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_mode_confirms_the_claimed_person_and_refuses_another() {
+    let app = app(|_| {}).await;
+    let d12 = common::clip("d12.mjpeg");
+    let (status, reg) = app
+        .post_json(
+            "/register/",
+            json!({"name": "Man With Glasses", "image": common::b64(&d12[120])}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reg}");
+    let me = reg["user_id"].as_i64().unwrap();
+    let mode = json!({"mode": "verify", "user_id": me});
+
+    let faces = stream_states(&app, mode.clone(), &d12[..40]).await;
+    let states: Vec<&str> = faces.iter().map(|f| f["state"].as_str().unwrap()).collect();
+    println!(
+        "d12 as himself: {:?}",
+        states.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(states.contains(&"verified"), "{states:?}");
+    assert!(!states.contains(&"not_verified"), "{states:?}");
+    assert!(faces
+        .iter()
+        .filter(|f| f["state"] == "verified")
+        .all(|f| f["user_id"] == me));
+    let (_, lockout) = app.get(&format!("/admin/users/{me}/lockout")).await;
+    assert_eq!(lockout["failures"], 0, "{lockout}");
+
+    // Another man claiming to be him, on one track over 60 frames: refused
+    // once, one failure of the lockout (not one per frame).
+    let d19 = common::clip("d19.mjpeg");
+    let faces = stream_states(&app, mode, &d19[..60]).await;
+    let states: Vec<&str> = faces.iter().map(|f| f["state"].as_str().unwrap()).collect();
+    println!(
+        "d19 as him: {:?}",
+        states.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(states.contains(&"not_verified"), "{states:?}");
+    assert!(!states.contains(&"verified"), "{states:?}");
+    let (_, lockout) = app.get(&format!("/admin/users/{me}/lockout")).await;
+    assert_eq!(lockout["failures"], 1, "{lockout}");
+    let (_, audit) = app
+        .get(&format!("/admin/audit?user_id={me}&limit=100"))
+        .await;
+    let verdicts: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "stream_verify")
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, vec!["no_match", "match"], "newest first: {audit}");
+
+    // A user who does not exist: an error event, the stream stays open.
+    let mut ws = connect(&app, Some(&app.token)).await.unwrap();
+    ws.send(Message::text(
+        json!({"mode": "verify", "user_id": 999_999}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let e = next(&mut ws, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["error"].as_str()),
+        (Some("error"), Some("not_found")),
+        "{e}"
+    );
+    ws.send(framed(1, &d12[0])).await.unwrap();
+    let e = next(&mut ws, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(e["type"], "frame", "{e}");
+}

@@ -125,6 +125,17 @@ impl Keys {
         })
     }
 
+    /// Whether the key with this id exists and is not revoked (a stream
+    /// ticket is only as good as its key at the moment it is redeemed).
+    pub async fn is_active(&self, key_id: i64) -> Result<bool, ServiceError> {
+        Ok(self
+            .store
+            .list_api_keys()
+            .await?
+            .iter()
+            .any(|k| k.id == key_id && k.revoked_at.is_none()))
+    }
+
     /// Makes a key; the token is returned once and never stored.
     pub async fn create(
         &self,

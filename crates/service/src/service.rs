@@ -341,6 +341,11 @@ impl FaceService {
         &self.streams
     }
 
+    /// Faces of one photo an identification searches.
+    pub(crate) fn max_faces_per_request(&self) -> usize {
+        self.max_faces_per_request
+    }
+
     /// The budget of failed identifications.
     pub(crate) fn identify_budget(&self) -> &FailureBudget {
         &self.identify_budget
@@ -546,6 +551,25 @@ impl FaceService {
                 EnrolmentRefusal::MultipleFaces { count } => ServiceError::MultipleFaces { count },
                 EnrolmentRefusal::LowQuality { issues } => ServiceError::LowQuality { issues },
             })
+    }
+
+    /// The distance from `embedding` to the closest of a user's templates
+    /// of the active model, timed as the `search` stage; `UserNotFound`,
+    /// or `NoTemplateForModel` when they have none of this model.
+    pub(crate) async fn nearest_of_user(
+        &self,
+        user_id: i64,
+        embedding: &[f32],
+    ) -> Result<face_store::UserDistance, ServiceError> {
+        let started = Instant::now();
+        let nearest = self
+            .store
+            .distance_to_user(user_id, &self.model, embedding)
+            .await;
+        face_core::telemetry::stage("search", self.workers.backend(), started.elapsed());
+        nearest
+            .map_err(for_user(user_id))?
+            .ok_or(ServiceError::NoTemplateForModel(user_id))
     }
 
     /// The `k` users nearest to `embedding` among the active model's

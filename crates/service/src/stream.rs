@@ -29,22 +29,31 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::access::{Caller, Scope};
+use crate::lockout::{Outcome, Reserved};
 use crate::thresholds::Thresholds;
 use crate::track_identity::{Attempt, RecognitionPolicy, TrackIdentity, TrackRecognition};
 use crate::{telemetry, FaceService, ServiceError};
 
-/// What a stream is for.
+/// What a stream is for; as JSON `{"mode": "identify"}`,
+/// `{"mode": "verify", "user_id": 42}`, `{"mode": "detect"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StreamMode {
     /// Boxes and tracks only (enrolment previews): `enrol` or `recognize`.
     Detect,
     /// Who each track is: `recognize`.
     Identify,
+    /// Whether each track is this user (continuous verification):
+    /// `recognize`. Each track's decision is one verification, under the
+    /// user's lockout.
+    Verify {
+        /// The claimed user.
+        user_id: i64,
+    },
 }
 
 /// One connection's state between frames.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StreamSession {
     mode: StreamMode,
     tracker: Tracker,
@@ -53,10 +62,14 @@ pub struct StreamSession {
     frames: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct TrackEntry {
     recognition: TrackRecognition,
     name: Option<String>,
+    /// Verify mode: the lockout attempt the track's decision settles.
+    reservation: Option<Reserved>,
+    /// Verify mode: the user's lockout admitted no attempt.
+    locked: bool,
 }
 
 impl StreamSession {
@@ -65,6 +78,9 @@ impl StreamSession {
         match mode {
             StreamMode::Identify => {
                 caller.require(Scope::Recognize, "identify faces in a stream")?
+            }
+            StreamMode::Verify { .. } => {
+                caller.require(Scope::Recognize, "verify faces in a stream")?
             }
             StreamMode::Detect => {
                 if !caller.allows(Scope::Enrol) {
@@ -103,6 +119,15 @@ pub enum TrackState {
     },
     /// Decided: nobody enrolled.
     Unknown,
+    /// Verify mode, decided: the claimed user.
+    Verified {
+        /// The user.
+        user_id: i64,
+    },
+    /// Verify mode, decided: not the claimed user.
+    NotVerified,
+    /// Verify mode: the claimed user's lockout admits no attempt now.
+    Locked,
 }
 
 /// One face of a processed frame.
@@ -151,6 +176,20 @@ impl Streams {
 }
 
 impl FaceService {
+    /// A new stream session in `mode`, if the caller may use it and, for
+    /// verify mode, the user exists.
+    pub async fn stream_session(
+        &self,
+        caller: &Caller,
+        mode: StreamMode,
+    ) -> Result<StreamSession, ServiceError> {
+        let session = StreamSession::new(caller, mode)?;
+        if let StreamMode::Verify { user_id } = mode {
+            self.get_user(user_id).await?;
+        }
+        Ok(session)
+    }
+
     /// Processes one frame (a JPEG, or any photo format the decoder takes)
     /// of a stream. A frame that is not a photo is `BadImage` and leaves
     /// the session as it was.
@@ -182,26 +221,36 @@ impl FaceService {
         session.frames += 1;
         let frame_number = session.frames;
         for id in &update.ended {
-            session.tracks.remove(id);
+            if let Some(entry) = session.tracks.remove(id) {
+                self.end_track(caller, session.mode, entry).await?;
+            }
         }
         let policy = streams.policy;
-        let due: Vec<usize> = match session.mode {
+        let mut due: Vec<usize> = match session.mode {
             StreamMode::Detect => Vec::new(),
-            StreamMode::Identify => update
+            StreamMode::Identify | StreamMode::Verify { .. } => update
                 .assignments
                 .iter()
                 .enumerate()
                 .filter(|(i, a)| {
-                    session
-                        .tracks
-                        .entry(a.track_id)
-                        .or_default()
-                        .recognition
-                        .wants(boxes[*i].area(), frame_number, &policy)
+                    let entry = session.tracks.entry(a.track_id).or_default();
+                    !entry.locked
+                        && entry
+                            .recognition
+                            .wants(boxes[*i].area(), frame_number, &policy)
                 })
                 .map(|(i, _)| i)
                 .collect(),
         };
+        // The largest faces first (the detector's order), as many as an
+        // HTTP identification searches.
+        due.truncate(self.max_faces_per_request());
+        if !due.is_empty() && session.mode == StreamMode::Identify {
+            // A spent budget of failed identifications stops the searches
+            // (the frame is answered with the error), as it refuses
+            // `POST /recognize/`.
+            self.identify_budget().check(caller)?;
+        }
         if !due.is_empty() {
             self.recognise(caller, session, &update.assignments, &faces, &due, image)
                 .await?;
@@ -215,10 +264,10 @@ impl FaceService {
                 landmarks: face.landmarks,
                 state: match session.mode {
                     StreamMode::Detect => TrackState::Detected,
-                    StreamMode::Identify => session
+                    StreamMode::Identify | StreamMode::Verify { .. } => session
                         .tracks
                         .get(&a.track_id)
-                        .map_or(TrackState::Tentative, state_of),
+                        .map_or(TrackState::Tentative, |e| state_of(e, session.mode)),
                 },
             })
             .collect();
@@ -227,6 +276,42 @@ impl FaceService {
             ended: update.ended,
             recognised: due.len(),
         })
+    }
+
+    /// Ends a stream: each of its tracks as if it had ended (see
+    /// [`FaceService::stream_frame`]). A session replaced by a mode change
+    /// or dropped with its connection must go through here, or its
+    /// undecided tracks would be free searches.
+    pub async fn end_stream(
+        &self,
+        caller: &Caller,
+        session: StreamSession,
+    ) -> Result<(), ServiceError> {
+        for (_, entry) in session.tracks {
+            self.end_track(caller, session.mode, entry).await?;
+        }
+        Ok(())
+    }
+
+    /// A track that ended: a verification it did not decide is released (it
+    /// counts for nothing); an identification it did not decide after at
+    /// least one search counts as failed, like one that was decided
+    /// unknown, so ending tracks early (leaving the frame, switching modes)
+    /// buys no free searches.
+    async fn end_track(
+        &self,
+        caller: &Caller,
+        mode: StreamMode,
+        entry: TrackEntry,
+    ) -> Result<(), ServiceError> {
+        if let Some(r) = entry.reservation {
+            self.lockouts().settle(r, Outcome::Released).await?;
+        }
+        let undecided = entry.recognition.identity() == TrackIdentity::Tentative;
+        if mode == StreamMode::Identify && undecided && entry.recognition.attempts() > 0 {
+            self.identify_budget().failed(caller);
+        }
+        Ok(())
     }
 
     /// Embeds the faces at `due`, searches each, and records the attempts;
@@ -248,6 +333,11 @@ impl FaceService {
                 caller.probe.clone(),
             )
             .await??;
+        if let StreamMode::Verify { user_id } = session.mode {
+            return self
+                .verify_tracks(caller, session, user_id, assignments, faces, due, &embedded)
+                .await;
+        }
         let threshold = self
             .identify_default(self.gallery_templates().await?)
             .as_threshold();
@@ -293,11 +383,81 @@ impl FaceService {
     }
 }
 
-fn state_of(entry: &TrackEntry) -> TrackState {
-    match entry.recognition.identity() {
-        TrackIdentity::Tentative => TrackState::Tentative,
-        TrackIdentity::Unknown => TrackState::Unknown,
-        TrackIdentity::Identified { user_id } => TrackState::Identified {
+impl FaceService {
+    /// Verify mode: compares the faces at `due` with the claimed user's
+    /// templates. A track reserves one attempt of the user's lockout before
+    /// its first comparison and settles it when decided (passed or failed)
+    /// or when it ends undecided (released): one verification per track,
+    /// however many frames it was compared on.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_tracks(
+        &self,
+        caller: &Caller,
+        session: &mut StreamSession,
+        user_id: i64,
+        assignments: &[face_core::track::Assignment],
+        faces: &[DetectedFace],
+        due: &[usize],
+        embedded: &[face_core::AnalyzedFace],
+    ) -> Result<(), ServiceError> {
+        let policy = self.streams().policy;
+        for (&i, face) in due.iter().zip(embedded) {
+            let entry = session.tracks.entry(assignments[i].track_id).or_default();
+            if entry.reservation.is_none() {
+                match self.lockouts().reserve(user_id).await {
+                    Ok(r) => entry.reservation = Some(r),
+                    Err(
+                        ServiceError::VerificationDelayed { .. }
+                        | ServiceError::VerificationDisabled(_),
+                    ) => {
+                        entry.locked = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let nearest = self
+                .nearest_of_user(user_id, face.embedding.values())
+                .await?;
+            let threshold = self.thresholds().verify(nearest.templates).as_threshold();
+            let attempt = Attempt {
+                area: faces[i].bbox.area(),
+                matched: Thresholds::matches(nearest.distance, threshold).then_some(user_id),
+            };
+            let Some(decided) = entry.recognition.record(attempt, session.frames, &policy) else {
+                continue;
+            };
+            let (outcome, settled) = match decided {
+                TrackIdentity::Identified { .. } => ("match", Outcome::Passed),
+                TrackIdentity::Unknown => ("no_match", Outcome::Failed),
+                TrackIdentity::Tentative => continue,
+            };
+            if let Some(r) = entry.reservation.take() {
+                self.lockouts().settle(r, settled).await?;
+            }
+            metrics::counter!(
+                telemetry::DECISIONS,
+                "operation" => "stream_verify",
+                "outcome" => outcome
+            )
+            .increment(1);
+            self.audit()
+                .record(caller, "stream_verify", outcome, Some(user_id), None, None)
+                .await;
+        }
+        Ok(())
+    }
+}
+
+fn state_of(entry: &TrackEntry, mode: StreamMode) -> TrackState {
+    let verifying = matches!(mode, StreamMode::Verify { .. });
+    match (entry.recognition.identity(), verifying) {
+        _ if entry.locked => TrackState::Locked,
+        (TrackIdentity::Tentative, _) => TrackState::Tentative,
+        (TrackIdentity::Unknown, false) => TrackState::Unknown,
+        (TrackIdentity::Unknown, true) => TrackState::NotVerified,
+        (TrackIdentity::Identified { user_id }, true) => TrackState::Verified { user_id },
+        (TrackIdentity::Identified { user_id }, false) => TrackState::Identified {
             user_id,
             name: entry.name.clone().unwrap_or_default(),
         },

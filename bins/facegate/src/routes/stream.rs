@@ -23,7 +23,6 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use face_service::stream::{StreamFrame, StreamMode, StreamSession};
 use face_service::{Caller, Principal, Scope, ServiceError};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -116,10 +115,16 @@ struct Mailbox {
     closed: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModeMessage {
-    mode: StreamMode,
+/// How long one event may take to leave: a client that stops reading
+/// (its TCP window closed) is closed, not waited for.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends one event; false when the client is gone or does not read.
+async fn send(session: &mut Session, event: serde_json::Value) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, session.text(event.to_string())).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn connection(
@@ -128,7 +133,13 @@ async fn connection(
     session: Session,
     messages: MessageStream,
 ) {
-    let Some(_hold) = state.streams.hold(caller.key_id) else {
+    // Counted per key; without authentication, per client address.
+    let holder = match (caller.key_id, &caller.client) {
+        (Some(id), _) => format!("key {id}"),
+        (None, Some(client)) => format!("client {client}"),
+        (None, None) => "anonymous".to_string(),
+    };
+    let Some(_hold) = state.streams.hold(holder) else {
         close(
             session,
             CloseCode::Again,
@@ -142,7 +153,7 @@ async fn connection(
     } else {
         StreamMode::Detect
     };
-    let stream = match StreamSession::new(&caller, mode) {
+    let stream = match state.service.stream_session(&caller, mode).await {
         Ok(s) => s,
         Err(e) => {
             close(session, CloseCode::Policy, &e.to_string()).await;
@@ -219,64 +230,95 @@ async fn read(
         };
         match message {
             Message::Binary(bytes) => {
-                let Some(frame) = parse(&bytes) else {
-                    let event = json!({"type": "error", "error": "bad_frame",
+                let Some((seq, client_ms)) = header(&bytes) else {
+                    let event = json!({"type": "error", "seq": null, "error": "bad_frame",
                         "message": format!("a frame is a {HEADER_BYTES}-byte header (sequence number u32, client timestamp u64, big-endian) and a JPEG")});
-                    let _ = session.text(event.to_string()).await;
+                    if !send(&mut session, event).await {
+                        return;
+                    }
                     continue;
                 };
-                let dropped =
-                    |reason: &str| json!({"type": "dropped", "seq": frame.seq, "reason": reason});
-                if last_seq.is_some_and(|s| frame.seq <= s) {
-                    let _ = session.text(dropped("out_of_order").to_string()).await;
-                    continue;
-                }
-                last_seq = Some(frame.seq);
-                if last_accepted.is_some_and(|t| t.elapsed() < interval) {
-                    let _ = session.text(dropped("rate").to_string()).await;
+                let refused = if last_seq.is_some_and(|s| seq <= s) {
+                    Some("out_of_order")
+                } else if last_accepted.is_some_and(|t| t.elapsed() < interval) {
+                    Some("rate")
+                } else {
+                    None
+                };
+                last_seq = last_seq.max(Some(seq));
+                if let Some(reason) = refused {
+                    let event = json!({"type": "dropped", "seq": seq, "reason": reason});
+                    if !send(&mut session, event).await {
+                        return;
+                    }
                     continue;
                 }
                 last_accepted = Some(Instant::now());
+                // Copied only once accepted.
+                let frame = Frame {
+                    seq,
+                    client_ms,
+                    jpeg: bytes[HEADER_BYTES..].to_vec(),
+                };
                 let replaced = lock(mailbox).frame.replace(frame);
                 wake.notify_one();
                 if let Some(old) = replaced {
                     let event = json!({"type": "dropped", "seq": old.seq, "reason": "superseded"});
-                    let _ = session.text(event.to_string()).await;
+                    if !send(&mut session, event).await {
+                        return;
+                    }
                 }
             }
-            Message::Text(text) => match serde_json::from_str::<ModeMessage>(&text) {
-                Ok(m) => {
-                    lock(mailbox).mode = Some(m.mode);
+            Message::Text(text) => match serde_json::from_str::<StreamMode>(&text) {
+                Ok(mode) => {
+                    lock(mailbox).mode = Some(mode);
                     wake.notify_one();
                 }
                 Err(e) => {
-                    let event = json!({"type": "error", "error": "bad_message",
-                        "message": format!("a text message is {{\"mode\": \"identify\" | \"detect\"}}: {e}")});
-                    let _ = session.text(event.to_string()).await;
+                    // serde's message can quote the client's text: cut it.
+                    let why: String = e.to_string().chars().take(160).collect();
+                    let event = json!({"type": "error", "seq": null, "error": "bad_message",
+                        "message": format!("a text message is {{\"mode\": \"identify\" | \"detect\"}} or {{\"mode\": \"verify\", \"user_id\": N}}: {why}")});
+                    if !send(&mut session, event).await {
+                        return;
+                    }
                 }
             },
             Message::Ping(bytes) => {
-                let _ = session.pong(&bytes).await;
+                if tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Message::Continuation(_) => {
+                close(
+                    session,
+                    CloseCode::Unsupported,
+                    "fragmented messages are not supported: send each frame as one message",
+                )
+                .await;
+                return;
             }
             Message::Close(_) => {
                 let _ = session.close(None).await;
                 return;
             }
-            Message::Pong(_) | Message::Continuation(_) | Message::Nop => {}
+            Message::Pong(_) | Message::Nop => {}
         }
     }
 }
 
-fn parse(bytes: &[u8]) -> Option<Frame> {
-    let header = bytes.get(..HEADER_BYTES)?;
+/// The sequence number and client timestamp of a frame with something
+/// after its header.
+fn header(bytes: &[u8]) -> Option<(u32, u64)> {
+    let header = bytes
+        .get(..HEADER_BYTES)
+        .filter(|_| bytes.len() > HEADER_BYTES)?;
     let seq = u32::from_be_bytes(header[..4].try_into().ok()?);
     let client_ms = u64::from_be_bytes(header[4..].try_into().ok()?);
-    let jpeg = bytes[HEADER_BYTES..].to_vec();
-    (!jpeg.is_empty()).then_some(Frame {
-        seq,
-        client_ms,
-        jpeg,
-    })
+    Some((seq, client_ms))
 }
 
 /// Processes the waiting frame, one at a time, until the reader is done.
@@ -284,46 +326,76 @@ async fn process(
     state: Arc<AppState>,
     caller: Caller,
     mut stream: StreamSession,
-    mut session: Session,
+    session: Session,
     mailbox: Arc<Mutex<Mailbox>>,
     wake: Arc<Notify>,
+) {
+    serve(&state, &caller, &mut stream, session, &mailbox, &wake).await;
+    // The tracks end with the connection (a verification in progress is
+    // released; an identification undecided after a search counts failed).
+    let _ = state.service.end_stream(&caller, stream).await;
+}
+
+async fn serve(
+    state: &AppState,
+    caller: &Caller,
+    stream: &mut StreamSession,
+    mut session: Session,
+    mailbox: &Mutex<Mailbox>,
+    wake: &Notify,
 ) {
     loop {
         wake.notified().await;
         loop {
             let (frame, mode, closed) = {
-                let mut m = lock(&mailbox);
+                let mut m = lock(mailbox);
                 (m.frame.take(), m.mode.take(), m.closed)
             };
             if closed {
                 return;
             }
             if let Some(mode) = mode {
-                let event = match StreamSession::new(&caller, mode) {
-                    Ok(s) => {
-                        stream = s;
-                        json!({"type": "mode", "mode": mode})
-                    }
+                let event = match switch(state, caller, stream, mode).await {
+                    Ok(()) => mode_event(mode),
                     Err(e) => error_event(None, &e),
                 };
-                if session.text(event.to_string()).await.is_err() {
+                if !send(&mut session, event).await {
                     return;
                 }
             }
             let Some(frame) = frame else { break };
-            let event = match state
-                .service
-                .stream_frame(&caller, &mut stream, frame.jpeg)
-                .await
-            {
+            let event = match state.service.stream_frame(caller, stream, frame.jpeg).await {
                 Ok(f) => frame_event(frame.seq, frame.client_ms, &f),
                 Err(e) => error_event(Some(frame.seq), &e),
             };
-            if session.text(event.to_string()).await.is_err() {
+            if !send(&mut session, event).await {
                 return;
             }
         }
     }
+}
+
+/// Starts a new session in `mode`; the old one's tracks end.
+async fn switch(
+    state: &AppState,
+    caller: &Caller,
+    stream: &mut StreamSession,
+    mode: StreamMode,
+) -> Result<(), ServiceError> {
+    let new = state.service.stream_session(caller, mode).await?;
+    let old = std::mem::replace(stream, new);
+    state.service.end_stream(caller, old).await
+}
+
+/// `{"type": "mode", "mode": ...}` with the mode's fields.
+fn mode_event(mode: StreamMode) -> serde_json::Value {
+    let mut event = json!({"type": "mode"});
+    if let (Some(e), Ok(serde_json::Value::Object(m))) =
+        (event.as_object_mut(), serde_json::to_value(mode))
+    {
+        e.extend(m);
+    }
+    event
 }
 
 fn frame_event(seq: u32, client_ms: u64, f: &StreamFrame) -> serde_json::Value {
