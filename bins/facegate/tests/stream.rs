@@ -223,6 +223,25 @@ async fn tickets_limits_and_bad_frames() {
         Some(401),
         "a used ticket"
     );
+    // A ticket whose key is revoked before it is used opens nothing.
+    let (kiosk_id, kiosk) = app.new_key("kiosk", &["recognize"]).await;
+    let res = common::client_with_key(&kiosk)
+        .post(app.url("/stream/tickets"))
+        .send()
+        .await
+        .unwrap();
+    let (status, t) = common::read(res).await;
+    assert_eq!(status, 201, "{t}");
+    let (status, _) = app.delete(&format!("/admin/keys/{kiosk_id}")).await;
+    assert_eq!(status, 200);
+    let revoked = format!("?ticket={}", t["ticket"].as_str().unwrap());
+    assert_eq!(
+        open(ws_url(&app, &revoked).into_client_request().unwrap())
+            .await
+            .err(),
+        Some(401),
+        "a ticket of a revoked key"
+    );
     let (_, t) = app.post_json("/stream/tickets", json!({})).await;
     let mut req = ws_url(&app, "").into_client_request().unwrap();
     req.headers_mut().insert(

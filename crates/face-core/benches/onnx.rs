@@ -328,6 +328,47 @@ fn bench_pipeline(c: &mut Criterion<Clock>) {
     g.finish();
 }
 
+/// The stream's per-frame work on one core: decode a 480x480 JPEG frame of
+/// `d12.mjpeg`, detect, track (`stream/<config>/detect_track`), cycling
+/// through the clip's frames; frames per second per core = 1 / the time.
+/// Issue 17's goal: 60 frames/s per core with the fast configuration.
+fn bench_stream(c: &mut Criterion<Clock>) {
+    let mut g = c.benchmark_group("stream");
+    let bytes = std::fs::read(common::shared().join("video/d12.mjpeg")).unwrap();
+    let starts: Vec<usize> = bytes
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF])
+        .map(|(i, _)| i)
+        .collect();
+    let frames: Vec<&[u8]> = starts
+        .iter()
+        .zip(starts.iter().skip(1).chain([&bytes.len()]))
+        .map(|(&a, &b)| &bytes[a..b])
+        .collect();
+    for (label, options) in [("fast", fast_options()), ("default", default_options())] {
+        let mut p = pipeline(&options);
+        let mut tracker = face_core::track::Tracker::new(Default::default());
+        let mut i = 0;
+        g.bench_function(BenchmarkId::new(label, "detect_track_480x480"), |b| {
+            b.iter(|| {
+                let image = face_core::decode(frames[i % frames.len()], &Default::default())
+                    .unwrap()
+                    .image;
+                i += 1;
+                let boxes: Vec<_> = p
+                    .detect_image(&image)
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.bbox)
+                    .collect();
+                tracker.update(&boxes)
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Wall-clock time, or with `FACEGATE_BENCH_CLOCK=cpu` the calling
 /// thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`); both in nanoseconds.
 struct Clock {
@@ -406,6 +447,6 @@ fn config() -> Criterion<Clock> {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_ort_raw, bench_preprocess, bench_detect, bench_embed, bench_pipeline
+    targets = bench_ort_raw, bench_preprocess, bench_detect, bench_embed, bench_pipeline, bench_stream
 }
 criterion_main!(benches);
