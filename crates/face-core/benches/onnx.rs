@@ -335,17 +335,7 @@ fn bench_pipeline(c: &mut Criterion<Clock>) {
 fn bench_stream(c: &mut Criterion<Clock>) {
     let mut g = c.benchmark_group("stream");
     let bytes = std::fs::read(common::shared().join("video/d12.mjpeg")).unwrap();
-    let starts: Vec<usize> = bytes
-        .windows(3)
-        .enumerate()
-        .filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF])
-        .map(|(i, _)| i)
-        .collect();
-    let frames: Vec<&[u8]> = starts
-        .iter()
-        .zip(starts.iter().skip(1).chain([&bytes.len()]))
-        .map(|(&a, &b)| &bytes[a..b])
-        .collect();
+    let frames = face_core::mjpeg::frames(&bytes);
     for (label, options) in [("fast", fast_options()), ("default", default_options())] {
         let mut p = pipeline(&options);
         let mut tracker = face_core::track::Tracker::new(Default::default());

@@ -16,16 +16,9 @@ use face_core::{decode, BoundingBox, FacePipeline, PipelineOptions};
 /// `FF D8 FF`.
 fn frames(name: &str) -> Vec<Vec<u8>> {
     let bytes = std::fs::read(common::shared().join("video").join(name)).unwrap();
-    let starts: Vec<usize> = bytes
-        .windows(3)
-        .enumerate()
-        .filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF])
-        .map(|(i, _)| i)
-        .collect();
-    starts
-        .iter()
-        .zip(starts.iter().skip(1).chain([&bytes.len()]))
-        .map(|(&a, &b)| bytes[a..b].to_vec())
+    face_core::mjpeg::frames(&bytes)
+        .into_iter()
+        .map(<[u8]>::to_vec)
         .collect()
 }
 

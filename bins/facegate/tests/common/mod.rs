@@ -122,16 +122,9 @@ pub fn use_fast_pipeline(s: &mut Settings) {
 pub fn clip(name: &str) -> Vec<Vec<u8>> {
     let bytes = std::fs::read(shared().join("video").join(name))
         .unwrap_or_else(|e| panic!("{name}: {e} (set FACEGATE_SHARED_DIR)"));
-    let starts: Vec<usize> = bytes
-        .windows(3)
-        .enumerate()
-        .filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF])
-        .map(|(i, _)| i)
-        .collect();
-    starts
-        .iter()
-        .zip(starts.iter().skip(1).chain([&bytes.len()]))
-        .map(|(&a, &b)| bytes[a..b].to_vec())
+    face_core::mjpeg::frames(&bytes)
+        .into_iter()
+        .map(<[u8]>::to_vec)
         .collect()
 }
 
