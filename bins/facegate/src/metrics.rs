@@ -31,6 +31,14 @@ pub const RATE_LIMITED: &str = "facegate_rate_limited_total";
 /// Requests answered 503 `busy` before their body was read: the in-flight
 /// body budget (`server.max_inflight_body_bytes`) was full.
 pub const BODIES_REJECTED: &str = "facegate_request_bodies_rejected_total";
+/// Frames streams sent, labelled `outcome`: `processed`, `error`, or why
+/// one was dropped (`superseded`, `rate`, `out_of_order`).
+pub const STREAM_FRAMES: &str = "facegate_stream_frames_total";
+/// From a frame's arrival to its event leaving (seconds): the stream's
+/// frame-to-event latency, waiting in the mailbox included.
+pub const STREAM_FRAME_SECONDS: &str = "facegate_stream_frame_duration_seconds";
+/// Streams open now.
+pub const STREAMS_OPEN: &str = "facegate_streams_open";
 /// Always 1, labelled with the version, the backend and the model.
 pub const BUILD_INFO: &str = "facegate_build_info";
 
@@ -148,6 +156,16 @@ fn describe() {
         BODIES_REJECTED,
         "Requests answered 503 busy because the in-flight body budget was full"
     );
+    describe_counter!(
+        STREAM_FRAMES,
+        "Frames sent on streams, by outcome (processed, error, superseded, rate, out_of_order)"
+    );
+    describe_histogram!(
+        STREAM_FRAME_SECONDS,
+        Unit::Seconds,
+        "Stream frame-to-event latency, from arrival to the event leaving"
+    );
+    describe_gauge!(STREAMS_OPEN, "WebSocket streams open now");
     describe_gauge!(
         BUILD_INFO,
         "The version, face backend and embedding model this server runs"

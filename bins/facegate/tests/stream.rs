@@ -186,8 +186,72 @@ async fn a_person_is_identified_on_their_track_and_a_flood_is_absorbed() {
         processed.len() as u32 * 4 >= sent,
         "a quarter of the frames processed at 30 fps"
     );
+    // The stream's series saw it (other tests in this binary add to them).
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let text = res.text().await.unwrap();
+    let sample = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        sample("facegate_stream_frames_total{outcome=\"rate\"}") >= 150.0,
+        "{text}"
+    );
+    assert!(
+        sample("facegate_stream_frames_total{outcome=\"processed\"}") >= 300.0,
+        "{text}"
+    );
+    assert!(
+        sample("facegate_stream_frame_duration_seconds_count") >= 300.0,
+        "{text}"
+    );
+    assert!(sample("facegate_streams_open") >= 2.0, "{text}");
     flood.close(None).await.unwrap();
     ws.close(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_identification_budget_stops_the_searches() {
+    // One failed identification a minute: the first track decided unknown
+    // spends it.
+    let app = app(|s| {
+        s.security.failed_identifications_per_minute = 1;
+        // One frame at a time, each after the last one's event.
+        s.stream.max_fps = 1_000_000;
+    })
+    .await;
+    let (status, _) = app.register("Rose Leslie", common::ROSE).await;
+    assert_eq!(status, 200);
+    let frames = common::clip("d19.mjpeg");
+    let mut ws = connect(&app, Some(&app.token)).await.unwrap();
+    let mut states = Vec::new();
+    let mut refused = None;
+    for (seq, frame) in frames[..60].iter().enumerate() {
+        ws.send(framed(seq as u32 + 1, frame)).await.unwrap();
+        let e = next(&mut ws, Duration::from_secs(30)).await.unwrap();
+        match e["type"].as_str().unwrap() {
+            "frame" => states.extend(
+                e["faces"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["state"].as_str().unwrap().to_string()),
+            ),
+            "error" => {
+                refused = Some(e);
+                break;
+            }
+            other => panic!("{other}: {e}"),
+        }
+    }
+    let refused = refused.expect("the budget never stopped the stream's searches");
+    assert_eq!(refused["error"], "identify_budget", "{refused}");
+    assert!(states.iter().any(|s| s == "unknown"), "{states:?}");
+    // The same key's HTTP identification is refused too.
+    let (status, body) = app.recognize(common::ROSE).await;
+    assert_eq!(status, 429, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,6 +105,28 @@ struct Frame {
     seq: u32,
     client_ms: u64,
     jpeg: Vec<u8>,
+    arrived: Instant,
+}
+
+/// Counts one frame's outcome.
+fn count(outcome: &'static str) {
+    metrics::counter!(crate::metrics::STREAM_FRAMES, "outcome" => outcome).increment(1);
+}
+
+/// Counts the open streams while alive.
+struct Open;
+
+impl Open {
+    fn new() -> Self {
+        metrics::gauge!(crate::metrics::STREAMS_OPEN).increment(1.0);
+        Open
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::STREAMS_OPEN).decrement(1.0);
+    }
 }
 
 /// What the reader leaves for the processor.
@@ -160,6 +182,7 @@ async fn connection(
             return;
         }
     };
+    let _open = Open::new();
     let mailbox = Arc::new(Mutex::new(Mailbox::default()));
     let wake = Arc::new(Notify::new());
     let processor = actix_web::rt::spawn(process(
@@ -247,6 +270,7 @@ async fn read(
                 };
                 last_seq = last_seq.max(Some(seq));
                 if let Some(reason) = refused {
+                    count(reason);
                     let event = json!({"type": "dropped", "seq": seq, "reason": reason});
                     if !send(&mut session, event).await {
                         return;
@@ -259,10 +283,12 @@ async fn read(
                     seq,
                     client_ms,
                     jpeg: bytes[HEADER_BYTES..].to_vec(),
+                    arrived: Instant::now(),
                 };
                 let replaced = lock(mailbox).frame.replace(frame);
                 wake.notify_one();
                 if let Some(old) = replaced {
+                    count("superseded");
                     let event = json!({"type": "dropped", "seq": old.seq, "reason": "superseded"});
                     if !send(&mut session, event).await {
                         return;
@@ -365,10 +391,19 @@ async fn serve(
             }
             let Some(frame) = frame else { break };
             let event = match state.service.stream_frame(caller, stream, frame.jpeg).await {
-                Ok(f) => frame_event(frame.seq, frame.client_ms, &f),
-                Err(e) => error_event(Some(frame.seq), &e),
+                Ok(f) => {
+                    count("processed");
+                    frame_event(frame.seq, frame.client_ms, &f)
+                }
+                Err(e) => {
+                    count("error");
+                    error_event(Some(frame.seq), &e)
+                }
             };
-            if !send(&mut session, event).await {
+            let sent = send(&mut session, event).await;
+            metrics::histogram!(crate::metrics::STREAM_FRAME_SECONDS)
+                .record(frame.arrived.elapsed().as_secs_f64());
+            if !sent {
                 return;
             }
         }
