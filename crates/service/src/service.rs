@@ -1156,15 +1156,9 @@ impl FaceService {
         // The largest face decides; the others need no embedding.
         let analysis = self.analyze(caller, image, 1).await?;
         let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
-        let started = Instant::now();
         let nearest = self
-            .store
-            .distance_to_user(user_id, &self.model, face.embedding.values())
-            .await;
-        face_core::telemetry::stage("search", self.workers.backend(), started.elapsed());
-        let nearest = nearest
-            .map_err(for_user(user_id))?
-            .ok_or(ServiceError::NoTemplateForModel(user_id))?;
+            .nearest_of_user(user_id, face.embedding.values())
+            .await?;
         let default = self.thresholds.verify(nearest.templates);
         let threshold = Self::decision_threshold(
             caller,

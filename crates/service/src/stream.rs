@@ -369,14 +369,7 @@ impl FaceService {
                 }
                 TrackIdentity::Tentative => continue,
             };
-            metrics::counter!(
-                telemetry::DECISIONS,
-                "operation" => "stream_identify",
-                "outcome" => outcome
-            )
-            .increment(1);
-            self.audit()
-                .record(caller, "stream_identify", outcome, user_id, None, None)
+            self.stream_decision(caller, "stream_identify", outcome, user_id)
                 .await;
         }
         Ok(())
@@ -384,6 +377,21 @@ impl FaceService {
 }
 
 impl FaceService {
+    /// One track's decision: counted and audited once.
+    async fn stream_decision(
+        &self,
+        caller: &Caller,
+        operation: &'static str,
+        outcome: &'static str,
+        user_id: Option<i64>,
+    ) {
+        metrics::counter!(telemetry::DECISIONS, "operation" => operation, "outcome" => outcome)
+            .increment(1);
+        self.audit()
+            .record(caller, operation, outcome, user_id, None, None)
+            .await;
+    }
+
     /// Verify mode: compares the faces at `due` with the claimed user's
     /// templates. A track reserves one attempt of the user's lockout before
     /// its first comparison and settles it when decided (passed or failed)
@@ -435,14 +443,7 @@ impl FaceService {
             if let Some(r) = entry.reservation.take() {
                 self.lockouts().settle(r, settled).await?;
             }
-            metrics::counter!(
-                telemetry::DECISIONS,
-                "operation" => "stream_verify",
-                "outcome" => outcome
-            )
-            .increment(1);
-            self.audit()
-                .record(caller, "stream_verify", outcome, Some(user_id), None, None)
+            self.stream_decision(caller, "stream_verify", outcome, Some(user_id))
                 .await;
         }
         Ok(())
