@@ -23,17 +23,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-fn framed(seq: u32, jpeg: &[u8]) -> Message {
-    let mut bytes = Vec::with_capacity(12 + jpeg.len());
-    bytes.extend_from_slice(&seq.to_be_bytes());
-    bytes.extend_from_slice(&(u64::from(seq) * 33).to_be_bytes());
-    bytes.extend_from_slice(jpeg);
-    Message::binary(bytes)
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -68,7 +60,7 @@ async fn run(app: &common::TestApp, frames: &[Vec<u8>], label: &str, count: usiz
                 }
                 let seq = i as u32 + 1;
                 sent.lock().unwrap().insert(u64::from(seq), Instant::now());
-                tx.send(framed(seq, &frames[i % frames.len()]))
+                tx.send(common::stream_frame(seq, &frames[i % frames.len()]))
                     .await
                     .unwrap();
             }
@@ -120,13 +112,7 @@ async fn main() {
     .await
     .unwrap();
     let frames = common::clip("d12.mjpeg");
-    let (status, reg) = app
-        .post_json(
-            "/register/",
-            json!({"name": "Man With Glasses", "image": common::b64(&frames[120])}),
-        )
-        .await;
-    assert_eq!(status, 200, "{reg}");
+    common::enrol_d12(&app, &frames).await;
     println!("d12.mjpeg 480x480, fast pipeline, one stream worker, one client");
     run(
         &app,

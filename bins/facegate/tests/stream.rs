@@ -51,14 +51,6 @@ async fn open(req: tokio_tungstenite::tungstenite::handshake::client::Request) -
     }
 }
 
-fn framed(seq: u32, jpeg: &[u8]) -> Message {
-    let mut bytes = Vec::with_capacity(12 + jpeg.len());
-    bytes.extend_from_slice(&seq.to_be_bytes());
-    bytes.extend_from_slice(&(u64::from(seq) * 33).to_be_bytes());
-    bytes.extend_from_slice(jpeg);
-    Message::binary(bytes)
-}
-
 /// The next JSON event, or the close frame's code and reason.
 async fn next(ws: &mut Ws, within: Duration) -> Result<Value, (u16, String)> {
     loop {
@@ -94,21 +86,16 @@ async fn account(ws: &mut Ws, frames: usize) -> (Vec<Value>, Vec<Value>) {
 async fn a_person_is_identified_on_their_track_and_a_flood_is_absorbed() {
     let app = app(|_| {}).await;
     let frames = common::clip("d12.mjpeg");
-    let (status, reg) = app
-        .post_json(
-            "/register/",
-            json!({"name": "Man With Glasses", "image": common::b64(&frames[120])}),
-        )
-        .await;
-    assert_eq!(status, 200, "{reg}");
-    let me = reg["user_id"].as_i64().unwrap();
+    let me = common::enrol_d12(&app, &frames).await;
     let (status, other) = app.register("Rose Leslie", common::ROSE).await;
     assert_eq!(status, 200, "{other}");
 
     // Frames 0-59 at 25 fps: every one processed (none dropped on time).
     let mut ws = connect(&app, Some(&app.token)).await.unwrap();
     for (seq, frame) in frames[..60].iter().enumerate() {
-        ws.send(framed(seq as u32 + 1, frame)).await.unwrap();
+        ws.send(common::stream_frame(seq as u32 + 1, frame))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     let (processed, dropped) = account(&mut ws, 60).await;
@@ -145,7 +132,10 @@ async fn a_person_is_identified_on_their_track_and_a_flood_is_absorbed() {
     // called over HTTP; then 30 fps for 10 s.
     let mut flood = connect(&app, Some(&app.token)).await.unwrap();
     for (seq, frame) in frames.iter().enumerate() {
-        flood.send(framed(seq as u32 + 1, frame)).await.unwrap();
+        flood
+            .send(common::stream_frame(seq as u32 + 1, frame))
+            .await
+            .unwrap();
     }
     let (status, v) = app.verify(me, common::ROSE).await;
     assert_eq!(status, 200, "verify during the flood: {v}");
@@ -168,7 +158,10 @@ async fn a_person_is_identified_on_their_track_and_a_flood_is_absorbed() {
     let base = frames.len() as u32 + 1;
     while started.elapsed() < Duration::from_secs(10) {
         flood
-            .send(framed(base + sent, &frames[sent as usize % frames.len()]))
+            .send(common::stream_frame(
+                base + sent,
+                &frames[sent as usize % frames.len()],
+            ))
             .await
             .unwrap();
         sent += 1;
@@ -229,7 +222,9 @@ async fn a_spent_identification_budget_stops_the_searches() {
     let mut states = Vec::new();
     let mut refused = None;
     for (seq, frame) in frames[..60].iter().enumerate() {
-        ws.send(framed(seq as u32 + 1, frame)).await.unwrap();
+        ws.send(common::stream_frame(seq as u32 + 1, frame))
+            .await
+            .unwrap();
         let e = next(&mut ws, Duration::from_secs(30)).await.unwrap();
         match e["type"].as_str().unwrap() {
             "frame" => states.extend(
@@ -327,7 +322,7 @@ async fn tickets_limits_and_bad_frames() {
 
     // Garbage as a frame: an error event, and the stream goes on.
     by_ticket
-        .send(framed(1, b"garbage, not a jpeg"))
+        .send(common::stream_frame(1, b"garbage, not a jpeg"))
         .await
         .unwrap();
     let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
@@ -337,7 +332,10 @@ async fn tickets_limits_and_bad_frames() {
         "{e}"
     );
     assert_eq!(e["seq"], 1);
-    by_ticket.send(framed(2, &frame)).await.unwrap();
+    by_ticket
+        .send(common::stream_frame(2, &frame))
+        .await
+        .unwrap();
     let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
     assert_eq!(e["type"], "frame", "{e}");
     assert_eq!(e["faces"].as_array().unwrap().len(), 1, "{e}");
@@ -345,7 +343,10 @@ async fn tickets_limits_and_bad_frames() {
     by_ticket.send(Message::binary(vec![0u8; 5])).await.unwrap();
     let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
     assert_eq!(e["error"], "bad_frame", "{e}");
-    by_ticket.send(framed(2, &frame)).await.unwrap();
+    by_ticket
+        .send(common::stream_frame(2, &frame))
+        .await
+        .unwrap();
     let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
     assert_eq!(
         (e["type"].as_str(), e["reason"].as_str()),
@@ -369,13 +370,16 @@ async fn tickets_limits_and_bad_frames() {
         (Some("mode"), Some("detect")),
         "{e}"
     );
-    by_ticket.send(framed(3, &frame)).await.unwrap();
+    by_ticket
+        .send(common::stream_frame(3, &frame))
+        .await
+        .unwrap();
     let e = next(&mut by_ticket, Duration::from_secs(10)).await.unwrap();
     assert_eq!(e["faces"][0]["state"], "detected", "{e}");
 
     // Too large a frame: 1009.
     by_ticket
-        .send(framed(4, &vec![0u8; 300_000]))
+        .send(common::stream_frame(4, &vec![0u8; 300_000]))
         .await
         .unwrap();
     let (code, reason) = next(&mut by_ticket, Duration::from_secs(10))
@@ -427,7 +431,9 @@ async fn stream_states(app: &common::TestApp, mode: Value, frames: &[Vec<u8>]) -
     let e = next(&mut ws, Duration::from_secs(10)).await.unwrap();
     assert_eq!(e["type"], "mode", "{e}");
     for (seq, frame) in frames.iter().enumerate() {
-        ws.send(framed(seq as u32 + 1, frame)).await.unwrap();
+        ws.send(common::stream_frame(seq as u32 + 1, frame))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     let (processed, _) = account(&mut ws, frames.len()).await;
@@ -442,14 +448,7 @@ async fn stream_states(app: &common::TestApp, mode: Value, frames: &[Vec<u8>]) -
 async fn verify_mode_confirms_the_claimed_person_and_refuses_another() {
     let app = app(|_| {}).await;
     let d12 = common::clip("d12.mjpeg");
-    let (status, reg) = app
-        .post_json(
-            "/register/",
-            json!({"name": "Man With Glasses", "image": common::b64(&d12[120])}),
-        )
-        .await;
-    assert_eq!(status, 200, "{reg}");
-    let me = reg["user_id"].as_i64().unwrap();
+    let me = common::enrol_d12(&app, &d12).await;
     let mode = json!({"mode": "verify", "user_id": me});
 
     let faces = stream_states(&app, mode.clone(), &d12[..40]).await;
@@ -505,7 +504,7 @@ async fn verify_mode_confirms_the_claimed_person_and_refuses_another() {
         (Some("error"), Some("not_found")),
         "{e}"
     );
-    ws.send(framed(1, &d12[0])).await.unwrap();
+    ws.send(common::stream_frame(1, &d12[0])).await.unwrap();
     let e = next(&mut ws, Duration::from_secs(10)).await.unwrap();
     assert_eq!(e["type"], "frame", "{e}");
 }

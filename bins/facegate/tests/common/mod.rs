@@ -298,3 +298,26 @@ pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> 
 pub async fn spawn(store: StoreKind) -> Option<TestApp> {
     spawn_with(store, |_| {}).await
 }
+
+/// One stream frame: the 12-byte header (sequence number, a client
+/// timestamp of 33 ms per frame, both big-endian), then the JPEG.
+pub fn stream_frame(seq: u32, jpeg: &[u8]) -> tokio_tungstenite::tungstenite::Message {
+    let mut bytes = Vec::with_capacity(12 + jpeg.len());
+    bytes.extend_from_slice(&seq.to_be_bytes());
+    bytes.extend_from_slice(&(u64::from(seq) * 33).to_be_bytes());
+    bytes.extend_from_slice(jpeg);
+    tokio_tungstenite::tungstenite::Message::binary(bytes)
+}
+
+/// Enrols the man of `d12.mjpeg` from frame 120 (far from the frames the
+/// stream tests send first); his user id.
+pub async fn enrol_d12(app: &TestApp, frames: &[Vec<u8>]) -> i64 {
+    let (status, reg) = app
+        .post_json(
+            "/register/",
+            json!({"name": "Man With Glasses", "image": b64(&frames[120])}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reg}");
+    reg["user_id"].as_i64().unwrap()
+}
