@@ -40,6 +40,7 @@ pub mod embed;
 pub mod enrolment;
 mod error;
 pub mod geometry;
+pub mod liveness;
 pub mod mjpeg;
 pub mod models;
 pub mod pipeline;
