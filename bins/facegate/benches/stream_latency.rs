@@ -3,8 +3,8 @@
 //!
 //! A real server (fast pipeline, SQLite, two face workers, so streams hold
 //! one) is started on port 0, the man of `d12.mjpeg` is enrolled from frame
-//! 120, and one WebSocket client sends the clip's frames three ways: paced
-//! at the clip's own 25 fps, at 30 fps, and all at once. For each processed
+//! 120, and one WebSocket client sends the clip's frames four ways: paced
+//! at the clip's own 25 fps, at 30 fps and at 60 fps, and all at once. For each processed
 //! frame the latency is the time from the client sending it to the client
 //! receiving its `frame` event (so it includes the wait in the mailbox and
 //! the socket both ways); dropped frames are counted apart.
@@ -12,7 +12,7 @@
 //! Run (out of CI):
 //! ```text
 //! FACEGATE_SHARED_DIR=../shared ORT_DYLIB_PATH=$PWD/runtime/libonnxruntime.so \
-//!   cargo bench -p facegate --bench stream_latency
+//!   cargo bench -p facegate --profile dev --bench stream_latency
 //! ```
 #![allow(clippy::unwrap_used)]
 

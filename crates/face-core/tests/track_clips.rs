@@ -8,9 +8,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use face_core::onnx::{self, HeadKind};
 use face_core::track::{Tracker, TrackerConfig};
-use face_core::{decode, BoundingBox, FacePipeline, PipelineOptions};
+use face_core::{decode, BoundingBox, FacePipeline};
 
 /// The frames of an MJPEG clip: JPEGs back to back, each starting with
 /// `FF D8 FF`.
@@ -20,20 +19,6 @@ fn frames(name: &str) -> Vec<Vec<u8>> {
         .into_iter()
         .map(<[u8]>::to_vec)
         .collect()
-}
-
-fn fast_detector() -> FacePipeline {
-    let mut options = common::onnx_options();
-    options.detector.model = "yunet_n_dynamic.onnx".into();
-    options.detector.kind = HeadKind::Yunet;
-    options.detector.input_size = 640;
-    options.detector.max_upscale = 1.0;
-    onnx::pipeline(
-        &common::onnx_locator(),
-        &options,
-        PipelineOptions::default(),
-    )
-    .unwrap()
 }
 
 /// The boxes of the faces found in one frame.
@@ -48,7 +33,7 @@ fn boxes(p: &mut FacePipeline, jpeg: &[u8]) -> Vec<BoundingBox> {
 
 /// Per frame, the track id of each face found.
 fn track(clip: &str) -> Vec<Vec<u64>> {
-    let mut p = fast_detector();
+    let mut p = common::fast_pipeline();
     let mut tracker = Tracker::new(TrackerConfig::default());
     frames(clip)
         .iter()
@@ -99,7 +84,7 @@ fn the_stage_clip_gives_no_track_a_second_place_after_a_cut() {
     // hamilton.mjpeg cuts between shots; a track must not jump from a face
     // in one shot to a face elsewhere in the next: between two frames a
     // track's box never moves by more than its own size.
-    let mut p = fast_detector();
+    let mut p = common::fast_pipeline();
     let mut tracker = Tracker::new(TrackerConfig::default());
     let mut last: HashMap<u64, BoundingBox> = HashMap::new();
     let mut tracks = 0;

@@ -53,7 +53,7 @@ pub fn context_box(
         t -= b - h + 1.0;
         b = h - 1.0;
     }
-    let clamp = |v: f32, max: f32| v.max(0.0).min(max) as u32;
+    let clamp = |v: f32, max: f32| v.clamp(0.0, max) as u32;
     (
         clamp(l, w - 1.0),
         clamp(t, h - 1.0),

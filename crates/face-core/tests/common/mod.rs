@@ -261,6 +261,17 @@ pub const ONNX_PIPELINES: [OnnxCase; 3] = [
     },
 ];
 
+/// The fast configuration's pipeline (YuNet-n up to 640 px, never
+/// enlarged), shared by the test binary.
+#[cfg(feature = "onnx")]
+pub fn fast_pipeline() -> std::sync::MutexGuard<'static, FacePipeline> {
+    ONNX_PIPELINES
+        .iter()
+        .find(|c| c.name.starts_with("fast"))
+        .expect("the fast case of ONNX_PIPELINES")
+        .pipeline()
+}
+
 /// `shared/models/onnx`.
 #[cfg(feature = "onnx")]
 fn shared_onnx_models() -> PathBuf {
