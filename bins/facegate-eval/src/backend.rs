@@ -174,6 +174,24 @@ impl BackendSpec {
         )?)
     }
 
+    /// The primary pipeline with the passive liveness detector, and what a
+    /// liveness calibration of it is measured with.
+    pub fn pad_pipeline(
+        &self,
+    ) -> Result<(
+        FacePipeline,
+        face_core::liveness::calibration::PadFingerprint,
+    )> {
+        let locator = self.locator();
+        let mut built = backend::build(&self.config(), &locator, PipelineOptions::default(), 1)?;
+        let fingerprint = backend::add_pad(&mut built, &locator, &self.onnx.runtime)?;
+        let pipeline = built
+            .pipelines
+            .pop()
+            .ok_or("the factory built no pipeline")?;
+        Ok((pipeline, fingerprint))
+    }
+
     /// The primary pipeline, from face-core's factory (as the server
     /// builds its own).
     fn primary(&self, locator: &ModelLocator) -> Result<FacePipeline> {

@@ -21,6 +21,8 @@
 //! - [`allpairs`]: distance histograms over all same- and different-person
 //!   pairs, and the thresholds for a target FMR.
 //! - [`openset`]: 1:N identification with held-out strangers.
+//! - [`pad`]: the passive liveness threshold of a detector, on bona fide
+//!   faces, with the attack samples as a check.
 //! - [`plot`]: the ROC/DET figure.
 //! - [`report`]: the whole analysis, the calibration file and the report.
 //! - [`rng`]: a small seeded generator, so every draw is reproducible.
@@ -34,6 +36,7 @@ pub mod enrol;
 pub mod idopts;
 pub mod lfw;
 pub mod openset;
+pub mod pad;
 pub mod plot;
 pub mod report;
 pub mod rng;

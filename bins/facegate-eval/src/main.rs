@@ -14,7 +14,14 @@
 //! facegate-eval detectors --setting FILE[:INPUT[:UPSCALE]] ... [--models DIR]
 //!                   [--onnx-runtime LIB] [--data LFW] [--lfw-photos N]
 //! facegate-eval idopts --data ../shared/datasets/lfw --backend onnx [pipeline flags] (see idopts.rs)
+//! facegate-eval pad [the same pipeline flags] [--target-bpcer RATE] [--calibration-dir DIR]
+//!                   [--write]
 //! ```
+//! `pad` scores the shared bona fide faces and the spoof samples with the
+//! passive liveness models on the pipeline's detector, chooses the
+//! threshold for `--target-bpcer` (default 0.05) on the bona fide faces,
+//! prints the calibration and, with `--write`, writes it to
+//! `--calibration-dir` as `pad_<tag>.json` (see docs/liveness.md).
 //! `enrol` reports the failure-to-enrol rate: the share of the first
 //! photos of N people (default 5,000) the server's enrolment rule refuses,
 //! by reason, beside the former rule's, as JSON on stdout; with
@@ -41,6 +48,7 @@ use facegate_eval::{embed_all, report, Result};
 enum Command {
     Lfw,
     Enrol,
+    Pad,
 }
 
 /// Parsed command line of `lfw` and `enrol`.
@@ -64,19 +72,23 @@ struct Args {
     identify_gallery: u32,
     rounds: usize,
     onnx: face_core::onnx::OnnxOptions,
+    target_bpcer: f64,
+    write: bool,
 }
 
 const USAGE: &str = "usage: facegate-eval lfw --data DIR [--backend dlib|onnx] [--detector hog|cnn] \
 [--onnx-detector FILE] [--onnx-detector-kind yunet|scrfd] [--onnx-embedder FILE] [--onnx-runtime LIB] [--onnx-input-size PX] [--onnx-max-upscale X] \
 [--cache DIR] [--out DIR] [--calibration-dir DIR] [--threads N] [--models DIR] [--no-progress] \
 [--identify-gallery N] [--rounds N] [--cached-only]
-       facegate-eval enrol --data DIR [pipeline flags as for lfw] [--people N] [--min-eye-distance PX] [--all-images] [--sweep PX,PX,...] [--threads N]";
+       facegate-eval enrol --data DIR [pipeline flags as for lfw] [--people N] [--min-eye-distance PX] [--all-images] [--sweep PX,PX,...] [--threads N]
+       facegate-eval pad [pipeline flags as for lfw] [--target-bpcer RATE] [--calibration-dir DIR] [--write]";
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
     let command = match it.next().as_deref() {
         Some("lfw") => Command::Lfw,
         Some("enrol") => Command::Enrol,
+        Some("pad") => Command::Pad,
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             std::process::exit(0);
@@ -103,6 +115,8 @@ fn parse_args() -> Result<Args> {
         identify_gallery: 5000,
         rounds: 10,
         onnx: face_core::onnx::OnnxOptions::default(),
+        target_bpcer: 0.05,
+        write: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -170,6 +184,12 @@ fn parse_args() -> Result<Args> {
                 )
             }
             "--all-images" => args.all_images = true,
+            "--target-bpcer" => {
+                args.target_bpcer = value()?
+                    .parse()
+                    .map_err(|e| format!("--target-bpcer: {e}"))?
+            }
+            "--write" => args.write = true,
             "--sweep" => {
                 args.sweep = value()?
                     .split(',')
@@ -203,6 +223,9 @@ fn run() -> Result<()> {
     }
     let started = Instant::now();
     let args = parse_args()?;
+    if args.command == Command::Pad {
+        return pad(&args);
+    }
     let lfw = Lfw::load(&args.data)?;
     eprintln!(
         "LFW: {} images, {} people, {} pairs",
@@ -360,6 +383,34 @@ fn enrol(args: &Args, spec: &BackendSpec, lfw: &Lfw) -> Result<()> {
     }
     out["sweep"] = sweep.into();
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// `facegate-eval pad`: the liveness calibration of the chosen pipeline's
+/// detector, printed, and written with `--write`.
+fn pad(args: &Args) -> Result<()> {
+    let spec = BackendSpec {
+        kind: args.backend,
+        detector: args.detector,
+        models_dir: args.models.clone(),
+        onnx: args.onnx.clone(),
+    };
+    let (mut pipeline, fingerprint) = spec.pad_pipeline()?;
+    eprintln!("liveness calibration for {fingerprint}");
+    let shared = facegate_eval::shared_dir(&std::env::current_dir()?);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let calibration = facegate_eval::pad::calibrate(
+        &mut pipeline,
+        fingerprint,
+        &shared,
+        args.target_bpcer,
+        command,
+    )?;
+    println!("{}", serde_json::to_string_pretty(&calibration)?);
+    if args.write {
+        let path = calibration.write(&args.calibration_dir)?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 

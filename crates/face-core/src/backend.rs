@@ -94,3 +94,30 @@ pub fn build(
         }
     }
 }
+
+/// Gives every pipeline of `built` the passive presentation-attack
+/// detector (the MiniFASNet pair, its files found through `locator`,
+/// sessions on `runtime`), and returns what its liveness calibration must
+/// have been measured with. [`FaceError::PadUnavailable`] when the files
+/// are missing or damaged; the pipelines are then left as they were.
+#[cfg(feature = "onnx")]
+pub fn add_pad(
+    built: &mut Built,
+    locator: &ModelLocator,
+    runtime: &crate::onnx::RuntimeOptions,
+) -> Result<crate::liveness::calibration::PadFingerprint, FaceError> {
+    use crate::liveness::minifasnet;
+    let files = minifasnet::MiniFasNetFiles::locate(locator)?;
+    let mut pads = Vec::with_capacity(built.pipelines.len());
+    for _ in &built.pipelines {
+        pads.push(files.open(runtime)?);
+    }
+    for (pipeline, pad) in built.pipelines.iter_mut().zip(pads) {
+        pipeline.set_pad(Box::new(pad));
+    }
+    Ok(crate::liveness::calibration::PadFingerprint {
+        detector: built.fingerprint.detector.clone(),
+        detector_input: built.fingerprint.detector_input.clone(),
+        pad: minifasnet::fingerprint(),
+    })
+}

@@ -125,6 +125,7 @@ mod tests {
                 score: 1.0,
             },
             embedding: Embedding::new(vec![1.0, 0.0], model).unwrap(),
+            live_score: None,
         }
     }
 

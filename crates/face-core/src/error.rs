@@ -114,6 +114,15 @@ pub enum FaceError {
         reason: String,
     },
 
+    /// Presentation-attack detection was asked for and cannot run: its
+    /// model files are missing or damaged, or this pipeline's detector has
+    /// no liveness calibration.
+    #[error("passive liveness (PAD) is unavailable: {reason}")]
+    PadUnavailable {
+        /// What is missing, and how to supply it.
+        reason: String,
+    },
+
     /// An I/O error reading a model file.
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -142,6 +151,7 @@ impl FaceError {
             | FaceError::RuntimeUnavailable { .. }
             | FaceError::ModelUnfit { .. }
             | FaceError::Backend { .. }
+            | FaceError::PadUnavailable { .. }
             | FaceError::Io { .. } => false,
         }
     }

@@ -44,6 +44,7 @@ pub mod liveness;
 pub mod mjpeg;
 pub mod models;
 pub mod pipeline;
+pub mod pose;
 pub mod quality;
 pub mod resize;
 pub mod telemetry;
@@ -60,7 +61,9 @@ pub use detect::{DetectedFace, Detector};
 pub use embed::{Embedder, Embedding, Metric, ModelInfo};
 pub use error::FaceError;
 pub use geometry::{BoundingBox, LandmarkScheme, Landmarks, Point};
-pub use pipeline::{Analysis, AnalyzedFace, FacePipeline, PipelineOptions, StageTimings};
+pub use pipeline::{
+    Analysis, AnalyzedFace, FacePipeline, FaceRequest, PipelineOptions, StageTimings,
+};
 pub use quality::{Quality, QualityIssue, QualityPolicy};
 
 /// Re-exported so callers use the same `image` version as face-core.

@@ -52,6 +52,20 @@ pub const YUNET_S_640: KnownModel = KnownModel {
     sha256: "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
 };
 
+/// MiniFASNetV2, the 2.7× context model of the passive anti-spoofing pair
+/// (Silent-Face-Anti-Spoofing, Apache-2.0; not in any package registry:
+/// see README, "Liveness").
+pub const MINIFASNET_V2: KnownModel = KnownModel {
+    file_name: "minifasnet_v2_2.7_80x80.onnx",
+    sha256: "4eed38f0bde33c9b805942a5f25e42ce1161e2bda545254be622be957727794e",
+};
+
+/// MiniFASNetV1SE, the 4.0× context model of the pair.
+pub const MINIFASNET_V1SE: KnownModel = KnownModel {
+    file_name: "minifasnet_v1se_4.0_80x80.onnx",
+    sha256: "d819a69bac6b9ade2a0f4d9b60b618e1260f7bf3ba1fddff6c5d82131cb1083f",
+};
+
 /// YuNet-n with dynamic input size (Apache-2.0).
 pub const YUNET_N_DYNAMIC: KnownModel = KnownModel {
     file_name: "yunet_n_dynamic.onnx",

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{decode_scaled, DecodeLimits};
 use crate::detect::{DetectedFace, Detector};
 use crate::embed::{Embedder, Embedding, ModelInfo};
+use crate::liveness::PresentationAttackDetector;
 use crate::quality::{assess, Quality, QualityPolicy};
 use crate::resize::{fit_within, resize_rgb};
 use crate::FaceError;
@@ -53,6 +54,19 @@ pub struct AnalyzedFace {
     pub quality: Quality,
     /// The embedding.
     pub embedding: Embedding,
+    /// The presentation-attack detector's live score (0..=1), when the
+    /// call asked for liveness.
+    pub live_score: Option<f32>,
+}
+
+/// What one analysis of a photo asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaceRequest {
+    /// Embed (and score) at most this many faces, the largest.
+    pub max_faces: usize,
+    /// Score each embedded face for liveness (needs a pipeline with a
+    /// presentation-attack detector).
+    pub liveness: bool,
 }
 
 /// Time spent in each stage of one [`FacePipeline`] call.
@@ -66,6 +80,8 @@ pub struct StageTimings {
     pub detect: Duration,
     /// Quality and embedding.
     pub embed: Duration,
+    /// Presentation-attack detection (zero when not asked).
+    pub pad: Duration,
 }
 
 /// The faces of one photo, largest first.
@@ -96,6 +112,8 @@ pub struct Analysis {
 pub struct FacePipeline {
     detector: Box<dyn Detector>,
     embedder: Box<dyn Embedder>,
+    /// Passive liveness, when its models are installed.
+    pad: Option<Box<dyn PresentationAttackDetector>>,
     options: PipelineOptions,
 }
 
@@ -115,8 +133,20 @@ impl FacePipeline {
         Self {
             detector,
             embedder,
+            pad: None,
             options,
         }
+    }
+
+    /// Adds a presentation-attack detector: faces can then be scored for
+    /// liveness (see [`FaceRequest::liveness`]).
+    pub fn set_pad(&mut self, pad: Box<dyn PresentationAttackDetector>) {
+        self.pad = Some(pad);
+    }
+
+    /// Whether this pipeline can score liveness.
+    pub fn has_pad(&self) -> bool {
+        self.pad.is_some()
     }
 
     /// The embedding model.
@@ -162,10 +192,31 @@ impl FacePipeline {
         bytes: &[u8],
         max_faces: usize,
     ) -> Result<Analysis, FaceError> {
+        self.analyze_request(
+            bytes,
+            FaceRequest {
+                max_faces,
+                liveness: false,
+            },
+        )
+    }
+
+    /// [`FacePipeline::analyze_largest`], with the faces embedded also
+    /// scored for liveness when `request` asks: on the upright, decoded
+    /// pixels (EXIF orientation applied), before the embedding.
+    /// [`FaceError::PadUnavailable`] when asked without a detector.
+    pub fn analyze_request(
+        &mut self,
+        bytes: &[u8],
+        request: FaceRequest,
+    ) -> Result<Analysis, FaceError> {
+        if request.liveness && self.pad.is_none() {
+            return Err(no_pad());
+        }
         let start = Instant::now();
         let decoded = decode_scaled(bytes, &self.options.decode, self.options.max_working_side)?;
         let decode_time = start.elapsed();
-        let mut analysis = self.analyze_working(&decoded.image, decoded.scale, max_faces)?;
+        let mut analysis = self.analyze_working(&decoded.image, decoded.scale, request)?;
         analysis.width = decoded.width;
         analysis.height = decoded.height;
         analysis.timings.decode = decode_time;
@@ -179,7 +230,14 @@ impl FacePipeline {
         let (working, scale) = self.working_copy(image);
         let working: &RgbImage = working.as_ref().unwrap_or(image);
         let resize = t.elapsed();
-        let mut analysis = self.analyze_working(working, scale, usize::MAX)?;
+        let mut analysis = self.analyze_working(
+            working,
+            scale,
+            FaceRequest {
+                max_faces: usize::MAX,
+                liveness: false,
+            },
+        )?;
         analysis.width = image.width();
         analysis.height = image.height();
         analysis.timings.resize = resize;
@@ -193,8 +251,9 @@ impl FacePipeline {
         &mut self,
         working: &RgbImage,
         scale: f32,
-        max_faces: usize,
+        request: FaceRequest,
     ) -> Result<Analysis, FaceError> {
+        let max_faces = request.max_faces;
         let mut timings = StageTimings::default();
         let t = Instant::now();
         let mut faces = self.detector.detect(working)?;
@@ -207,15 +266,27 @@ impl FacePipeline {
             .collect();
         timings.detect = t.elapsed();
 
+        let mut live = vec![None; faces.len()];
+        if request.liveness {
+            let t = Instant::now();
+            for (score, face) in live.iter_mut().zip(&faces) {
+                *score = Some(self.live_score(working, face)?);
+            }
+            timings.pad = t.elapsed();
+            crate::telemetry::stage("pad", self.embedder.backend(), timings.pad);
+        }
+
         let t = Instant::now();
         let embeddings = self.embedder.embed(working, &faces)?;
         let faces = faces
             .iter()
             .zip(embeddings)
-            .map(|(face, embedding)| AnalyzedFace {
+            .zip(live)
+            .map(|((face, embedding), live_score)| AnalyzedFace {
                 detection: face.scaled(scale),
                 quality: assess(working, face, scale, &self.options.quality),
                 embedding,
+                live_score,
             })
             .collect();
         timings.embed = t.elapsed();
@@ -248,10 +319,18 @@ impl FacePipeline {
                 detection: *face,
                 quality: assess(image, face, 1.0, &self.options.quality),
                 embedding,
+                live_score: None,
             })
             .collect();
         crate::telemetry::stage("embed", self.embedder.backend(), t.elapsed());
         Ok(faces)
+    }
+
+    /// The live score of one face of an upright image (box in its
+    /// coordinates); [`FaceError::PadUnavailable`] without a detector.
+    pub fn live_score(&mut self, image: &RgbImage, face: &DetectedFace) -> Result<f32, FaceError> {
+        let pad = self.pad.as_mut().ok_or_else(no_pad)?;
+        pad.live_score(image, &face.bbox)
     }
 
     /// Detects faces (no embeddings) in an already decoded image; boxes in
@@ -280,5 +359,11 @@ impl FacePipeline {
             return (None, 1.0);
         }
         (Some(resize_rgb(image, tw, th)), w as f32 / tw as f32)
+    }
+}
+
+fn no_pad() -> FaceError {
+    FaceError::PadUnavailable {
+        reason: "this pipeline was built without a presentation-attack detector".into(),
     }
 }

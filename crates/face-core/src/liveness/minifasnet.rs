@@ -4,8 +4,12 @@
 //! image, resized to 80×80, raw BGR 0–255 as floats; each model's three
 //! logits go through a softmax, the two are added, and class 1 is live.
 //! The score is that sum halved, so 0..=1. Both files take a batch of one.
+//!
+//! The files are in no package registry, so they are located (and
+//! checksummed) once as [`MiniFasNetFiles`], with an error that says where
+//! to get them, and each worker opens its own sessions from them.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use image::imageops::{self, FilterType};
 use image::RgbImage;
@@ -14,16 +18,79 @@ use ort::value::Tensor;
 
 use super::{context_box, PresentationAttackDetector};
 use crate::geometry::BoundingBox;
+use crate::models::{KnownModel, ModelLocator, MINIFASNET_V1SE, MINIFASNET_V2};
 use crate::onnx::runtime::{self, RuntimeOptions};
 use crate::FaceError;
 
-/// The two files' names in the models directory, with their context scale.
-pub const MODELS: [(&str, f32); 2] = [
-    ("minifasnet_v2_2.7_80x80.onnx", 2.7),
-    ("minifasnet_v1se_4.0_80x80.onnx", 4.0),
-];
+/// The pair with the context scale each was trained on.
+pub const MODELS: [(KnownModel, f32); 2] = [(MINIFASNET_V2, 2.7), (MINIFASNET_V1SE, 4.0)];
 
 const SIDE: u32 = 80;
+
+/// The pair's files, found and checksummed.
+#[derive(Debug, Clone)]
+pub struct MiniFasNetFiles {
+    paths: Vec<(PathBuf, f32)>,
+}
+
+impl MiniFasNetFiles {
+    /// Finds both files of [`MODELS`] through `locator` and checks their
+    /// SHA-256; [`FaceError::PadUnavailable`] names every missing or
+    /// damaged file and where to get it.
+    pub fn locate(locator: &ModelLocator) -> Result<Self, FaceError> {
+        let mut paths = Vec::with_capacity(MODELS.len());
+        let mut problems = Vec::new();
+        for (model, scale) in MODELS {
+            match locator.find_verified(&model) {
+                Ok(path) => paths.push((path, scale)),
+                Err(FaceError::ModelMissing { file, searched }) => {
+                    problems.push(format!("{file} not found (looked in: {searched})"));
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if problems.is_empty() {
+            return Ok(Self { paths });
+        }
+        Err(FaceError::PadUnavailable {
+            reason: format!(
+                "{}; get the MiniFASNetV2 and MiniFASNetV1SE ONNX files (Apache-2.0, from the \
+                 Silent-Face-Anti-Spoofing weights; see README, \"Liveness\"), check their \
+                 SHA-256 and put them in the models directory (face.models_dir or \
+                 FACEGATE_MODELS_DIR)",
+                problems.join("; ")
+            ),
+        })
+    }
+
+    /// Opens a session on each file: one detector for one thread.
+    pub fn open(&self, options: &RuntimeOptions) -> Result<MiniFasNet, FaceError> {
+        let mut members = Vec::with_capacity(self.paths.len());
+        for (path, scale) in &self.paths {
+            let opened = runtime::open_session(path, options)?;
+            let (input, _) = runtime::image_input(&opened.session, path)?;
+            members.push(Member {
+                session: opened.session,
+                input,
+                scale: *scale,
+            });
+        }
+        Ok(MiniFasNet { members })
+    }
+}
+
+/// What the pair is, for the liveness calibration's fingerprint: the
+/// files' checksum prefixes and the preprocessing.
+pub fn fingerprint() -> String {
+    let parts: Vec<String> = MODELS
+        .iter()
+        .map(|(m, scale)| format!("{} {} at {scale}x", m.file_name, &m.sha256[..8]))
+        .collect();
+    format!(
+        "{}; {SIDE}x{SIDE} BGR 0-255, context box shifted inside the image",
+        parts.join(" + ")
+    )
+}
 
 /// One model of the pair with the context scale it was trained on.
 struct Member {
@@ -41,24 +108,6 @@ fn backend(e: impl std::fmt::Display) -> FaceError {
     FaceError::Backend {
         backend: "onnx",
         message: format!("anti-spoofing inference failed: {e}"),
-    }
-}
-
-impl MiniFasNet {
-    /// Opens both files of [`MODELS`] in `dir`.
-    pub fn open(dir: &Path, options: &RuntimeOptions) -> Result<Self, FaceError> {
-        let mut members = Vec::with_capacity(MODELS.len());
-        for (file, scale) in MODELS {
-            let path = dir.join(file);
-            let opened = runtime::open_session(&path, options)?;
-            let (input, _) = runtime::image_input(&opened.session, &path)?;
-            members.push(Member {
-                session: opened.session,
-                input,
-                scale,
-            });
-        }
-        Ok(Self { members })
     }
 }
 

@@ -2,9 +2,11 @@
 //! a live person, or a print, a screen or a mask? This module owns the
 //! trait beside `Detector` and `Embedder`, and the crop geometry the
 //! passive models share; the models themselves live behind their backend's
-//! feature (`minifasnet` with `onnx`). Thresholds and decisions are the
-//! service's: face-core only turns a face into a live score.
+//! feature (`minifasnet` with `onnx`), and `calibration` the file that
+//! holds a detector's measured threshold. Decisions are the service's:
+//! face-core turns a face into a live score and reads the calibration.
 
+pub mod calibration;
 #[cfg(feature = "onnx")]
 pub mod minifasnet;
 
