@@ -2,7 +2,7 @@
 //! handlers serialize is exactly what the OpenAPI document describes.
 //! Field names follow the reference service where it has them.
 
-use face_service::{Band, EnrolledFace, FaceMatch, Verification};
+use face_service::{Band, EnrolledFace, FaceMatch, LivenessVerdict, Verification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -144,6 +144,13 @@ pub struct FaceMatchJson {
     /// `fmr` × the templates compared: false matches this close to expect
     /// in this gallery; null without a match.
     pub expected_false_matches: Option<f64>,
+    /// `live` or `attack` when the face was checked (`?liveness=passive`
+    /// or `security.require_liveness`); null otherwise. Never the score.
+    #[schema(value_type = Option<String>)]
+    pub liveness: Option<LivenessVerdict>,
+    /// Why the face did not match when it was not searched at all:
+    /// `liveness_failed`; null otherwise.
+    pub reason: Option<&'static str>,
 }
 
 impl From<&FaceMatch> for FaceMatchJson {
@@ -160,6 +167,8 @@ impl From<&FaceMatch> for FaceMatchJson {
             confidence_band: f.band,
             fmr: f.evidence.fmr,
             expected_false_matches: f.evidence.expected_false_matches,
+            liveness: f.liveness,
+            reason: (f.liveness == Some(LivenessVerdict::Attack)).then_some("liveness_failed"),
         }
     }
 }
@@ -204,6 +213,12 @@ pub struct Recognized {
     pub faces: Vec<FaceMatchJson>,
     /// Smaller faces found beyond that cap, not identified.
     pub faces_left_out: usize,
+    /// The largest face's liveness verdict (`live`, `attack`), when checked.
+    #[schema(value_type = Option<String>)]
+    pub liveness: Option<LivenessVerdict>,
+    /// `liveness_failed` when the largest face was not searched; null
+    /// otherwise.
+    pub reason: Option<&'static str>,
 }
 
 /// `POST /users/{id}/verify` answer.
@@ -241,6 +256,13 @@ pub struct Verified {
     pub faces_in_image: usize,
     /// The face used.
     pub bbox: BoxJson,
+    /// `live` or `attack` when the face was checked (`?liveness=passive`
+    /// or `security.require_liveness`); null otherwise. Never the score.
+    #[schema(value_type = Option<String>)]
+    pub liveness: Option<LivenessVerdict>,
+    /// Why it is not a match without a comparison: `liveness_failed`
+    /// (counts as a failed verification); null otherwise.
+    pub reason: Option<&'static str>,
     /// Human-readable summary.
     pub message: &'static str,
 }
@@ -262,10 +284,15 @@ impl From<Verification> for Verified {
             comparisons: v.default.comparisons,
             faces_in_image: v.faces_in_image,
             bbox: v.face.bbox.into(),
-            message: if v.matched {
-                "Verified"
-            } else {
-                "Not verified: the face does not match"
+            liveness: v.liveness,
+            reason: v.reason,
+            message: match (v.matched, v.reason) {
+                (true, _) => "Verified",
+                (false, Some(_)) => {
+                    "Not verified: the liveness check failed (a print or a screen, or a photo \
+                     it mistook for one); take a new photo of the person in front of the camera"
+                }
+                (false, None) => "Not verified: the face does not match",
             },
         }
     }
@@ -460,6 +487,11 @@ pub struct Stats {
     /// back, unused by this one (see `GET /admin/reenrolment`).
     #[schema(value_type = Object)]
     pub templates_of_other_models: std::collections::BTreeMap<String, i64>,
+    /// Presentation-attack detection: `required` (security.require_liveness),
+    /// `passive_available`, and the calibrated threshold, its target BPCER
+    /// and what it was measured with; or `unavailable_reason`.
+    #[schema(value_type = Object)]
+    pub liveness: face_service::LivenessReport,
 }
 
 /// Every error: `{"error", "message", "detail", "details"?}`.
@@ -594,8 +626,9 @@ pub struct AuditJson {
     /// `enrol`, `add_faces`, `delete_face`, `delete`, `identify`, `verify`,
     /// `key_create`, `key_revoke`, `lockout_reset`.
     pub action: String,
-    /// `ok`, `match`, `no_match`, `refused`, or a security event:
-    /// `admin_unverified_face`, `admin_first_template_of_model`.
+    /// `ok`, `match`, `no_match`, `liveness_failed`, `refused`, or a
+    /// security event: `admin_unverified_face`,
+    /// `admin_first_template_of_model`.
     pub outcome: String,
     /// The user concerned.
     pub user_id: Option<i64>,
@@ -603,6 +636,10 @@ pub struct AuditJson {
     pub distance: Option<f32>,
     /// Why it was refused (an error code), or another short remark.
     pub detail: Option<String>,
+    /// The passive liveness score of the decided face (0..=1, live at or
+    /// above the calibrated threshold), when it was checked: for
+    /// administrators only, never in the caller's answer.
+    pub liveness_score: Option<f32>,
 }
 
 impl From<face_store::AuditEvent> for AuditJson {
@@ -617,6 +654,7 @@ impl From<face_store::AuditEvent> for AuditJson {
             user_id: e.user_id,
             distance: e.distance,
             detail: e.detail,
+            liveness_score: e.liveness_score,
         }
     }
 }

@@ -153,6 +153,10 @@ impl From<ServiceError> for ApiError {
                 | FaceError::ModelUnfit { .. }
                 | FaceError::Backend { .. }
                 | FaceError::Io { .. } => ApiError::bad_image(message),
+                // The service turns this one into LivenessUnavailable.
+                FaceError::PadUnavailable { .. } => {
+                    ApiError::new(StatusCode::NOT_IMPLEMENTED, "liveness_unavailable", message)
+                }
             },
             ServiceError::NoFace => {
                 ApiError::new(StatusCode::BAD_REQUEST, "no_face", "No face detected")
@@ -195,6 +199,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::PhotosDisagree { index } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "photos_disagree", message)
                     .details(json!({ "index": index }))
+            }
+            ServiceError::LivenessFailed { index } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "liveness_failed", message)
+                    .details(json!({ "index": index }))
+            }
+            // Not retryable (unlike 503): the operator must install the
+            // files; /stats/ says what is missing.
+            ServiceError::LivenessUnavailable(_) => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "liveness_unavailable", message)
             }
             ServiceError::TemplateNotFound {
                 user_id,

@@ -173,7 +173,7 @@ fn describe() {
     describe_histogram!(
         face_core::telemetry::STAGE_SECONDS,
         Unit::Seconds,
-        "Face pipeline stage latency (decode, resize, detect, embed, search), by backend"
+        "Face pipeline stage latency (decode, resize, detect, pad, embed, search), by backend"
     );
     describe_histogram!(
         face_store::metered::OPERATION_SECONDS,
@@ -211,6 +211,10 @@ fn describe() {
     describe_gauge!(svc::QUEUE_CAPACITY, "The most face jobs that may wait");
     describe_gauge!(svc::TEMPLATES, "Face templates in the store, by model");
     describe_gauge!(svc::USERS, "Enrolled users");
+    describe_counter!(
+        svc::LIVENESS_CHECKS,
+        "Faces checked by the passive liveness detector, by operation and verdict (live, attack)"
+    );
 }
 
 #[cfg(test)]

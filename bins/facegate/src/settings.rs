@@ -88,6 +88,11 @@ pub struct SecuritySettings {
     /// Refused authentications are written to the audit log once per
     /// client per this many seconds, with their count.
     pub auth_failure_audit_secs: u64,
+    /// Presentation-attack detection every verification and
+    /// identification must pass: `off`, `passive` (needs the PAD files
+    /// and a calibration for the detector, or startup refuses), or
+    /// `challenge` (not available yet).
+    pub require_liveness: face_service::LivenessMode,
     /// Origins allowed to call the API from a browser; none by default.
     pub cors_origins: Vec<String>,
     /// PEM certificate chain for TLS; TLS is on when both files are set.

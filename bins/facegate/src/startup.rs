@@ -14,9 +14,10 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use face_core::calibration::{Calibration, CalibrationError};
+use face_core::liveness::calibration::PadCalibration;
 use face_core::models::ModelLocator;
 use face_core::{PipelineOptions, QualityPolicy};
-use face_service::{FaceService, FaceWorkers, Thresholds};
+use face_service::{FaceService, FaceWorkers, Liveness, Thresholds};
 use face_store::{FaceStore, PgStore, PostgresConfig, SqliteConfig, SqliteStore};
 
 use crate::error::ApiError;
@@ -55,6 +56,9 @@ pub enum StartupError {
     /// The TLS certificate or key could not be used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// `security.require_liveness` cannot be met.
+    #[error("liveness: {0}")]
+    Liveness(String),
     /// The metrics recorder could not be installed.
     #[error("metrics: {0}")]
     Metrics(String),
@@ -257,8 +261,9 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
     } else {
         face.workers
     };
-    let built =
+    let mut built =
         face_core::backend::build(&settings.face.backend_config(), &locator, options, workers)?;
+    let liveness = liveness_policy(&mut built, &locator, settings)?;
     let fingerprint = built.fingerprint;
     let workers = FaceWorkers::start(built.pipelines, face.queue_depth)?;
     tracing::info!(
@@ -288,15 +293,47 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         .with_lockout(settings.security.lockout()?)
         .with_max_templates_per_user(settings.thresholds.max_templates_per_user)
         .with_max_faces_per_request(face.max_faces_per_request)
-        .with_failed_identifications_per_minute(
-            settings.security.failed_identifications_per_minute,
-        );
+        .with_failed_identifications_per_minute(settings.security.failed_identifications_per_minute)
+        .with_liveness(liveness);
     let service = match settings.stream.max_workers {
         0 => service,
         n => service.with_stream_workers(n),
     };
     warn_if_enrolled_under_other_models(&service).await?;
     Ok(service)
+}
+
+/// The passive liveness check: the PAD files given to every pipeline and
+/// the calibration of this detector, or why not. A requirement
+/// (`security.require_liveness`) that cannot be met refuses to start,
+/// naming what is missing; without one the server runs and `/stats/` says
+/// the check is unavailable.
+fn liveness_policy(
+    built: &mut face_core::backend::Built,
+    locator: &ModelLocator,
+    settings: &Settings,
+) -> Result<Liveness, StartupError> {
+    let passive = face_core::backend::add_pad(built, locator, &settings.face.onnx.runtime)
+        .and_then(|fingerprint| {
+            PadCalibration::load(&settings.thresholds.calibration_dir, &fingerprint)
+        })
+        .map_err(|e| match e {
+            face_core::FaceError::PadUnavailable { reason } => reason,
+            other => other.to_string(),
+        });
+    match &passive {
+        Ok(c) => tracing::info!(
+            threshold = c.threshold,
+            target_bpcer = c.target_bpcer,
+            required = settings.security.require_liveness.as_str(),
+            "passive liveness ready"
+        ),
+        Err(reason) => tracing::info!(
+            required = settings.security.require_liveness.as_str(),
+            "passive liveness unavailable: {reason}"
+        ),
+    }
+    Liveness::new(passive, settings.security.require_liveness).map_err(StartupError::Liveness)
 }
 
 /// A store whose users were enrolled under another model (the default

@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::pipeline::StageTimings;
 
 /// The histogram of stage durations (seconds), labelled `stage` (`decode`,
-/// `resize`, `detect`, `embed`; the service adds `search`) and `backend`.
+/// `resize`, `detect`, `pad` when liveness was asked, `embed`; the service
+/// adds `search`) and `backend`.
 pub const STAGE_SECONDS: &str = "facegate_pipeline_stage_duration_seconds";
 
 /// Records one stage.

@@ -2,7 +2,8 @@
 //!
 //! Every enrolment, face addition, deletion, identification, verification,
 //! key change and lockout reset writes one row (time, key, client address,
-//! action, outcome, user, distance, a short non-biometric detail). The rows
+//! action, outcome, user, distance, a short non-biometric detail, and the
+//! passive liveness score when one was checked). The rows
 //! live in the store, so they outlive restarts and are shared by instances.
 //! Writing one never changes the answer of the use case that produced it.
 
@@ -46,6 +47,21 @@ impl AuditTrail {
         user_id: Option<i64>,
         distance: Option<f32>,
     ) {
+        self.result_scored(caller, action, result, user_id, distance, None)
+            .await;
+    }
+
+    /// [`AuditTrail::result`] with the passive liveness score of the
+    /// decided face (administrators read it here; callers never see it).
+    pub async fn result_scored<T: AuditOutcome>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        result: &Result<T, ServiceError>,
+        user_id: Option<i64>,
+        distance: Option<f32>,
+        liveness_score: Option<f32>,
+    ) {
         let (outcome, detail) = match result {
             // Nothing was done for a client that had gone: nothing to audit.
             Err(ServiceError::ClientGone) => return,
@@ -56,8 +72,17 @@ impl AuditTrail {
             }
             Err(e) => ("refused", Some(e.kind().to_string())),
         };
-        self.record(caller, action, outcome, user_id, distance, detail)
-            .await;
+        self.append(NewAuditEvent {
+            key_id: caller.key_id,
+            client: caller.client.clone(),
+            action: action.to_string(),
+            outcome: outcome.to_string(),
+            user_id,
+            distance: distance.filter(|d| d.is_finite()),
+            detail,
+            liveness_score: liveness_score.filter(|s| s.is_finite()),
+        })
+        .await;
     }
 
     /// Appends an event. A failure to write it is logged, not returned: the
@@ -73,7 +98,7 @@ impl AuditTrail {
         distance: Option<f32>,
         detail: Option<String>,
     ) {
-        let event = NewAuditEvent {
+        self.append(NewAuditEvent {
             key_id: caller.key_id,
             client: caller.client.clone(),
             action: action.to_string(),
@@ -81,7 +106,13 @@ impl AuditTrail {
             user_id,
             distance: distance.filter(|d| d.is_finite()),
             detail,
-        };
+            liveness_score: None,
+        })
+        .await;
+    }
+
+    async fn append(&self, event: NewAuditEvent) {
+        let action = event.action.clone();
         if let Err(e) = self.store.append_audit(event).await {
             tracing::error!(action, error = %e, "audit event not written");
         }

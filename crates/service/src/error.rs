@@ -85,6 +85,17 @@ pub enum ServiceError {
         /// Position of the photo in the request (0-based).
         index: usize,
     },
+    /// A photo of an enrolment asked to be checked for liveness scored as
+    /// a presentation attack.
+    #[error("photo {index} failed the liveness check (it looks like a print or a screen, not a live face); take a new photo of the person in front of the camera, in even light")]
+    LivenessFailed {
+        /// Position of the photo in the request (0-based).
+        index: usize,
+    },
+    /// Liveness was asked for (or is required) and this server cannot
+    /// check it.
+    #[error("liveness checks are unavailable on this server: {0}")]
+    LivenessUnavailable(String),
     /// No such template for this user.
     #[error("user {user_id} has no face template {template_id}")]
     TemplateNotFound {
@@ -149,6 +160,8 @@ impl ServiceError {
             ServiceError::TooManyTemplates { .. } => "template_limit",
             ServiceError::PhotosDisagree { .. } => "photos_disagree",
             ServiceError::TemplateNotFound { .. } => "not_found",
+            ServiceError::LivenessFailed { .. } => "liveness_failed",
+            ServiceError::LivenessUnavailable(_) => "liveness_unavailable",
             ServiceError::KeyNotFound(_) => "not_found",
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",
@@ -163,6 +176,9 @@ impl ServiceError {
 
 impl From<FaceError> for ServiceError {
     fn from(e: FaceError) -> Self {
+        if let FaceError::PadUnavailable { reason } = e {
+            return ServiceError::LivenessUnavailable(reason);
+        }
         if e.is_bad_input() {
             ServiceError::BadImage(e)
         } else {

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod domain;
 mod error;
 pub mod keys;
+pub mod liveness;
 pub mod lockout;
 pub mod service;
 pub mod stream;
@@ -24,6 +25,7 @@ pub mod workers;
 pub use access::{Caller, ClientProbe, IssuedKey, Principal, Scope};
 pub use domain::{Threshold, UserName};
 pub use error::ServiceError;
+pub use liveness::{Liveness, LivenessMode, LivenessReport, LivenessVerdict};
 pub use service::{
     AdminOverride, EnrolRequest, Enrolled, EnrolledFace, FaceBox, FaceMatch, FaceService,
     Identification, Readiness, ServiceStats, Verification, DEFAULT_MAX_TEMPLATES_PER_USER,

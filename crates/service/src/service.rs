@@ -10,12 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use face_core::enrolment::{EnrolmentFace, EnrolmentRefusal};
-use face_core::{Analysis, AnalyzedFace, BoundingBox, Embedding, Metric as CoreMetric, ModelInfo};
+use face_core::{
+    Analysis, AnalyzedFace, BoundingBox, Embedding, FaceRequest, Metric as CoreMetric, ModelInfo,
+};
 use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User};
 
 use crate::audit::{AuditOutcome, AuditTrail};
 use crate::budget::FailureBudget;
 use crate::keys::Keys;
+use crate::liveness::{Liveness, LivenessMode, LivenessReport, LivenessVerdict};
 use crate::lockout::{LockoutRule, Lockouts, Outcome};
 use serde::Serialize;
 
@@ -43,6 +46,8 @@ pub struct EnrolRequest {
     pub metadata: Option<serde_json::Value>,
     /// Enrol even if the face already matches another user (`admin` only).
     pub allow_duplicate: bool,
+    /// Check every photo for a presentation attack (`?liveness=passive`).
+    pub liveness: LivenessMode,
 }
 
 /// A face found in a photo, without biometric data.
@@ -122,6 +127,9 @@ pub struct FaceMatch {
     pub evidence: MatchEvidence,
     /// Confidence band.
     pub band: Band,
+    /// The passive liveness verdict, when it was checked; an attack is not
+    /// searched (`matched` is false).
+    pub liveness: Option<LivenessVerdict>,
 }
 
 /// The result of an identification: every face, largest first.
@@ -140,6 +148,9 @@ pub struct Identification {
     /// Faces found beyond `face.max_faces_per_request`, smallest first,
     /// neither embedded nor searched.
     pub faces_left_out: usize,
+    /// The largest face's live score, for the audit row only.
+    #[serde(skip)]
+    pub live_score: Option<f32>,
 }
 
 /// The result of a 1:1 verification.
@@ -164,6 +175,11 @@ pub struct Verification {
     pub face: FaceBox,
     /// Faces in the photo.
     pub faces_in_image: usize,
+    /// The passive liveness verdict, when it was checked.
+    pub liveness: Option<LivenessVerdict>,
+    /// Why it did not match when the face was not compared at all:
+    /// `liveness_failed`.
+    pub reason: Option<&'static str>,
 }
 
 /// Counts and the active configuration, for `/stats/`.
@@ -190,6 +206,8 @@ pub struct ServiceStats {
     /// Templates of other models than the active one, by model id (kept
     /// for switching back; unused while this model is active).
     pub other_models: Vec<(String, i64)>,
+    /// Presentation-attack detection: required, available, calibrated.
+    pub liveness: LivenessReport,
 }
 
 /// FaceGate's use cases over a face pipeline pool and a store.
@@ -224,6 +242,8 @@ pub struct FaceService {
     streams: Streams,
     /// Outstanding stream tickets.
     tickets: StreamTickets,
+    /// When faces are checked for presentation attacks, and the verdict.
+    liveness: Liveness,
     /// Whether identification's threshold is extrapolated beyond the
     /// measured curve, so crossing the limit is logged once each way.
     extrapolating: AtomicBool,
@@ -308,6 +328,9 @@ impl FaceService {
             gauges_counted: Mutex::new(None),
             streams: Streams::new(stream_workers, RecognitionPolicy::default()),
             tickets: StreamTickets::default(),
+            liveness: Liveness::unavailable(
+                "no presentation-attack detector is configured for this service",
+            ),
             extrapolating: AtomicBool::new(at_start.extrapolated),
         }
     }
@@ -324,6 +347,18 @@ impl FaceService {
     pub fn with_stream_workers(mut self, max: usize) -> Self {
         self.streams = Streams::new(max, self.streams.policy);
         self
+    }
+
+    /// The same service with another liveness policy (the server builds
+    /// it from the PAD files and their calibration).
+    pub fn with_liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// The liveness policy.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
     }
 
     /// Stream tickets: issue and redeem.
@@ -517,11 +552,11 @@ impl FaceService {
         &self,
         caller: &Caller,
         image: Vec<u8>,
-        max_faces: usize,
+        request: FaceRequest,
     ) -> Result<Analysis, ServiceError> {
         self.workers
             .run(
-                move |p| p.analyze_largest(&image, max_faces),
+                move |p| p.analyze_request(&image, request),
                 caller.probe.clone(),
             )
             .await?
@@ -535,11 +570,16 @@ impl FaceService {
         &self,
         caller: &Caller,
         image: Vec<u8>,
+        liveness: bool,
     ) -> Result<EnrolmentFace, ServiceError> {
+        let request = FaceRequest {
+            max_faces: 1,
+            liveness,
+        };
         self.workers
             .run(
                 move |p| {
-                    p.analyze_largest(&image, 1)
+                    p.analyze_request(&image, request)
                         .map(|a| face_core::enrolment::enrolment_face(a, &p.options().quality))
                 },
                 caller.probe.clone(),
@@ -624,12 +664,17 @@ impl FaceService {
     }
 
     /// The faces of one request, each of enrolment quality, all of one
-    /// person (every photo matches the first at the verify threshold).
+    /// person (every photo matches the first at the verify threshold), and
+    /// with `liveness` each live: `live_score` receives the lowest score,
+    /// for the audit row.
     async fn enrolment_faces(
         &self,
         caller: &Caller,
         images: Vec<Vec<u8>>,
+        liveness: LivenessMode,
+        live_score: &mut Option<f32>,
     ) -> Result<Vec<EnrolmentFace>, ServiceError> {
+        let check = liveness == LivenessMode::Passive;
         if images.is_empty() {
             return Err(ServiceError::Invalid {
                 field: "image",
@@ -638,7 +683,15 @@ impl FaceService {
         }
         let mut faces: Vec<EnrolmentFace> = Vec::with_capacity(images.len());
         for (index, image) in images.into_iter().enumerate() {
-            let face = self.enrolment_face(caller, image).await?;
+            let face = self.enrolment_face(caller, image, check).await?;
+            if let Some(score) = face.face.live_score {
+                *live_score = Some(live_score.map_or(score, |s| s.min(score)));
+                let verdict = self.liveness.verdict(score);
+                telemetry::liveness("enrol", verdict);
+                if verdict == LivenessVerdict::Attack {
+                    return Err(ServiceError::LivenessFailed { index });
+                }
+            }
             if let Some(first) = faces.first() {
                 if !self.same_person(&first.face.embedding, &face.face.embedding)? {
                     return Err(ServiceError::PhotosDisagree { index });
@@ -656,11 +709,12 @@ impl FaceService {
         caller: &Caller,
         req: EnrolRequest,
     ) -> Result<Enrolled, ServiceError> {
-        let result = self.enrol_inner(caller, req).await;
+        let mut live_score = None;
+        let result = self.enrol_inner(caller, req, &mut live_score).await;
         let user_id = result.as_ref().ok().map(|e| e.user.id);
         telemetry::decision("enrol", &result, None, &self.model.id);
         self.audit
-            .result(caller, "enrol", &result, user_id, None)
+            .result_scored(caller, "enrol", &result, user_id, None, live_score)
             .await;
         redact_duplicate(caller, result)
     }
@@ -669,7 +723,9 @@ impl FaceService {
         &self,
         caller: &Caller,
         req: EnrolRequest,
+        live_score: &mut Option<f32>,
     ) -> Result<Enrolled, ServiceError> {
+        let liveness = self.liveness.level_for_enrolment(req.liveness)?;
         if req.allow_duplicate {
             caller.require(
                 Scope::Admin,
@@ -683,7 +739,9 @@ impl FaceService {
                 existing: 0,
             });
         }
-        let faces = self.enrolment_faces(caller, req.images).await?;
+        let faces = self
+            .enrolment_faces(caller, req.images, liveness, live_score)
+            .await?;
         if !req.allow_duplicate {
             for face in &faces {
                 self.check_duplicate(face.face.embedding.values(), None)
@@ -841,7 +899,9 @@ impl FaceService {
                 existing: 0,
             });
         }
-        let faces = self.enrolment_faces(caller, images).await?;
+        let faces = self
+            .enrolment_faces(caller, images, LivenessMode::Off, &mut None)
+            .await?;
         let mut admin_override = None;
         for face in &faces {
             let nearest = self
@@ -986,15 +1046,22 @@ impl FaceService {
     /// largest) against all enrolled users. A photo where no face matches
     /// spends the caller's budget of failed identifications; a spent budget
     /// refuses identification (429) until it refills.
+    ///
+    /// With `liveness` (or `security.require_liveness`) each face is
+    /// checked first, and a face that scores as an attack is not searched.
     #[tracing::instrument(skip(self, caller, image))]
     pub async fn identify(
         &self,
         caller: &Caller,
         image: Vec<u8>,
         threshold: Option<Threshold>,
+        liveness: LivenessMode,
     ) -> Result<Identification, ServiceError> {
         let mut result = match self.identify_budget.check(caller) {
-            Ok(()) => self.identify_inner(caller, image, threshold).await,
+            Ok(()) => {
+                self.identify_inner(caller, image, threshold, liveness)
+                    .await
+            }
             Err(e) => Err(e),
         };
         if let Ok(r) = &result {
@@ -1008,9 +1075,10 @@ impl FaceService {
             first.and_then(|f| f.user_id),
             first.and_then(|f| f.distance),
         );
+        let live_score = result.as_ref().ok().and_then(|r| r.live_score);
         telemetry::decision("identify", &result, distance, &self.model.id);
         self.audit
-            .result(caller, "identify", &result, user_id, distance)
+            .result_scored(caller, "identify", &result, user_id, distance, live_score)
             .await;
         if let Ok(r) = &mut result {
             for f in &mut r.faces {
@@ -1027,7 +1095,9 @@ impl FaceService {
         caller: &Caller,
         image: Vec<u8>,
         threshold: Option<Threshold>,
+        liveness: LivenessMode,
     ) -> Result<Identification, ServiceError> {
+        let check = self.liveness.level_for_decision(liveness)? == LivenessMode::Passive;
         let comparisons = self.gallery_templates().await?;
         let default = self.identify_default(comparisons);
         let threshold = Self::decision_threshold(
@@ -1036,15 +1106,34 @@ impl FaceService {
             &default,
             "loosen the identification threshold beyond the calibrated default",
         )?;
-        let analysis = self
-            .analyze(caller, image, self.max_faces_per_request)
-            .await?;
+        let request = FaceRequest {
+            max_faces: self.max_faces_per_request,
+            liveness: check,
+        };
+        let analysis = self.analyze(caller, image, request).await?;
         let faces = analysis.faces;
         if faces.is_empty() {
             return Err(ServiceError::NoFace);
         }
         let mut out = Vec::with_capacity(faces.len());
         for face in &faces {
+            let verdict = face.live_score.map(|s| self.liveness.verdict(s));
+            if let Some(v) = verdict {
+                telemetry::liveness("identify", v);
+            }
+            if verdict == Some(LivenessVerdict::Attack) {
+                out.push(FaceMatch {
+                    face: face_box(face),
+                    matched: false,
+                    user_id: None,
+                    name: None,
+                    distance: None,
+                    evidence: MatchEvidence::none(),
+                    band: Band::NoMatch,
+                    liveness: verdict,
+                });
+                continue;
+            }
             let best = self
                 .search(face.embedding.values(), 1)
                 .await?
@@ -1070,6 +1159,7 @@ impl FaceService {
                 distance,
                 evidence,
                 band,
+                liveness: verdict,
             });
         }
         tracing::info!(
@@ -1078,6 +1168,7 @@ impl FaceService {
             "identified"
         );
         Ok(Identification {
+            live_score: faces.first().and_then(|f| f.live_score),
             faces_left_out: analysis.faces_found.saturating_sub(out.len()),
             faces: out,
             threshold: threshold.value(),
@@ -1094,6 +1185,10 @@ impl FaceService {
     /// delay, after `disable_after` the user cannot be verified until an
     /// administrator resets them. A success clears the count; photos
     /// without a face do not count.
+    ///
+    /// With `liveness` (or `security.require_liveness`) the face is checked
+    /// first: an attack is `matched: false` with the reason
+    /// `liveness_failed`, and counts as a failed verification.
     #[tracing::instrument(skip(self, caller, image))]
     pub async fn verify(
         &self,
@@ -1101,12 +1196,23 @@ impl FaceService {
         user_id: i64,
         image: Vec<u8>,
         threshold: Option<Threshold>,
+        liveness: LivenessMode,
     ) -> Result<Verification, ServiceError> {
-        let mut result = self.verify_inner(caller, user_id, image, threshold).await;
+        let mut live_score = None;
+        let mut result = self
+            .verify_inner(caller, user_id, image, threshold, liveness, &mut live_score)
+            .await;
         let distance = result.as_ref().ok().and_then(|v| v.distance);
         telemetry::decision("verify", &result, distance, &self.model.id);
         self.audit
-            .result(caller, "verify", &result, Some(user_id), distance)
+            .result_scored(
+                caller,
+                "verify",
+                &result,
+                Some(user_id),
+                distance,
+                live_score,
+            )
             .await;
         if let Ok(v) = &mut result {
             if !v.matched && !caller.allows(Scope::Admin) {
@@ -1122,13 +1228,20 @@ impl FaceService {
         user_id: i64,
         image: Vec<u8>,
         threshold: Option<Threshold>,
+        liveness: LivenessMode,
+        live_score: &mut Option<f32>,
     ) -> Result<Verification, ServiceError> {
+        // Refused before the lockout: a check this server cannot make is
+        // not an attempt.
+        let check = self.liveness.level_for_decision(liveness)? == LivenessMode::Passive;
         self.store
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
         let attempt = self.lockouts.reserve(user_id).await?;
-        let judged = self.judge(caller, user_id, image, threshold).await;
+        let judged = self
+            .judge(caller, user_id, image, threshold, check, live_score)
+            .await;
         // The lockout counts against the calibrated default, whatever
         // threshold was asked for: an administrator's loose `?threshold=`
         // must not turn a wrong face into a success that clears the count.
@@ -1145,17 +1258,29 @@ impl FaceService {
     }
 
     /// One reserved verification: the verification, and whether it passes
-    /// the calibrated default.
+    /// the calibrated default (an attack never does).
     async fn judge(
         &self,
         caller: &Caller,
         user_id: i64,
         image: Vec<u8>,
         threshold: Option<Threshold>,
+        liveness: bool,
+        live_score: &mut Option<f32>,
     ) -> Result<(Verification, bool), ServiceError> {
         // The largest face decides; the others need no embedding.
-        let analysis = self.analyze(caller, image, 1).await?;
+        let request = FaceRequest {
+            max_faces: 1,
+            liveness,
+        };
+        let analysis = self.analyze(caller, image, request).await?;
         let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
+        *live_score = face.live_score;
+        let verdict = face.live_score.map(|s| self.liveness.verdict(s));
+        if let Some(v) = verdict {
+            telemetry::liveness("verify", v);
+        }
+        let attack = verdict == Some(LivenessVerdict::Attack);
         let nearest = self
             .nearest_of_user(user_id, face.embedding.values())
             .await?;
@@ -1167,22 +1292,29 @@ impl FaceService {
             "loosen the verification threshold beyond the calibrated default",
         )?;
         let distance = nearest.distance;
-        let matched = Thresholds::matches(distance, threshold);
-        let passes_default = Thresholds::matches(distance, default.as_threshold());
+        let matched = !attack && Thresholds::matches(distance, threshold);
+        let passes_default = !attack && Thresholds::matches(distance, default.as_threshold());
         let verification = Verification {
             user_id,
             matched,
+            // An attack's distance is nobody's business but admin's (the
+            // caller's copy is redacted like any failure's).
             distance: Some(distance),
             evidence: if matched {
                 self.thresholds.evidence(distance, nearest.templates)
             } else {
                 MatchEvidence::none()
             },
-            band: self.thresholds.band(distance, threshold),
+            band: match attack {
+                true => Band::NoMatch,
+                false => self.thresholds.band(distance, threshold),
+            },
             threshold: threshold.value(),
             default,
             face: face_box(face),
             faces_in_image: analysis.faces_found,
+            liveness: verdict,
+            reason: attack.then_some("liveness_failed"),
         };
         Ok((verification, passes_default))
     }
@@ -1279,6 +1411,7 @@ impl FaceService {
                 .filter(|(id, n)| *id != self.model.id && *n > 0)
                 .cloned()
                 .collect(),
+            liveness: self.liveness.report(),
         })
     }
 }
@@ -1305,7 +1438,9 @@ impl AuditOutcome for Enrolled {
 
 impl AuditOutcome for Verification {
     fn outcome(&self) -> &'static str {
-        if self.matched {
+        if let Some(reason) = self.reason {
+            reason
+        } else if self.matched {
             "match"
         } else {
             "no_match"
@@ -1315,7 +1450,10 @@ impl AuditOutcome for Verification {
 
 impl AuditOutcome for Identification {
     fn outcome(&self) -> &'static str {
-        if self.faces.first().is_some_and(|f| f.matched) {
+        let first = self.faces.first();
+        if first.is_some_and(|f| f.liveness == Some(LivenessVerdict::Attack)) {
+            "liveness_failed"
+        } else if first.is_some_and(|f| f.matched) {
             "match"
         } else {
             "no_match"

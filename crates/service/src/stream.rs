@@ -176,6 +176,18 @@ impl Streams {
 }
 
 impl FaceService {
+    /// The mode a new stream starts in: identification for a key that may
+    /// recognise, unless the operator requires liveness (which the stream
+    /// cannot check yet); detection otherwise.
+    pub fn initial_stream_mode(&self, caller: &Caller) -> StreamMode {
+        let liveness_free = self.liveness().required() == crate::LivenessMode::Off;
+        if caller.allows(Scope::Recognize) && liveness_free {
+            StreamMode::Identify
+        } else {
+            StreamMode::Detect
+        }
+    }
+
     /// A new stream session in `mode`, if the caller may use it and, for
     /// verify mode, the user exists.
     pub async fn stream_session(
@@ -184,6 +196,18 @@ impl FaceService {
         mode: StreamMode,
     ) -> Result<StreamSession, ServiceError> {
         let session = StreamSession::new(caller, mode)?;
+        // Stream recognition does not check liveness (yet): where the
+        // operator requires it, streams only detect.
+        let recognises = !matches!(mode, StreamMode::Detect);
+        let required = self.liveness().required();
+        if recognises && required != crate::LivenessMode::Off {
+            return Err(ServiceError::LivenessUnavailable(format!(
+                "recognition over the stream does not check liveness, and \
+                 security.require_liveness is \"{}\": verify and identify with photos \
+                 (POST /users/{{id}}/verify, POST /recognize/)",
+                required.as_str()
+            )));
+        }
         if let StreamMode::Verify { user_id } = mode {
             self.get_user(user_id).await?;
         }

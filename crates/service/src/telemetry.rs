@@ -43,6 +43,19 @@ pub const QUEUE_CAPACITY: &str = "facegate_face_queue_capacity";
 pub const TEMPLATES: &str = "facegate_templates";
 /// Enrolled users.
 pub const USERS: &str = "facegate_users";
+/// Faces checked by the passive liveness detector, labelled `operation`
+/// (`verify`, `identify`, `enrol`) and `verdict` (`live`, `attack`). Its
+/// latency is the pipeline stage `pad`. No score leaves the service.
+pub const LIVENESS_CHECKS: &str = "facegate_liveness_checks_total";
+
+/// Counts one face's liveness verdict.
+pub(crate) fn liveness(operation: &'static str, verdict: crate::liveness::LivenessVerdict) {
+    let verdict = match verdict {
+        crate::liveness::LivenessVerdict::Live => "live",
+        crate::liveness::LivenessVerdict::Attack => "attack",
+    };
+    metrics::counter!(LIVENESS_CHECKS, "operation" => operation, "verdict" => verdict).increment(1);
+}
 
 /// The precision the distance histogram keeps. Its `_sum` would otherwise
 /// give away one attempt's exact distance to whoever compares two scrapes

@@ -86,6 +86,7 @@ async fn enrol(service: &FaceService, name: &str, image: Vec<u8>) -> Result<i64,
         external_ref: None,
         metadata: None,
         allow_duplicate: false,
+        liveness: Default::default(),
     };
     Ok(service.enrol(&Caller::command_line(), req).await?.user.id)
 }

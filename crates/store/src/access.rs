@@ -107,6 +107,8 @@ pub struct NewAuditEvent {
     pub distance: Option<f32>,
     /// A short, non-biometric remark (an error code, a key name).
     pub detail: Option<String>,
+    /// The passive liveness score of the decided face, when it was checked.
+    pub liveness_score: Option<f32>,
 }
 
 /// A stored audit event.
@@ -130,6 +132,8 @@ pub struct AuditEvent {
     pub distance: Option<f32>,
     /// See [`NewAuditEvent`].
     pub detail: Option<String>,
+    /// See [`NewAuditEvent`].
+    pub liveness_score: Option<f32>,
 }
 
 /// Which audit events to read: newest first, `before` an id (keyset).
@@ -239,6 +243,7 @@ pub(crate) fn validate_audit(e: &NewAuditEvent) -> Result<()> {
         || e.outcome.is_empty()
         || !fields.iter().flatten().all(|s| ok(s, 512))
         || e.distance.is_some_and(|d| !d.is_finite())
+        || e.liveness_score.is_some_and(|s| !s.is_finite())
     {
         return Err(StoreError::BadData(
             "audit fields must be short text without control characters".into(),

@@ -18,19 +18,45 @@ pub use table::configure;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use face_service::{FaceService, Threshold};
+use face_service::{FaceService, LivenessMode, Threshold};
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `?threshold=` on recognize and verify.
+/// `?threshold=` and `?liveness=` on recognize and verify.
 #[derive(Debug, Deserialize)]
 pub struct ThresholdQuery {
     threshold: Option<String>,
+    liveness: Option<String>,
+}
+
+/// `?liveness=` on enrolment.
+#[derive(Debug, Deserialize)]
+pub struct LivenessQuery {
+    liveness: Option<String>,
+}
+
+impl LivenessQuery {
+    /// The level asked for (`off` when absent).
+    pub fn level(&self) -> Result<LivenessMode, ApiError> {
+        liveness_level(self.liveness.as_deref())
+    }
+}
+
+fn liveness_level(raw: Option<&str>) -> Result<LivenessMode, ApiError> {
+    Ok(raw
+        .map(LivenessMode::parse)
+        .transpose()?
+        .unwrap_or_default())
 }
 
 impl ThresholdQuery {
+    /// The liveness level asked for (`off` when absent).
+    pub fn liveness(&self) -> Result<LivenessMode, ApiError> {
+        liveness_level(self.liveness.as_deref())
+    }
+
     /// The parsed threshold, validated for the active model's metric.
     pub fn parse(&self, service: &FaceService) -> Result<Option<Threshold>, ApiError> {
         let Some(raw) = &self.threshold else {

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use face_service::{Caller, EnrolRequest, UserName};
 
-use super::{check_length, AppState};
+use super::{check_length, AppState, LivenessQuery};
 use crate::api::{ErrorJson, FaceJson, RegisterRequest, Registered};
 use crate::error::ApiError;
 use crate::input;
@@ -12,20 +12,24 @@ use crate::input;
 /// quality; a face that already matches another user is refused (409)
 /// unless `allow_duplicate` is set.
 #[utoipa::path(post, path = "/register/", tag = "users",
+    params(("liveness" = Option<String>, Query, description = "`passive`: refuse a photo that looks like a print or a screen (400 liveness_failed)")),
     request_body(content = RegisterRequest, description = "JSON with base64 photos, or multipart/form-data with the same field names"),
     responses(
         (status = 200, body = Registered),
-        (status = 400, body = ErrorJson, description = "no face, several faces, low quality, bad image"),
+        (status = 400, body = ErrorJson, description = "no face, several faces, low quality, bad image, liveness_failed"),
         (status = 409, body = ErrorJson, description = "the face matches an enrolled user"),
         (status = 413, body = ErrorJson), (status = 415, body = ErrorJson), (status = 422, body = ErrorJson),
+        (status = 501, body = ErrorJson, description = "liveness asked for, and this server has no passive check (see /stats/)"),
         (status = 503, body = ErrorJson, description = "busy or store unavailable; see Retry-After")))]
 pub async fn register(
     state: web::Data<AppState>,
     caller: web::ReqData<Caller>,
+    query: web::Query<LivenessQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_length(&req, state.bodies.limit)?;
+    let liveness = query.level()?;
     let body = input::read(&req, payload, &state.bodies).await?;
     let name = UserName::parse(body.name.as_deref().unwrap_or(""))?;
     let enrolled = state
@@ -38,6 +42,7 @@ pub async fn register(
                 external_ref: body.external_ref,
                 metadata: body.metadata,
                 allow_duplicate: body.allow_duplicate,
+                liveness,
             },
         )
         .await?;

@@ -26,5 +26,6 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         max_templates_per_user: s.max_templates_per_user,
         abandoned_jobs: s.abandoned_jobs,
         templates_of_other_models: s.other_models.into_iter().collect(),
+        liveness: s.liveness,
     }))
 }

@@ -22,7 +22,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use face_service::stream::{StreamFrame, StreamMode, StreamSession};
-use face_service::{Caller, Principal, Scope, ServiceError};
+use face_service::{Caller, Principal, ServiceError};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -170,11 +170,7 @@ async fn connection(
         .await;
         return;
     };
-    let mode = if caller.allows(Scope::Recognize) {
-        StreamMode::Identify
-    } else {
-        StreamMode::Detect
-    };
+    let mode = state.service.initial_stream_mode(&caller);
     let stream = match state.service.stream_session(&caller, mode).await {
         Ok(s) => s,
         Err(e) => {

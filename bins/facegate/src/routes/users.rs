@@ -185,13 +185,16 @@ pub async fn delete_face(
 /// Is this photo that user? The authentication call (1:1).
 #[utoipa::path(post, path = "/users/{id}/verify", tag = "recognition",
     params(("id" = i64, Path, description = "user id"),
-        ("threshold" = Option<f64>, Query, description = "match when the distance is under this; default: FMR 1e-4 per decision for the user's number of templates. A stricter (smaller) value is allowed to every key, a looser one only to admin keys (403)")),
+        ("threshold" = Option<f64>, Query, description = "match when the distance is under this; default: FMR 1e-4 per decision for the user's number of templates. A stricter (smaller) value is allowed to every key, a looser one only to admin keys (403)"),
+        ("liveness" = Option<String>, Query, description = "`passive`: check the face for a presentation attack (print, screen) first; an attack is `match: false`, `reason: liveness_failed`, and counts towards the lockout. `off` (default) unless security.require_liveness is set")),
     request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data"),
     responses((status = 200, body = Verified), (status = 400, body = ErrorJson),
         (status = 403, body = ErrorJson, description = "a threshold looser than the default without the admin scope"),
         (status = 404, body = ErrorJson),
         (status = 409, body = ErrorJson, description = "the user has no template for the active model"),
-        (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
+        (status = 422, body = ErrorJson),
+        (status = 501, body = ErrorJson, description = "liveness asked for or required, and this server has no passive check (see /stats/)"),
+        (status = 503, body = ErrorJson)))]
 pub async fn verify(
     state: web::Data<AppState>,
     caller: web::ReqData<Caller>,
@@ -203,8 +206,12 @@ pub async fn verify(
     let id = user_id(&path)?;
     check_length(&req, state.bodies.limit)?;
     let threshold = query.parse(&state.service)?;
+    let liveness = query.liveness()?;
     let body = input::read(&req, payload, &state.bodies).await?;
     let image = input::single(body.images)?;
-    let v = state.service.verify(&caller, id, image, threshold).await?;
+    let v = state
+        .service
+        .verify(&caller, id, image, threshold, liveness)
+        .await?;
     Ok(HttpResponse::Ok().json(Verified::from(v)))
 }

@@ -203,8 +203,9 @@ impl AccessStore for PgStore {
             let client = self.inner.pool.get().await?;
             let stmt = client
                 .prepare_cached(
-                    "INSERT INTO audit_log (key_id, client, action, outcome, user_id, distance, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO audit_log \
+                     (key_id, client, action, outcome, user_id, distance, detail, liveness_score) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .await?;
             client
@@ -218,6 +219,7 @@ impl AccessStore for PgStore {
                         &e.user_id,
                         &e.distance,
                         &e.detail,
+                        &e.liveness_score,
                     ],
                 )
                 .await?;
@@ -232,8 +234,8 @@ impl AccessStore for PgStore {
             let client = self.inner.pool.get().await?;
             let stmt = client
                 .prepare_cached(
-                    "SELECT id, at, key_id, client, action, outcome, user_id, distance, detail \
-                     FROM audit_log \
+                    "SELECT id, at, key_id, client, action, outcome, user_id, distance, detail, \
+                     liveness_score FROM audit_log \
                      WHERE ($1::bigint IS NULL OR user_id = $1) \
                        AND ($2::timestamptz IS NULL OR at >= $2) \
                        AND ($3::timestamptz IS NULL OR at < $3) \
@@ -259,6 +261,7 @@ impl AccessStore for PgStore {
                         user_id: r.try_get(6)?,
                         distance: r.try_get(7)?,
                         detail: r.try_get(8)?,
+                        liveness_score: r.try_get(9)?,
                     })
                 })
                 .collect()

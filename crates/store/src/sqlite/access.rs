@@ -203,8 +203,9 @@ impl AccessStore for SqliteStore {
         access::validate_audit(&e)?;
         self.write(move |conn, _, _| {
             conn.execute(
-                "INSERT INTO audit_log (at, key_id, client, action, outcome, user_id, distance, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO audit_log \
+                 (at, key_id, client, action, outcome, user_id, distance, detail, liveness_score) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     now(),
                     e.key_id,
@@ -213,7 +214,8 @@ impl AccessStore for SqliteStore {
                     e.outcome,
                     e.user_id,
                     e.distance.map(f64::from),
-                    e.detail
+                    e.detail,
+                    e.liveness_score.map(f64::from)
                 ],
             )?;
             Ok(())
@@ -225,8 +227,8 @@ impl AccessStore for SqliteStore {
         access::validate_audit_query(&q)?;
         self.read(move |conn, _| {
             let mut stmt = conn.prepare(
-                "SELECT id, at, key_id, client, action, outcome, user_id, distance, detail \
-                 FROM audit_log \
+                "SELECT id, at, key_id, client, action, outcome, user_id, distance, detail, \
+                 liveness_score FROM audit_log \
                  WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR at >= ?2) \
                  AND (?3 IS NULL OR at < ?3) AND (?4 IS NULL OR id < ?4) \
                  ORDER BY id DESC LIMIT ?5",
@@ -250,11 +252,12 @@ impl AccessStore for SqliteStore {
                         r.get(6)?,
                         r.get::<_, Option<f64>>(7)?,
                         r.get(8)?,
+                        r.get::<_, Option<f64>>(9)?,
                     ))
                 },
             )?;
             rows.map(|r| {
-                let (id, at, key_id, client, action, outcome, user_id, distance, detail) = r?;
+                let (id, at, key_id, client, action, outcome, user_id, distance, detail, live) = r?;
                 Ok(AuditEvent {
                     id,
                     at: time(at)?,
@@ -265,6 +268,7 @@ impl AccessStore for SqliteStore {
                     user_id,
                     distance: distance.map(|d| d as f32),
                     detail,
+                    liveness_score: live.map(|s| s as f32),
                 })
             })
             .collect()

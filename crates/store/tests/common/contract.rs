@@ -1090,6 +1090,7 @@ pub async fn audit_log_filters_and_pages(store: &Arc<dyn FaceStore>) {
         user_id: user,
         distance: Some(0.25),
         detail: None,
+        liveness_score: (action == "verify").then_some(0.75),
     };
     let start = chrono::Utc::now() - chrono::Duration::seconds(1);
     for i in 0..5 {
@@ -1111,6 +1112,8 @@ pub async fn audit_log_filters_and_pages(store: &Arc<dyn FaceStore>) {
     assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
     assert_eq!(all[0].action, "identify");
     assert_eq!(all[1].distance, Some(0.25));
+    assert_eq!(all[1].liveness_score, Some(0.75));
+    assert_eq!(all[0].liveness_score, None);
     assert_eq!(all[1].client.as_deref(), Some("127.0.0.1"));
     let of_10 = store.list_audit(q(Some(10), None, 100)).await.unwrap();
     assert_eq!(of_10.len(), 3);
@@ -1133,5 +1136,8 @@ pub async fn audit_log_filters_and_pages(store: &Arc<dyn FaceStore>) {
     assert_bad(store.append_audit(hostile.clone()).await, "control char");
     hostile.action = "verify".into();
     hostile.distance = Some(f32::NAN);
-    assert_bad(store.append_audit(hostile).await, "NaN distance");
+    assert_bad(store.append_audit(hostile.clone()).await, "NaN distance");
+    hostile.distance = None;
+    hostile.liveness_score = Some(f32::INFINITY);
+    assert_bad(store.append_audit(hostile).await, "infinite liveness score");
 }
