@@ -21,7 +21,7 @@
 //! passive liveness models on the pipeline's detector, chooses the
 //! threshold for `--target-bpcer` (default 0.05) on the bona fide faces,
 //! prints the calibration and, with `--write`, writes it to
-//! `--calibration-dir` as `pad_<tag>.json` (see docs/liveness.md).
+//! `--calibration-dir` as `liveness/pad_<tag>.json` (see docs/liveness.md).
 //! `enrol` reports the failure-to-enrol rate: the share of the first
 //! photos of N people (default 5,000) the server's enrolment rule refuses,
 //! by reason, beside the former rule's, as JSON on stdout; with

@@ -524,6 +524,17 @@ pub enum ScopeName {
     Recognize,
 }
 
+/// A liveness level a request may ask for, as the document names it (the
+/// service parses it; `challenge` is not served yet and left out).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LivenessLevel {
+    /// No presentation-attack check (unless the server requires one).
+    Off,
+    /// The passive, single-image check.
+    Passive,
+}
+
 /// `GET /auth/whoami`: the key that made the request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WhoAmI {

@@ -35,7 +35,7 @@ use crate::routes::{
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson,
         api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
-        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::StreamTicket, api::Live, api::Ready, api::ReadyChecks, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName
+        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::StreamTicket, api::Live, api::Ready, api::ReadyChecks, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName, api::LivenessLevel
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),

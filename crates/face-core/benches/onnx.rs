@@ -328,6 +328,41 @@ fn bench_pipeline(c: &mut Criterion<Clock>) {
     g.finish();
 }
 
+/// Passive liveness (issue 18): the MiniFASNet pair on one face of the
+/// 640x480 photo (`onnx_pad/pair_one_face`), and the default pipeline from
+/// the JPEG with and without it (`onnx_pad/default_jpeg_*`): the check's
+/// share of a verification.
+fn bench_pad(c: &mut Criterion<Clock>) {
+    let mut g = c.benchmark_group("onnx_pad");
+    g.sample_size(20);
+    let options = default_options();
+    let mut built = face_core::backend::build(
+        &face_core::backend::BackendConfig::Onnx(Box::new(options.clone())),
+        &locator(),
+        PipelineOptions::default(),
+        1,
+    )
+    .unwrap();
+    face_core::backend::add_pad(&mut built, &locator(), &options.runtime).unwrap();
+    let mut p = built.pipelines.pop().unwrap();
+    let bytes = common::vga_jpeg();
+    let img = decoded(&bytes);
+    let face = p.detect_image(&img).unwrap()[0];
+    g.bench_function("pair_one_face", |b| {
+        b.iter(|| p.live_score(&img, &face).unwrap())
+    });
+    for (name, liveness) in [("default_jpeg_without", false), ("default_jpeg_with", true)] {
+        let request = face_core::FaceRequest {
+            max_faces: 1,
+            liveness,
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| p.analyze_request(&bytes, request).unwrap())
+        });
+    }
+    g.finish();
+}
+
 /// The stream's per-frame work on one core: decode a 480x480 JPEG frame of
 /// `d12.mjpeg`, detect, track (`stream/<config>/detect_track`), cycling
 /// through the clip's frames; frames per second per core = 1 / the time.
@@ -437,6 +472,6 @@ fn config() -> Criterion<Clock> {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_ort_raw, bench_preprocess, bench_detect, bench_embed, bench_pipeline, bench_stream
+    targets = bench_ort_raw, bench_preprocess, bench_detect, bench_embed, bench_pipeline, bench_pad, bench_stream
 }
 criterion_main!(benches);

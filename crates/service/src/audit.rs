@@ -72,17 +72,9 @@ impl AuditTrail {
             }
             Err(e) => ("refused", Some(e.kind().to_string())),
         };
-        self.append(NewAuditEvent {
-            key_id: caller.key_id,
-            client: caller.client.clone(),
-            action: action.to_string(),
-            outcome: outcome.to_string(),
-            user_id,
-            distance: distance.filter(|d| d.is_finite()),
-            detail,
-            liveness_score: liveness_score.filter(|s| s.is_finite()),
-        })
-        .await;
+        let scores = (distance, liveness_score);
+        self.append(caller, action, outcome, user_id, scores, detail)
+            .await;
     }
 
     /// Appends an event. A failure to write it is logged, not returned: the
@@ -98,7 +90,21 @@ impl AuditTrail {
         distance: Option<f32>,
         detail: Option<String>,
     ) {
-        self.append(NewAuditEvent {
+        self.append(caller, action, outcome, user_id, (distance, None), detail)
+            .await;
+    }
+
+    /// `scores`: the distance and the liveness score, when there are.
+    async fn append(
+        &self,
+        caller: &Caller,
+        action: &str,
+        outcome: &str,
+        user_id: Option<i64>,
+        (distance, liveness_score): (Option<f32>, Option<f32>),
+        detail: Option<String>,
+    ) {
+        let event = NewAuditEvent {
             key_id: caller.key_id,
             client: caller.client.clone(),
             action: action.to_string(),
@@ -106,13 +112,8 @@ impl AuditTrail {
             user_id,
             distance: distance.filter(|d| d.is_finite()),
             detail,
-            liveness_score: None,
-        })
-        .await;
-    }
-
-    async fn append(&self, event: NewAuditEvent) {
-        let action = event.action.clone();
+            liveness_score: liveness_score.filter(|s| s.is_finite()),
+        };
         if let Err(e) = self.store.append_audit(event).await {
             tracing::error!(action, error = %e, "audit event not written");
         }

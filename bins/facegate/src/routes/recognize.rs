@@ -15,7 +15,7 @@ use crate::input;
 /// Identifies every face in a photo against all enrolled users.
 #[utoipa::path(post, path = "/recognize/", tag = "recognition",
     params(("threshold" = Option<f64>, Query, description = "match when the distance is under this (model's metric); default: calibrated for the gallery's size. A stricter (smaller) value is allowed to every key, a looser one only to admin keys (403)"),
-        ("liveness" = Option<String>, Query, description = "`passive`: check each face for a presentation attack (print, screen) first; a face that fails is not searched (`liveness: attack`, `reason: liveness_failed`). `off` (default) unless security.require_liveness is set")),
+        ("liveness" = Option<crate::api::LivenessLevel>, Query, description = "`passive`: check each face for a presentation attack (print, screen) first; a face that fails is not searched (`liveness: attack`, `reason: liveness_failed`). `off` (default) unless security.require_liveness is set")),
     request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data with an `image` file"),
     responses(
         (status = 200, body = Recognized, description = "match or no match"),

@@ -12,7 +12,7 @@ use crate::input;
 /// quality; a face that already matches another user is refused (409)
 /// unless `allow_duplicate` is set.
 #[utoipa::path(post, path = "/register/", tag = "users",
-    params(("liveness" = Option<String>, Query, description = "`passive`: refuse a photo that looks like a print or a screen (400 liveness_failed)")),
+    params(("liveness" = Option<crate::api::LivenessLevel>, Query, description = "`passive`: refuse a photo that looks like a print or a screen (400 liveness_failed)")),
     request_body(content = RegisterRequest, description = "JSON with base64 photos, or multipart/form-data with the same field names"),
     responses(
         (status = 200, body = Registered),

@@ -186,7 +186,7 @@ pub async fn delete_face(
 #[utoipa::path(post, path = "/users/{id}/verify", tag = "recognition",
     params(("id" = i64, Path, description = "user id"),
         ("threshold" = Option<f64>, Query, description = "match when the distance is under this; default: FMR 1e-4 per decision for the user's number of templates. A stricter (smaller) value is allowed to every key, a looser one only to admin keys (403)"),
-        ("liveness" = Option<String>, Query, description = "`passive`: check the face for a presentation attack (print, screen) first; an attack is `match: false`, `reason: liveness_failed`, and counts towards the lockout. `off` (default) unless security.require_liveness is set")),
+        ("liveness" = Option<crate::api::LivenessLevel>, Query, description = "`passive`: check the face for a presentation attack (print, screen) first; an attack is `match: false`, `reason: liveness_failed`, and counts towards the lockout. `off` (default) unless security.require_liveness is set")),
     request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data"),
     responses((status = 200, body = Verified), (status = 400, body = ErrorJson),
         (status = 403, body = ErrorJson, description = "a threshold looser than the default without the admin scope"),

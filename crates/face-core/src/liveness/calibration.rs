@@ -7,7 +7,7 @@
 //! are larger than YuNet's): a threshold holds only for the detector, its
 //! input policy and the PAD files it was measured with, and the file says
 //! which ([`PadFingerprint`]); it is found by that fingerprint's tag,
-//! `config/calibration/pad_<tag>.json`.
+//! `config/calibration/liveness/pad_<tag>.json`.
 //!
 //! The threshold is chosen on bona fide (live) faces only, for a stated
 //! live-rejection rate (BPCER); the attack samples the file lists are a
@@ -46,9 +46,12 @@ impl PadFingerprint {
         format!("{hash:08x}")
     }
 
-    /// The calibration file of this pipeline in `dir`.
+    /// The calibration file of this pipeline under the calibration
+    /// directory `dir`: `dir/liveness/pad_<tag>.json` (a subdirectory, so
+    /// the embedders' `<model_id>.json` files stay alone beside it).
     pub fn path_in(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("pad_{}.json", self.tag()))
+        dir.join("liveness")
+            .join(format!("pad_{}.json", self.tag()))
     }
 }
 
@@ -184,6 +187,9 @@ impl PadCalibration {
     /// Writes the file for its fingerprint into `dir`; returns its path.
     pub fn write(&self, dir: &Path) -> std::io::Result<PathBuf> {
         let path = self.fingerprint.path_in(dir);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         text.push('\n');
         std::fs::write(&path, text)?;
@@ -229,7 +235,7 @@ mod tests {
     fn a_written_file_loads_for_its_fingerprint_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = calibration(0.3).write(dir.path()).unwrap();
-        assert!(path.ends_with(format!("pad_{}.json", fingerprint().tag())));
+        assert!(path.ends_with(format!("liveness/pad_{}.json", fingerprint().tag())));
         assert_eq!(
             PadCalibration::load(dir.path(), &fingerprint()).unwrap(),
             calibration(0.3)
