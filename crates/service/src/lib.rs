@@ -9,6 +9,7 @@
 pub mod access;
 pub mod audit;
 pub mod budget;
+pub mod challenge;
 pub mod domain;
 mod error;
 pub mod keys;
