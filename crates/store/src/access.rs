@@ -184,6 +184,37 @@ pub trait AccessStore: Send + Sync {
 
     /// Reads audit events, newest first.
     async fn list_audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>>;
+
+    /// Stores a new liveness session; `Conflict` when the id exists,
+    /// `NotFound` when its user does not.
+    async fn create_liveness_session(
+        &self,
+        session: crate::liveness::NewLivenessSession,
+    ) -> Result<crate::liveness::LivenessSession>;
+
+    /// A session, finished or not, expired or not.
+    async fn liveness_session(&self, id: &str) -> Result<Option<crate::liveness::LivenessSession>>;
+
+    /// Records a session's outcome, and for a pass its token, in one
+    /// transaction, if the session is still open and not expired (store
+    /// clock); `false` (and nothing written) otherwise.
+    async fn finish_liveness_session(
+        &self,
+        id: &str,
+        outcome: &str,
+        token: Option<crate::liveness::NewLivenessToken>,
+    ) -> Result<bool>;
+
+    /// Redeems a token once: the one row with this hash, not expired,
+    /// issued to `key_id` for a session about `user_id`, is deleted and
+    /// returned; `None` for anything else (used, expired, another key or
+    /// user, unknown).
+    async fn redeem_liveness_token(
+        &self,
+        token_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        user_id: UserId,
+    ) -> Result<Option<crate::liveness::RedeemedToken>>;
 }
 
 /// Scope names as stored: comma separated.

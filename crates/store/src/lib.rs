@@ -21,6 +21,7 @@
 pub mod access;
 pub mod distance;
 pub mod error;
+pub mod liveness;
 pub mod metered;
 mod migrate;
 mod model_cache;

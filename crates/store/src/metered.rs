@@ -248,4 +248,47 @@ impl AccessStore for Metered {
     async fn list_audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
         self.timed("list_audit", self.inner.list_audit(query)).await
     }
+
+    async fn create_liveness_session(
+        &self,
+        session: crate::liveness::NewLivenessSession,
+    ) -> Result<crate::liveness::LivenessSession> {
+        self.timed(
+            "create_liveness_session",
+            self.inner.create_liveness_session(session),
+        )
+        .await
+    }
+
+    async fn liveness_session(&self, id: &str) -> Result<Option<crate::liveness::LivenessSession>> {
+        self.timed("liveness_session", self.inner.liveness_session(id))
+            .await
+    }
+
+    async fn finish_liveness_session(
+        &self,
+        id: &str,
+        outcome: &str,
+        token: Option<crate::liveness::NewLivenessToken>,
+    ) -> Result<bool> {
+        self.timed(
+            "finish_liveness_session",
+            self.inner.finish_liveness_session(id, outcome, token),
+        )
+        .await
+    }
+
+    async fn redeem_liveness_token(
+        &self,
+        token_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        user_id: UserId,
+    ) -> Result<Option<crate::liveness::RedeemedToken>> {
+        self.timed(
+            "redeem_liveness_token",
+            self.inner
+                .redeem_liveness_token(token_hash, key_id, user_id),
+        )
+        .await
+    }
 }

@@ -13,7 +13,24 @@ use crate::access::{
     LockoutUpdate, NewApiKey, NewAuditEvent,
 };
 use crate::error::{Result, StoreError};
+use crate::liveness::{self, LivenessSession, NewLivenessSession, NewLivenessToken, RedeemedToken};
 use crate::types::UserId;
+
+const SESSION_COLUMNS: &str =
+    "id, purpose, user_id, key_id, challenge, created_at, expires_at, outcome";
+
+fn session_from_row(r: &Row) -> Result<LivenessSession> {
+    Ok(LivenessSession {
+        id: r.try_get(0)?,
+        purpose: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        key_id: r.try_get(3)?,
+        challenge: r.try_get(4)?,
+        created_at: r.try_get(5)?,
+        expires_at: r.try_get(6)?,
+        outcome: r.try_get(7)?,
+    })
+}
 
 const KEY_COLUMNS: &str = "id, name, prefix, secret_hash, scopes, created_at, revoked_at";
 
@@ -265,6 +282,116 @@ impl AccessStore for PgStore {
                     })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn create_liveness_session(&self, s: NewLivenessSession) -> Result<LivenessSession> {
+        liveness::validate_session(&s)?;
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let ttl = f64::from(s.ttl_secs);
+            let row = client
+                .query_one(
+                    &format!(
+                        "INSERT INTO liveness_sessions \
+                         (id, purpose, user_id, key_id, challenge, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, clock_timestamp() + make_interval(secs => $6)) \
+                         RETURNING {SESSION_COLUMNS}"
+                    ),
+                    &[&s.id, &s.purpose, &s.user_id, &s.key_id, &s.challenge, &ttl],
+                )
+                .await?;
+            session_from_row(&row)
+        })
+        .await
+    }
+
+    async fn liveness_session(&self, id: &str) -> Result<Option<LivenessSession>> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let row = client
+                .query_opt(
+                    &format!("SELECT {SESSION_COLUMNS} FROM liveness_sessions WHERE id = $1"),
+                    &[&id],
+                )
+                .await?;
+            row.as_ref().map(session_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn finish_liveness_session(
+        &self,
+        id: &str,
+        outcome: &str,
+        token: Option<NewLivenessToken>,
+    ) -> Result<bool> {
+        liveness::validate_finish(outcome, token.as_ref())?;
+        self.bounded(async {
+            let mut client = self.inner.pool.get().await?;
+            let tx = client.transaction().await?;
+            let finished = tx
+                .execute(
+                    "UPDATE liveness_sessions SET outcome = $2, finished_at = clock_timestamp() \
+                     WHERE id = $1 AND outcome IS NULL AND expires_at > clock_timestamp()",
+                    &[&id, &outcome],
+                )
+                .await?;
+            if finished == 0 {
+                return Ok(false);
+            }
+            if let Some(t) = token {
+                let ttl = f64::from(t.ttl_secs);
+                tx.execute(
+                    "INSERT INTO liveness_tokens \
+                     (token_hash, session_id, model_id, embedding, expires_at) \
+                     VALUES ($1, $2, $3, $4, clock_timestamp() + make_interval(secs => $5))",
+                    &[
+                        &t.token_hash.as_slice(),
+                        &id,
+                        &t.model_id,
+                        &liveness::embedding_bytes(&t.embedding),
+                        &ttl,
+                    ],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn redeem_liveness_token(
+        &self,
+        token_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        user_id: UserId,
+    ) -> Result<Option<RedeemedToken>> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            // One statement: of two concurrent redemptions, one deletes
+            // the row and the other finds none.
+            let row = client
+                .query_opt(
+                    "DELETE FROM liveness_tokens t USING liveness_sessions s \
+                     WHERE t.token_hash = $1 AND t.session_id = s.id \
+                       AND t.expires_at > clock_timestamp() \
+                       AND s.key_id IS NOT DISTINCT FROM $2 AND s.user_id = $3 \
+                     RETURNING t.session_id, t.model_id, t.embedding",
+                    &[&token_hash.as_slice(), &key_id, &user_id],
+                )
+                .await?;
+            row.map(|r| {
+                let bytes: Vec<u8> = r.try_get(2)?;
+                Ok(RedeemedToken {
+                    session_id: r.try_get(0)?,
+                    model_id: r.try_get(1)?,
+                    embedding: liveness::embedding_from_bytes(&bytes)?,
+                })
+            })
+            .transpose()
         })
         .await
     }

@@ -12,6 +12,7 @@ use crate::access::{
     LockoutUpdate, NewApiKey, NewAuditEvent,
 };
 use crate::error::{Result, StoreError};
+use crate::liveness::{self, LivenessSession, NewLivenessSession, NewLivenessToken, RedeemedToken};
 use crate::types::UserId;
 
 fn now() -> i64 {
@@ -272,6 +273,161 @@ impl AccessStore for SqliteStore {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn create_liveness_session(&self, s: NewLivenessSession) -> Result<LivenessSession> {
+        liveness::validate_session(&s)?;
+        self.write(move |conn, _, _| {
+            let created = now();
+            let expires = created + i64::from(s.ttl_secs) * 1_000_000;
+            conn.execute(
+                "INSERT INTO liveness_sessions \
+                 (id, purpose, user_id, key_id, challenge, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    s.id,
+                    s.purpose,
+                    s.user_id,
+                    s.key_id,
+                    s.challenge.to_string(),
+                    created,
+                    expires
+                ],
+            )?;
+            Ok(LivenessSession {
+                id: s.id,
+                purpose: s.purpose,
+                user_id: s.user_id,
+                key_id: s.key_id,
+                challenge: s.challenge,
+                created_at: time(created)?,
+                expires_at: time(expires)?,
+                outcome: None,
+            })
+        })
+        .await
+    }
+
+    async fn liveness_session(&self, id: &str) -> Result<Option<LivenessSession>> {
+        let id = id.to_string();
+        self.read(move |conn, _| {
+            type Stored = (
+                String,
+                String,
+                Option<i64>,
+                Option<i64>,
+                String,
+                i64,
+                i64,
+                Option<String>,
+            );
+            let row: Option<Stored> = conn
+                .query_row(
+                    "SELECT id, purpose, user_id, key_id, challenge, created_at, expires_at, \
+                     outcome FROM liveness_sessions WHERE id = ?1",
+                    [&id],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            row.map(
+                |(id, purpose, user_id, key_id, challenge, created, expires, outcome)| {
+                    Ok(LivenessSession {
+                        id,
+                        purpose,
+                        user_id,
+                        key_id,
+                        challenge: serde_json::from_str(&challenge).map_err(|e| {
+                            StoreError::Internal(format!("stored challenge is not JSON: {e}"))
+                        })?,
+                        created_at: time(created)?,
+                        expires_at: time(expires)?,
+                        outcome,
+                    })
+                },
+            )
+            .transpose()
+        })
+        .await
+    }
+
+    async fn finish_liveness_session(
+        &self,
+        id: &str,
+        outcome: &str,
+        token: Option<NewLivenessToken>,
+    ) -> Result<bool> {
+        liveness::validate_finish(outcome, token.as_ref())?;
+        let (id, outcome) = (id.to_string(), outcome.to_string());
+        self.write(move |conn, _, _| {
+            let tx = conn.transaction()?;
+            let at = now();
+            let finished = tx.execute(
+                "UPDATE liveness_sessions SET outcome = ?2, finished_at = ?3 \
+                 WHERE id = ?1 AND outcome IS NULL AND expires_at > ?3",
+                params![id, outcome, at],
+            )?;
+            if finished == 0 {
+                return Ok(false);
+            }
+            if let Some(t) = token {
+                tx.execute(
+                    "INSERT INTO liveness_tokens \
+                     (token_hash, session_id, model_id, embedding, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        t.token_hash.as_slice(),
+                        id,
+                        t.model_id,
+                        liveness::embedding_bytes(&t.embedding),
+                        at + i64::from(t.ttl_secs) * 1_000_000
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn redeem_liveness_token(
+        &self,
+        token_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        user_id: UserId,
+    ) -> Result<Option<RedeemedToken>> {
+        self.write(move |conn, _, _| {
+            // One statement on the one writer: a token is deleted once.
+            let row: Option<(String, String, Vec<u8>)> = conn
+                .query_row(
+                    "DELETE FROM liveness_tokens WHERE token_hash = ?1 AND expires_at > ?2 \
+                     AND session_id IN (SELECT id FROM liveness_sessions \
+                                        WHERE key_id IS ?3 AND user_id = ?4) \
+                     RETURNING session_id, model_id, embedding",
+                    params![token_hash.as_slice(), now(), key_id, user_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            row.map(|(session_id, model_id, bytes)| {
+                Ok(RedeemedToken {
+                    session_id,
+                    model_id,
+                    embedding: liveness::embedding_from_bytes(&bytes)?,
+                })
+            })
+            .transpose()
         })
         .await
     }

@@ -1141,3 +1141,166 @@ pub async fn audit_log_filters_and_pages(store: &Arc<dyn FaceStore>) {
     hostile.liveness_score = Some(f32::INFINITY);
     assert_bad(store.append_audit(hostile).await, "infinite liveness score");
 }
+
+pub async fn liveness_sessions_and_tokens(store: &Arc<dyn FaceStore>) {
+    use face_store::liveness::{NewLivenessSession, NewLivenessToken};
+    let mut rng = Rng::new(21);
+    let user = store
+        .create_user(NewUser::named("Live"), &dlib(), &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    let other = store
+        .create_user(NewUser::named("Other"), &dlib(), &[tpl(rng.vector(128))])
+        .await
+        .unwrap();
+    let session = |id: &str, user_id: Option<i64>, ttl_secs: u32| NewLivenessSession {
+        id: id.into(),
+        purpose: if user_id.is_some() { "verify" } else { "enrol" }.into(),
+        user_id,
+        key_id: Some(7),
+        challenge: json!({"steps": ["turn_left", "turn_right"]}),
+        ttl_secs,
+    };
+    let token = |byte: u8| NewLivenessToken {
+        token_hash: [byte; 32],
+        model_id: "dlib_resnet_v1".into(),
+        embedding: vec![0.25, -0.5, 1.0],
+        ttl_secs: 120,
+    };
+    let created = store
+        .create_liveness_session(session("session0000000001", Some(user.id), 60))
+        .await
+        .unwrap();
+    assert_eq!(created.outcome, None);
+    assert!(created.expires_at > created.created_at);
+    assert_eq!(
+        store.liveness_session("session0000000001").await.unwrap(),
+        Some(created.clone()),
+        "a session reads back as it was created"
+    );
+    assert_eq!(
+        store.liveness_session("nosuchsession000").await.unwrap(),
+        None
+    );
+    match store
+        .create_liveness_session(session("session0000000001", None, 60))
+        .await
+    {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("a second session with the id: {other:?}"),
+    }
+    assert_not_found(
+        store
+            .create_liveness_session(session("session0000000002", Some(999_999), 60))
+            .await,
+        "a session for an unknown user",
+    );
+    assert_bad(
+        store
+            .create_liveness_session(session("short", Some(user.id), 60))
+            .await,
+        "a short id",
+    );
+    assert_bad(
+        store
+            .finish_liveness_session("session0000000001", "passed", None)
+            .await,
+        "a pass without a token",
+    );
+
+    // Finished once: the second outcome is refused and writes nothing.
+    assert!(store
+        .finish_liveness_session("session0000000001", "passed", Some(token(1)))
+        .await
+        .unwrap());
+    assert!(!store
+        .finish_liveness_session("session0000000001", "wrong_direction", None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .liveness_session("session0000000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome
+            .as_deref(),
+        Some("passed")
+    );
+
+    // Redeemed once, by its key, for its user.
+    let redeem = |hash: u8, key: Option<i64>, user_id: i64| {
+        let store = Arc::clone(store);
+        async move {
+            store
+                .redeem_liveness_token([hash; 32], key, user_id)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(redeem(1, Some(8), user.id).await, None, "another key");
+    assert_eq!(redeem(1, None, user.id).await, None, "no key");
+    assert_eq!(redeem(1, Some(7), other.id).await, None, "another user");
+    assert_eq!(redeem(2, Some(7), user.id).await, None, "an unknown token");
+    let redeemed = redeem(1, Some(7), user.id).await.unwrap();
+    assert_eq!(redeemed.session_id, "session0000000001");
+    assert_eq!(redeemed.embedding, vec![0.25, -0.5, 1.0]);
+    assert_eq!(redeem(1, Some(7), user.id).await, None, "a second use");
+
+    // Concurrent redemptions of one token: exactly one wins.
+    store
+        .create_liveness_session(session("session0000000003", Some(user.id), 60))
+        .await
+        .unwrap();
+    assert!(store
+        .finish_liveness_session("session0000000003", "passed", Some(token(3)))
+        .await
+        .unwrap());
+    let tries: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(redeem(3, Some(7), user.id)))
+        .collect();
+    let mut won = 0;
+    for t in tries {
+        won += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(won, 1, "one of eight concurrent redemptions");
+
+    // An expired session cannot be finished, an expired token not redeemed.
+    store
+        .create_liveness_session(session("session0000000004", None, 1))
+        .await
+        .unwrap();
+    store
+        .create_liveness_session(session("session0000000006", Some(user.id), 60))
+        .await
+        .unwrap();
+    let short = NewLivenessToken {
+        ttl_secs: 1,
+        ..token(6)
+    };
+    assert!(store
+        .finish_liveness_session("session0000000006", "passed", Some(short))
+        .await
+        .unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(!store
+        .finish_liveness_session("session0000000004", "passed", Some(token(4)))
+        .await
+        .unwrap());
+    assert_eq!(redeem(6, Some(7), user.id).await, None, "an expired token");
+
+    // Deleting the user deletes their sessions and tokens.
+    store
+        .create_liveness_session(session("session0000000005", Some(other.id), 60))
+        .await
+        .unwrap();
+    assert!(store
+        .finish_liveness_session("session0000000005", "passed", Some(token(5)))
+        .await
+        .unwrap());
+    store.delete_user(other.id).await.unwrap();
+    assert_eq!(
+        store.liveness_session("session0000000005").await.unwrap(),
+        None
+    );
+}

@@ -104,6 +104,7 @@ macro_rules! contract_tests {
             api_keys_round_trip,
             lockout_counts_and_resets,
             audit_log_filters_and_pages,
+            liveness_sessions_and_tokens,
         );
     };
     (@cases $factory:path; $($name:ident),* $(,)?) => {
