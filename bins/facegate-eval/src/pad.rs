@@ -6,8 +6,8 @@
 //! with little margin around the face, which the context crop of the PAD
 //! models cannot find) and every third frame of the shared `d*` clips whose
 //! face looks at the camera (turned heads reported apart). The threshold is
-//! the highest score that refuses at most the target share (BPCER) of
-//! *each* calibration set, rounded down to three decimals; the four
+//! the highest score that refuses at most the target share (BPCER) of the
+//! calibration sets' faces together, rounded down to three decimals; the four
 //! Silent-Face samples (two attacks, two live) are scored afterwards as a
 //! check with their margins, never to choose. Frames are JPEG-re-encoded
 //! video, so whether they score as live is itself a measurement the
@@ -253,7 +253,7 @@ pub fn calibrate(
         rule: format!(
             "the highest live score that refuses at most {:.0} % of the calibration sets' faces \
              together, rounded down to 0.001; chosen on bona fide faces only (the samples are a \
-             check)",
+             check, though the 5 % target was fixed knowing their scores: docs/liveness.md)",
             target_bpcer * 100.0
         ),
         calibration: calibration.iter().map(|s| s.at(threshold)).collect(),

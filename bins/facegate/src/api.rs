@@ -260,8 +260,9 @@ pub struct Verified {
     /// or `security.require_liveness`); null otherwise. Never the score.
     #[schema(value_type = Option<String>)]
     pub liveness: Option<LivenessVerdict>,
-    /// Why it is not a match without a comparison: `liveness_failed`
-    /// (counts as a failed verification); null otherwise.
+    /// Why it is not a match whatever its distance: `liveness_failed`
+    /// (counts as a failed verification; no distance is reported); null
+    /// otherwise.
     pub reason: Option<&'static str>,
     /// Human-readable summary.
     pub message: &'static str,

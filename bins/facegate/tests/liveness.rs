@@ -81,6 +81,12 @@ async fn an_attack_photo_fails_verification_and_counts_towards_the_lockout() {
         !text.contains("liveness_score") && !text.contains("live_score"),
         "the caller gets live or attack, never the score: {text}"
     );
+    // Not judged on its distance, so none is shown, to admin neither.
+    assert_eq!(
+        (&body["distance"], &body["nearest_distance"]),
+        (&Value::Null, &Value::Null),
+        "{body}"
+    );
     let (_, lockout) = app.get(&format!("/admin/users/{id}/lockout")).await;
     assert_eq!(lockout["failures"], 1, "{lockout}");
 
@@ -180,6 +186,20 @@ async fn required_liveness_checks_every_decision_and_stops_stream_recognition() 
     // Not asked, checked anyway; asking for less changes nothing.
     let (_, body) = verify(&app, id, "?liveness=off", ATTACK_PRINT).await;
     assert_eq!(body["reason"], "liveness_failed", "{body}");
+    // Adding a face with a key that is not admin is a verification: the
+    // requirement holds there too, and the attack is a failed attempt.
+    let (_, kiosk) = app.new_key("kiosk", &["enrol"]).await;
+    let (status, body) = common::post_as(
+        &common::client_with_key(&kiosk),
+        &app,
+        &format!("/users/{id}/faces"),
+        common::image_body(ATTACK_SCREEN),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "liveness_failed", "{body}");
+    let (_, lockout) = app.get(&format!("/admin/users/{id}/lockout")).await;
+    assert_eq!(lockout["failures"], 2, "{lockout}");
     let (_, body) = app.post_json("/recognize/", common::image_body(LIVE)).await;
     assert_eq!(body["liveness"], "live", "{body}");
 

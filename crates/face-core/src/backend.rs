@@ -115,9 +115,18 @@ pub fn add_pad(
     for (pipeline, pad) in built.pipelines.iter_mut().zip(pads) {
         pipeline.set_pad(Box::new(pad));
     }
+    // The crops come from the working copy: its size is part of what the
+    // threshold was measured on.
+    let working = built
+        .pipelines
+        .first()
+        .map_or(0, |p| p.options().max_working_side);
     Ok(crate::liveness::calibration::PadFingerprint {
         detector: built.fingerprint.detector.clone(),
-        detector_input: built.fingerprint.detector_input.clone(),
+        detector_input: format!(
+            "{}; working copy at most {working} px",
+            built.fingerprint.detector_input
+        ),
         pad: minifasnet::fingerprint(),
     })
 }

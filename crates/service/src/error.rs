@@ -177,7 +177,10 @@ impl ServiceError {
 impl From<FaceError> for ServiceError {
     fn from(e: FaceError) -> Self {
         if let FaceError::PadUnavailable { reason } = e {
-            return ServiceError::LivenessUnavailable(reason);
+            // The reason names files and directories: the operator's, in
+            // the log; the caller gets what to do.
+            tracing::warn!(%reason, "passive liveness unavailable");
+            return ServiceError::LivenessUnavailable(crate::liveness::UNAVAILABLE.into());
         }
         if e.is_bad_input() {
             ServiceError::BadImage(e)

@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ServiceError;
 
+/// What a caller is told when the passive check cannot run.
+pub const UNAVAILABLE: &str = "the passive check's model files are not installed, or not \
+     calibrated for this server's detector; an administrator sees which in GET /stats/ \
+     (liveness.unavailable_reason)";
+
 /// A liveness level, asked for by a request or required by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,12 +157,9 @@ impl Liveness {
             (LivenessMode::Off, _) | (LivenessMode::Passive, Ok(_)) => Ok(level),
             // The reason (file paths, the detector) is for the operator, in
             // /stats/ and the startup log; the caller learns what to do.
-            (LivenessMode::Passive, Err(_)) => Err(ServiceError::LivenessUnavailable(
-                "the passive check's model files are not installed, or not calibrated for \
-                 this server's detector; an administrator sees which in GET /stats/ \
-                 (liveness.unavailable_reason)"
-                    .into(),
-            )),
+            (LivenessMode::Passive, Err(_)) => {
+                Err(ServiceError::LivenessUnavailable(UNAVAILABLE.into()))
+            }
             (LivenessMode::Challenge, _) => Err(ServiceError::Invalid {
                 field: "liveness",
                 message: "the challenge level is not available yet; use passive".into(),
@@ -177,6 +179,13 @@ impl Liveness {
     /// `security.require_liveness`.
     pub fn required(&self) -> LivenessMode {
         self.required
+    }
+
+    /// The verdict on a face that was (`checked`) or was not scored: none
+    /// when the check was not asked for; an attack when it was and no
+    /// score came back (fail closed), else [`Liveness::verdict`].
+    pub fn judge(&self, checked: bool, score: Option<f32>) -> Option<LivenessVerdict> {
+        checked.then(|| score.map_or(LivenessVerdict::Attack, |s| self.verdict(s)))
     }
 
     /// What `/stats/` says.
@@ -262,6 +271,14 @@ mod tests {
             l.level_for_decision(LivenessMode::Off).unwrap(),
             LivenessMode::Off
         );
+    }
+
+    #[test]
+    fn a_checked_face_without_a_score_is_an_attack() {
+        let l = Liveness::new(Ok(calibration()), LivenessMode::Off).unwrap();
+        assert_eq!(l.judge(true, None), Some(LivenessVerdict::Attack));
+        assert_eq!(l.judge(true, Some(0.9)), Some(LivenessVerdict::Live));
+        assert_eq!(l.judge(false, Some(0.9)), None);
     }
 
     #[test]

@@ -671,7 +671,7 @@ impl FaceService {
         &self,
         caller: &Caller,
         images: Vec<Vec<u8>>,
-        liveness: LivenessMode,
+        (operation, liveness): (&'static str, LivenessMode),
         live_score: &mut Option<f32>,
     ) -> Result<Vec<EnrolmentFace>, ServiceError> {
         let check = liveness == LivenessMode::Passive;
@@ -686,8 +686,9 @@ impl FaceService {
             let face = self.enrolment_face(caller, image, check).await?;
             if let Some(score) = face.face.live_score {
                 *live_score = Some(live_score.map_or(score, |s| s.min(score)));
-                let verdict = self.liveness.verdict(score);
-                telemetry::liveness("enrol", verdict);
+            }
+            if let Some(verdict) = self.liveness.judge(check, face.face.live_score) {
+                telemetry::liveness(operation, verdict);
                 if verdict == LivenessVerdict::Attack {
                     return Err(ServiceError::LivenessFailed { index });
                 }
@@ -740,7 +741,7 @@ impl FaceService {
             });
         }
         let faces = self
-            .enrolment_faces(caller, req.images, liveness, live_score)
+            .enrolment_faces(caller, req.images, ("enrol", liveness), live_score)
             .await?;
         if !req.allow_duplicate {
             for face in &faces {
@@ -790,6 +791,10 @@ impl FaceService {
     /// cannot have faces added, and a face that does not verify counts as a
     /// failed verification (or the route would be a lockout-free way to
     /// search for a face that passes).
+    ///
+    /// With `liveness` each photo is checked first; for anyone but admin
+    /// the requirement (`security.require_liveness`) applies as to a
+    /// verification, and an attack counts as a failed one.
     #[tracing::instrument(skip(self, caller, images), fields(images = images.len()))]
     pub async fn add_faces(
         &self,
@@ -797,10 +802,13 @@ impl FaceService {
         user_id: i64,
         images: Vec<Vec<u8>>,
         allow_duplicate: bool,
+        liveness: LivenessMode,
     ) -> Result<Enrolled, ServiceError> {
         let mut distance = None;
+        let mut live_score = None;
+        let scores = (&mut distance, &mut live_score);
         let result = self
-            .add_faces_inner(caller, user_id, images, allow_duplicate, &mut distance)
+            .add_faces_inner(caller, user_id, images, (allow_duplicate, liveness), scores)
             .await;
         if let Ok(Enrolled {
             admin_override: Some(o),
@@ -815,22 +823,35 @@ impl FaceService {
         }
         telemetry::decision("add_faces", &result, distance, &self.model.id);
         self.audit
-            .result(caller, "add_faces", &result, Some(user_id), distance)
+            .result_scored(
+                caller,
+                "add_faces",
+                &result,
+                Some(user_id),
+                distance,
+                live_score,
+            )
             .await;
         redact_duplicate(caller, result)
     }
 
     /// `distance` receives the largest distance of a new face to the user's
-    /// templates, for the audit row.
+    /// templates, `live_score` the lowest live score, for the audit row.
     async fn add_faces_inner(
         &self,
         caller: &Caller,
         user_id: i64,
         images: Vec<Vec<u8>>,
-        allow_duplicate: bool,
-        distance: &mut Option<f32>,
+        (allow_duplicate, liveness): (bool, LivenessMode),
+        (distance, live_score): (&mut Option<f32>, &mut Option<f32>),
     ) -> Result<Enrolled, ServiceError> {
         let admin = caller.allows(Scope::Admin);
+        // For anyone but admin this is a verification: under the
+        // requirement, and refused before the lockout when it cannot run.
+        let liveness = match admin {
+            true => self.liveness.level_for_enrolment(liveness)?,
+            false => self.liveness.level_for_decision(liveness)?,
+        };
         if allow_duplicate {
             caller.require(
                 Scope::Admin,
@@ -855,13 +876,14 @@ impl FaceService {
                 caller,
                 user_id,
                 images,
-                allow_duplicate,
-                distance,
+                (allow_duplicate, liveness),
+                (distance, live_score),
                 &mut unverified,
             )
             .await;
         if let Some(attempt) = attempt {
-            let outcome = if unverified {
+            let attack = matches!(result, Err(ServiceError::LivenessFailed { .. }));
+            let outcome = if unverified || attack {
                 Outcome::Failed
             } else {
                 Outcome::Released
@@ -887,8 +909,8 @@ impl FaceService {
         caller: &Caller,
         user_id: i64,
         images: Vec<Vec<u8>>,
-        allow_duplicate: bool,
-        distance: &mut Option<f32>,
+        (allow_duplicate, liveness): (bool, LivenessMode),
+        (distance, live_score): (&mut Option<f32>, &mut Option<f32>),
         unverified: &mut bool,
     ) -> Result<Enrolled, ServiceError> {
         if images.len() > self.max_templates_per_user {
@@ -900,7 +922,7 @@ impl FaceService {
             });
         }
         let faces = self
-            .enrolment_faces(caller, images, LivenessMode::Off, &mut None)
+            .enrolment_faces(caller, images, ("add_faces", liveness), live_score)
             .await?;
         let mut admin_override = None;
         for face in &faces {
@@ -1065,7 +1087,14 @@ impl FaceService {
             Err(e) => Err(e),
         };
         if let Ok(r) = &result {
-            if !r.faces.iter().any(|f| f.matched) {
+            // A photo with an attack face spends the budget even when
+            // another face matched: otherwise one enrolled face would let
+            // a caller test prints against the check for free.
+            let attack = r
+                .faces
+                .iter()
+                .any(|f| f.liveness == Some(LivenessVerdict::Attack));
+            if attack || !r.faces.iter().any(|f| f.matched) {
                 self.identify_budget.failed(caller);
             }
         }
@@ -1117,7 +1146,7 @@ impl FaceService {
         }
         let mut out = Vec::with_capacity(faces.len());
         for face in &faces {
-            let verdict = face.live_score.map(|s| self.liveness.verdict(s));
+            let verdict = self.liveness.judge(check, face.live_score);
             if let Some(v) = verdict {
                 telemetry::liveness("identify", v);
             }
@@ -1276,7 +1305,7 @@ impl FaceService {
         let analysis = self.analyze(caller, image, request).await?;
         let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
         *live_score = face.live_score;
-        let verdict = face.live_score.map(|s| self.liveness.verdict(s));
+        let verdict = self.liveness.judge(liveness, face.live_score);
         if let Some(v) = verdict {
             telemetry::liveness("verify", v);
         }
@@ -1297,9 +1326,10 @@ impl FaceService {
         let verification = Verification {
             user_id,
             matched,
-            // An attack's distance is nobody's business but admin's (the
-            // caller's copy is redacted like any failure's).
-            distance: Some(distance),
+            // An attack is not judged on its distance, so none is reported
+            // or recorded, to admin neither: how close a print came is
+            // what would help the next one.
+            distance: (!attack).then_some(distance),
             evidence: if matched {
                 self.thresholds.evidence(distance, nearest.templates)
             } else {

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use face_service::Caller;
 use serde::Deserialize;
 
-use super::{check_length, user_id, AppState, ThresholdQuery};
+use super::{check_length, user_id, AppState, LivenessQuery, ThresholdQuery};
 use crate::api::{
     Deleted, ErrorJson, FaceJson, FacesAdded, ImageBody, TemplateDeleted, TemplateJson,
     TemplateList, UserJson, Verified,
@@ -101,9 +101,11 @@ pub async fn delete(
 /// closest template of the active model; only `admin` may add one that
 /// does not, or the first template of a new model (re-enrolment after a
 /// model switch). Both are audited as security events.
-#[utoipa::path(post, path = "/users/{id}/faces", tag = "users", params(("id" = i64, Path, description = "user id")),
+#[utoipa::path(post, path = "/users/{id}/faces", tag = "users", params(("id" = i64, Path, description = "user id"),
+        ("liveness" = Option<crate::api::LivenessLevel>, Query, description = "`passive`: refuse a photo that looks like a print or a screen (400 liveness_failed; for keys without admin a failed verification, and required under security.require_liveness)")),
     request_body(content = ImageBody, description = "JSON (`image` or `images`), or multipart/form-data"),
-    responses((status = 200, body = FacesAdded), (status = 400, body = ErrorJson),
+    responses((status = 200, body = FacesAdded), (status = 400, body = ErrorJson, description = "no face, several faces, low quality, bad image, liveness_failed"),
+        (status = 501, body = ErrorJson, description = "liveness asked for or required, and this server has no passive check (see /stats/)"),
         (status = 403, body = ErrorJson, description = "the face does not verify as the user, the user has no template of the active model, or allow_duplicate, without the admin scope"),
         (status = 404, body = ErrorJson),
         (status = 409, body = ErrorJson, description = "the face matches another user, or the user would exceed thresholds.max_templates_per_user"),
@@ -112,15 +114,17 @@ pub async fn add_faces(
     state: web::Data<AppState>,
     caller: web::ReqData<Caller>,
     path: web::Path<String>,
+    query: web::Query<LivenessQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = user_id(&path)?;
     check_length(&req, state.bodies.limit)?;
+    let liveness = query.level()?;
     let body = input::read(&req, payload, &state.bodies).await?;
     let added = state
         .service
-        .add_faces(&caller, id, body.images, body.allow_duplicate)
+        .add_faces(&caller, id, body.images, body.allow_duplicate, liveness)
         .await?;
     Ok(HttpResponse::Ok().json(FacesAdded {
         status: "added",

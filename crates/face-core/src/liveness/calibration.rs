@@ -30,7 +30,8 @@ pub const FORMAT: u32 = 1;
 pub struct PadFingerprint {
     /// The detector whose boxes were cropped (backend, family, file).
     pub detector: String,
-    /// How images were fitted to the detector.
+    /// How images were fitted to the detector, and the working copy's
+    /// largest side (the crops are cut from it).
     pub detector_input: String,
     /// The PAD models and their preprocessing.
     pub pad: String,
