@@ -215,6 +215,172 @@ impl ChallengeProgress {
     }
 }
 
+/// Why a liveness session failed: the reason code its answer and audit
+/// row carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionFailure {
+    /// A frame without a face.
+    NoFace,
+    /// A frame with more than one face.
+    MultipleFaces,
+    /// The face jumped between frames (another face, a cut).
+    TrackLost,
+    /// A frame sent twice.
+    RepeatedFrame,
+    /// A turn the other way than the step asked.
+    WrongDirection,
+    /// A phase took too long.
+    StepTimeout,
+    /// A frame's face scored as a presentation attack.
+    Pad,
+    /// The frontal frames are not all one person.
+    Identity,
+    /// The person is not the user the session is for.
+    NotClaimedUser,
+    /// The session expired before it was answered.
+    Expired,
+    /// More frames than a session takes, or the frames ended before the
+    /// challenge did.
+    FrameLimit,
+}
+
+impl SessionFailure {
+    /// The reason code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoFace => "no_face",
+            Self::MultipleFaces => "multiple_faces",
+            Self::TrackLost => "track_lost",
+            Self::RepeatedFrame => "repeated_frame",
+            Self::WrongDirection => "wrong_direction",
+            Self::StepTimeout => "step_timeout",
+            Self::Pad => "pad",
+            Self::Identity => "identity",
+            Self::NotClaimedUser => "not_claimed_user",
+            Self::Expired => "expired",
+            Self::FrameLimit => "frame_limit",
+        }
+    }
+}
+
+impl From<ChallengeFailure> for SessionFailure {
+    fn from(f: ChallengeFailure) -> Self {
+        match f {
+            ChallengeFailure::WrongDirection => Self::WrongDirection,
+            ChallengeFailure::StepTimeout => Self::StepTimeout,
+        }
+    }
+}
+
+/// What one frame of a session showed, as the pipeline measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameFacts {
+    /// Faces found.
+    pub faces: usize,
+    /// The face, when there was exactly one.
+    pub face: Option<face_core::DetectedFace>,
+    /// A digest of the frame's bytes.
+    pub digest: [u8; 32],
+    /// The passive verdict, on the frames that were checked.
+    pub live: Option<crate::liveness::LivenessVerdict>,
+}
+
+/// The least overlap of one frame's face box with the previous one's for
+/// the face to count as the same track (a head turning at 25 frames a
+/// second moves far less).
+pub const TRACK_MIN_IOU: f32 = 0.3;
+
+/// The per-frame rules of a session around its challenge: exactly one
+/// face, one continuous track, no frame twice, no attack verdict, the
+/// head-turn state machine; and which frames to embed for the identity
+/// checks (the first frontal face, and the frontal face after each
+/// return). Pure, like [`ChallengeProgress`].
+#[derive(Debug, Clone)]
+pub struct SessionCheck {
+    progress: ChallengeProgress,
+    last: Option<face_core::BoundingBox>,
+    digests: std::collections::HashSet<[u8; 32]>,
+    frames: usize,
+    max_frames: usize,
+    identity_frames: Vec<usize>,
+}
+
+impl SessionCheck {
+    /// Checks a session of `challenge` started at `now`, taking at most
+    /// `max_frames` frames.
+    pub fn new(
+        challenge: Challenge,
+        policy: ChallengePolicy,
+        max_frames: usize,
+        now: Instant,
+    ) -> Self {
+        Self {
+            progress: ChallengeProgress::new(challenge, policy, now),
+            last: None,
+            digests: Default::default(),
+            frames: 0,
+            max_frames,
+            identity_frames: Vec::new(),
+        }
+    }
+
+    /// Follows one frame seen at `now`; a failure is final.
+    pub fn frame(&mut self, facts: &FrameFacts, now: Instant) -> Result<Phase, SessionFailure> {
+        let index = self.frames;
+        self.frames += 1;
+        if self.frames > self.max_frames {
+            return Err(SessionFailure::FrameLimit);
+        }
+        if !self.digests.insert(facts.digest) {
+            return Err(SessionFailure::RepeatedFrame);
+        }
+        let face = match facts.faces {
+            0 => return Err(SessionFailure::NoFace),
+            1 => facts.face.as_ref().ok_or(SessionFailure::NoFace)?,
+            _ => return Err(SessionFailure::MultipleFaces),
+        };
+        if let Some(last) = &self.last {
+            if last.iou(&face.bbox) < TRACK_MIN_IOU {
+                return Err(SessionFailure::TrackLost);
+            }
+        }
+        self.last = Some(face.bbox);
+        if facts.live == Some(crate::liveness::LivenessVerdict::Attack) {
+            return Err(SessionFailure::Pad);
+        }
+        let Some(r) = face_core::pose::yaw_ratio(&face.landmarks) else {
+            return Err(SessionFailure::NoFace);
+        };
+        let before = self.progress.phase();
+        let after = self.progress.observe(r, now)?;
+        // A frontal face at the start and at each return: the frames the
+        // identity checks embed.
+        let frontal_now = matches!(
+            (before, after),
+            (Phase::Start, Phase::Turning { .. })
+                | (Phase::Returning { .. }, Phase::Turning { .. })
+                | (Phase::Returning { .. }, Phase::Done)
+        );
+        if frontal_now {
+            self.identity_frames.push(index);
+        }
+        Ok(after)
+    }
+
+    /// The phase now.
+    pub fn phase(&self) -> Phase {
+        self.progress.phase()
+    }
+
+    /// The frames (0-based, in the order given) whose faces the identity
+    /// checks compare: one per frontal moment, at least two when the
+    /// challenge is done.
+    pub fn identity_frames(&self) -> &[usize] {
+        &self.identity_frames
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -300,6 +466,90 @@ mod tests {
             run(&[TurnLeft, TurnRight], &[FRONT, LEFT, RIGHT]),
             Err(ChallengeFailure::WrongDirection)
         );
+    }
+
+    fn facts(left: f32, r: f32, n: u8) -> FrameFacts {
+        use face_core::{BoundingBox, DetectedFace, LandmarkScheme, Landmarks, Point};
+        let p = |x: f32, y: f32| Point { x: left + x, y };
+        FrameFacts {
+            faces: 1,
+            face: Some(DetectedFace {
+                bbox: BoundingBox {
+                    left,
+                    top: 100.0,
+                    width: 100.0,
+                    height: 120.0,
+                },
+                score: 0.9,
+                landmarks: Landmarks {
+                    scheme: LandmarkScheme::ArcFace5,
+                    points: [
+                        p(30.0, 150.0),
+                        p(70.0, 150.0),
+                        p(30.0 + 40.0 * r, 180.0),
+                        p(35.0, 200.0),
+                        p(65.0, 200.0),
+                    ],
+                },
+            }),
+            digest: [n; 32],
+            live: None,
+        }
+    }
+
+    fn check(max_frames: usize) -> (SessionCheck, Instant) {
+        let t0 = Instant::now();
+        let challenge = Challenge::from_bits(0);
+        (
+            SessionCheck::new(challenge, ChallengePolicy::default(), max_frames, t0),
+            t0,
+        )
+    }
+
+    #[test]
+    fn a_session_refuses_frames_that_break_its_rules() {
+        let (mut c, t0) = check(10);
+        assert_eq!(
+            c.frame(&facts(100.0, FRONT, 0), t0),
+            Ok(Phase::Turning { step: 0 })
+        );
+        // A jump of the box: another face, or a cut.
+        assert_eq!(
+            c.frame(&facts(300.0, FRONT, 1), t0),
+            Err(SessionFailure::TrackLost)
+        );
+        let (mut c, t0) = check(10);
+        let mut two = facts(100.0, FRONT, 0);
+        two.faces = 2;
+        two.face = None;
+        assert_eq!(c.frame(&two, t0), Err(SessionFailure::MultipleFaces));
+        let (mut c, t0) = check(10);
+        let mut none = facts(100.0, FRONT, 0);
+        none.faces = 0;
+        none.face = None;
+        assert_eq!(c.frame(&none, t0), Err(SessionFailure::NoFace));
+        let (mut c, t0) = check(10);
+        let mut attack = facts(100.0, FRONT, 0);
+        attack.live = Some(crate::liveness::LivenessVerdict::Attack);
+        assert_eq!(c.frame(&attack, t0), Err(SessionFailure::Pad));
+        let (mut c, t0) = check(2);
+        c.frame(&facts(100.0, FRONT, 0), t0).unwrap();
+        c.frame(&facts(102.0, FRONT, 1), t0).unwrap();
+        assert_eq!(
+            c.frame(&facts(104.0, FRONT, 2), t0),
+            Err(SessionFailure::FrameLimit)
+        );
+    }
+
+    #[test]
+    fn a_passed_session_names_one_frontal_frame_per_return() {
+        let (mut c, t0) = check(10);
+        for (i, r) in [FRONT, LEFT, FRONT, RIGHT, FRONT].into_iter().enumerate() {
+            let n = u8::try_from(i).unwrap();
+            c.frame(&facts(100.0 + f32::from(n), r, n), t0).unwrap();
+        }
+        assert_eq!(c.phase(), Phase::Done);
+        assert_eq!(c.identity_frames(), [0, 2, 4]);
     }
 
     #[test]

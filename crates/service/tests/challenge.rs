@@ -13,8 +13,10 @@ use face_core::models::ModelLocator;
 use face_core::onnx::{self, HeadKind, OnnxOptions, RuntimeOptions};
 use face_core::PipelineOptions;
 use face_service::challenge::{
-    Challenge, ChallengeFailure, ChallengePolicy, ChallengeProgress, Phase, Turn,
+    Challenge, ChallengeFailure, ChallengePolicy, ChallengeProgress, FrameFacts, Phase,
+    SessionCheck, SessionFailure, Turn,
 };
+use sha2::{Digest, Sha256};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -32,9 +34,7 @@ fn shared() -> PathBuf {
     dir
 }
 
-/// The yaw ratio of the largest face of every frame of `clip` (None where
-/// no face was found).
-fn yaw_trace(clip: &str) -> Vec<Option<f32>> {
+fn pipeline() -> face_core::FacePipeline {
     let mut options = OnnxOptions {
         runtime: RuntimeOptions {
             library: Some(
@@ -51,10 +51,23 @@ fn yaw_trace(clip: &str) -> Vec<Option<f32>> {
     options.detector.max_upscale = 1.0;
     options.embedder.model = "mobilefacenet_128d.onnx".into();
     let locator = ModelLocator::with_dirs(vec![shared().join("models/onnx")]);
-    let mut p = onnx::pipeline(&locator, &options, PipelineOptions::default()).unwrap();
-    let bytes = std::fs::read(shared().join("video").join(clip)).unwrap();
+    onnx::pipeline(&locator, &options, PipelineOptions::default()).unwrap()
+}
+
+fn clip(name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(shared().join("video").join(name)).unwrap();
     face_core::mjpeg::frames(&bytes)
         .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// The yaw ratio of the largest face of every frame of `clip` (None where
+/// no face was found).
+fn yaw_trace(name: &str) -> Vec<Option<f32>> {
+    let mut p = pipeline();
+    clip(name)
+        .iter()
         .map(|frame| {
             let image = face_core::decode(frame, &Default::default()).unwrap().image;
             p.detect_image(&image)
@@ -123,4 +136,91 @@ fn a_frontal_clip_never_passes() {
         run(&d13, 0..d13.len(), 30, &[Turn::TurnLeft, Turn::TurnRight]),
         Err(ChallengeFailure::StepTimeout)
     );
+}
+
+/// What the session sees of each frame.
+fn facts(p: &mut face_core::FacePipeline, frames: &[Vec<u8>]) -> Vec<FrameFacts> {
+    frames
+        .iter()
+        .map(|bytes| {
+            let image = face_core::decode(bytes, &Default::default()).unwrap().image;
+            let faces = p.detect_image(&image).unwrap();
+            FrameFacts {
+                faces: faces.len(),
+                face: (faces.len() == 1).then(|| faces[0]),
+                digest: Sha256::digest(bytes).into(),
+                live: None,
+            }
+        })
+        .collect()
+}
+
+fn session(
+    facts: &[FrameFacts],
+    fps: u64,
+    steps: &[Turn],
+) -> (Result<Phase, SessionFailure>, SessionCheck) {
+    let t0 = Instant::now();
+    let challenge = Challenge {
+        steps: steps.to_vec(),
+    };
+    let mut check = SessionCheck::new(challenge, ChallengePolicy::default(), 400, t0);
+    let mut phase = Ok(Phase::Start);
+    for (i, f) in facts.iter().enumerate() {
+        phase = check.frame(f, t0 + Duration::from_millis(1000 * i as u64 / fps));
+        if phase.is_err() {
+            break;
+        }
+    }
+    (phase, check)
+}
+
+#[test]
+fn a_session_on_d12_passes_and_marks_its_frontal_frames_for_identity() {
+    let mut p = pipeline();
+    let d12 = clip("d12.mjpeg");
+    let f = facts(&mut p, &d12[30..110]);
+    let (phase, check) = session(&f, 25, &[Turn::TurnLeft, Turn::TurnRight]);
+    assert_eq!(phase, Ok(Phase::Done));
+    // The start, the return from the left turn, the return from the right.
+    assert_eq!(
+        check.identity_frames().len(),
+        3,
+        "{:?}",
+        check.identity_frames()
+    );
+
+    // The same frames with one sent twice.
+    let mut twice = d12[30..110].to_vec();
+    twice.insert(20, d12[49].clone());
+    let f = facts(&mut p, &twice);
+    let (phase, _) = session(&f, 25, &[Turn::TurnLeft, Turn::TurnRight]);
+    assert_eq!(phase, Err(SessionFailure::RepeatedFrame));
+}
+
+#[test]
+fn a_still_photo_jittered_into_distinct_frames_never_turns() {
+    use face_core::image::{codecs::jpeg::JpegEncoder, imageops, RgbImage};
+    let mut p = pipeline();
+    let still = face_core::decode(&clip("d12.mjpeg")[0], &Default::default())
+        .unwrap()
+        .image;
+    // Shifted by a few pixels and re-encoded at varying quality: every
+    // frame's bytes differ, the face stays on one track.
+    let frames: Vec<Vec<u8>> = (0..250u32)
+        .map(|i| {
+            let (dx, dy) = (i % 7, (i / 7) % 5);
+            let mut shifted = RgbImage::new(still.width(), still.height());
+            imageops::overlay(&mut shifted, &still, i64::from(dx), i64::from(dy));
+            let mut out = Vec::new();
+            let quality = 55 + u8::try_from(i % 40).unwrap();
+            JpegEncoder::new_with_quality(&mut out, quality)
+                .encode_image(&shifted)
+                .unwrap();
+            out
+        })
+        .collect();
+    let f = facts(&mut p, &frames);
+    let (phase, _) = session(&f, 25, &[Turn::TurnLeft, Turn::TurnRight]);
+    assert_eq!(phase, Err(SessionFailure::StepTimeout));
 }
