@@ -204,6 +204,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "liveness_failed", message)
                     .details(json!({ "index": index }))
             }
+            ServiceError::LivenessSessionNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
             // Not retryable (unlike 503): the operator must install the
             // files; /stats/ says what is missing.
             ServiceError::LivenessUnavailable(_) => {

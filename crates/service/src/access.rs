@@ -188,7 +188,7 @@ const TOKEN_PREFIX: &str = "fg_";
 const PREFIX_BYTES: usize = 6;
 const SECRET_BYTES: usize = 32;
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -92,6 +92,11 @@ pub enum ServiceError {
         /// Position of the photo in the request (0-based).
         index: usize,
     },
+    /// No such liveness session (or not this key's).
+    #[error(
+        "liveness session {0:?} not found (sessions are visible only to the key that created them)"
+    )]
+    LivenessSessionNotFound(String),
     /// Liveness was asked for (or is required) and this server cannot
     /// check it.
     #[error("liveness checks are unavailable on this server: {0}")]
@@ -162,6 +167,7 @@ impl ServiceError {
             ServiceError::TemplateNotFound { .. } => "not_found",
             ServiceError::LivenessFailed { .. } => "liveness_failed",
             ServiceError::LivenessUnavailable(_) => "liveness_unavailable",
+            ServiceError::LivenessSessionNotFound(_) => "not_found",
             ServiceError::KeyNotFound(_) => "not_found",
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",

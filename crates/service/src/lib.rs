@@ -16,6 +16,7 @@ pub mod keys;
 pub mod liveness;
 pub mod lockout;
 pub mod service;
+pub mod sessions;
 pub mod stream;
 pub mod telemetry;
 pub mod thresholds;

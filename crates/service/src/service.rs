@@ -356,6 +356,11 @@ impl FaceService {
         self
     }
 
+    /// The store (every call timed).
+    pub(crate) fn store(&self) -> &Arc<dyn FaceStore> {
+        &self.store
+    }
+
     /// The liveness policy.
     pub fn liveness(&self) -> &Liveness {
         &self.liveness

@@ -6,60 +6,22 @@
 //! frontal throughout.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use face_core::models::ModelLocator;
-use face_core::onnx::{self, HeadKind, OnnxOptions, RuntimeOptions};
-use face_core::PipelineOptions;
 use face_service::challenge::{
     Challenge, ChallengeFailure, ChallengePolicy, ChallengeProgress, FrameFacts, Phase,
     SessionCheck, SessionFailure, Turn,
 };
 use sha2::{Digest, Sha256};
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("FACEGATE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared"));
-    assert!(
-        dir.join("video").is_dir(),
-        "no clips at {}: set FACEGATE_SHARED_DIR",
-        dir.display()
-    );
-    dir
-}
+mod common;
 
 fn pipeline() -> face_core::FacePipeline {
-    let mut options = OnnxOptions {
-        runtime: RuntimeOptions {
-            library: Some(
-                std::env::var_os("ORT_DYLIB_PATH")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| workspace().join("runtime/libonnxruntime.so")),
-            ),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    options.detector.model = "yunet_n_dynamic.onnx".into();
-    options.detector.kind = HeadKind::Yunet;
-    options.detector.max_upscale = 1.0;
-    options.embedder.model = "mobilefacenet_128d.onnx".into();
-    let locator = ModelLocator::with_dirs(vec![shared().join("models/onnx")]);
-    onnx::pipeline(&locator, &options, PipelineOptions::default()).unwrap()
+    common::fast_pipeline()
 }
 
 fn clip(name: &str) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(shared().join("video").join(name)).unwrap();
-    face_core::mjpeg::frames(&bytes)
-        .into_iter()
-        .map(<[u8]>::to_vec)
-        .collect()
+    common::frames(name)
 }
 
 /// The yaw ratio of the largest face of every frame of `clip` (None where

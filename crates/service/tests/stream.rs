@@ -8,75 +8,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use face_core::calibration::Calibration;
-use face_core::models::ModelLocator;
-use face_core::onnx::{self, HeadKind, OnnxOptions, RuntimeOptions};
-use face_core::PipelineOptions;
 use face_service::stream::{StreamMode, StreamSession, TrackState};
-use face_service::{
-    Caller, EnrolRequest, FaceService, FaceWorkers, ServiceError, Thresholds, UserName,
-};
-use face_store::{SqliteConfig, SqliteStore};
+use face_service::{Caller, EnrolRequest, FaceService, ServiceError, UserName};
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn shared() -> PathBuf {
-    let dir = std::env::var_os("FACEGATE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared"));
-    assert!(
-        dir.join("video").is_dir(),
-        "no clips at {}: set FACEGATE_SHARED_DIR",
-        dir.display()
-    );
-    dir
-}
-
-/// The frames of an MJPEG clip (JPEGs back to back).
-fn frames(name: &str) -> Vec<Vec<u8>> {
-    let bytes = std::fs::read(shared().join("video").join(name)).unwrap();
-    face_core::mjpeg::frames(&bytes)
-        .into_iter()
-        .map(<[u8]>::to_vec)
-        .collect()
-}
+use common::{frames, shared};
 
 /// The fast pipeline on two workers, a fresh SQLite store, the fast
 /// pipeline's calibration.
 async fn service(dir: &std::path::Path) -> FaceService {
-    let mut options = OnnxOptions {
-        runtime: RuntimeOptions {
-            library: Some(
-                std::env::var_os("ORT_DYLIB_PATH")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| workspace().join("runtime/libonnxruntime.so")),
-            ),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    options.detector.model = "yunet_n_dynamic.onnx".into();
-    options.detector.kind = HeadKind::Yunet;
-    options.detector.input_size = 640;
-    options.detector.max_upscale = 1.0;
-    options.embedder.model = "mobilefacenet_128d.onnx".into();
-    let locator = ModelLocator::with_dirs(vec![shared().join("models/onnx")]);
-    let pipelines = onnx::pipelines(&locator, &options, PipelineOptions::default(), 2).unwrap();
-    let workers = FaceWorkers::start(pipelines, 16).unwrap();
-    let cal = Calibration::load(
-        &workspace().join("config/calibration/mobilefacenet_128d_85cdeb73@0e9935dd.json"),
-    )
-    .unwrap();
-    let thresholds = Thresholds::from_calibration(&cal, 100, "test".into()).unwrap();
-    let store = SqliteStore::open(SqliteConfig::in_data_dir(dir))
-        .await
-        .unwrap();
-    FaceService::new(workers, Arc::new(store), "sqlite", thresholds)
+    common::fast_service(dir, 2).await
 }
 
 async fn enrol(service: &FaceService, name: &str, image: Vec<u8>) -> Result<i64, ServiceError> {

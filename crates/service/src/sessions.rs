@@ -1,0 +1,175 @@
+//! Liveness challenge sessions as a use case: created with a random
+//! head-turn challenge for one purpose (verify a user, or enrol), kept in
+//! the store so that they outlive a restart and any instance can take the
+//! answer, and visible only to the key that created them.
+//!
+//! This is the first use case of the challenge (issue 19): answering a
+//! session with frames, its token and the token's redemption by verify
+//! build on it.
+
+use chrono::{DateTime, Utc};
+use face_store::liveness::{LivenessSession, NewLivenessSession};
+use serde::Serialize;
+
+use crate::access::{Caller, Scope};
+use crate::challenge::{Challenge, ChallengePolicy};
+use crate::error::for_user;
+use crate::{FaceService, ServiceError};
+
+/// How long a session may take to be answered, seconds.
+pub const SESSION_TTL_SECS: u32 = 60;
+
+/// The most frames one session takes.
+pub const MAX_SESSION_FRAMES: usize = 400;
+
+/// What a session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "purpose", rename_all = "snake_case")]
+pub enum SessionPurpose {
+    /// Prove that the person in front of the camera is this user
+    /// (`recognize` scope).
+    Verify {
+        /// The claimed user.
+        user_id: i64,
+    },
+    /// Prove a live person before enrolling them (`enrol` scope).
+    Enrol,
+}
+
+/// A session as its creator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChallengeSession {
+    /// The session's id (random, 32 hex digits).
+    pub id: String,
+    /// What it is for.
+    #[serde(flatten)]
+    pub purpose: SessionPurpose,
+    /// The turns to make, in order, each followed by a return to frontal.
+    pub challenge: Challenge,
+    /// When it expires (store clock).
+    pub expires_at: DateTime<Utc>,
+    /// The most frames it takes.
+    pub max_frames: usize,
+    /// The longest one phase (a turn, a return) may take, seconds.
+    pub phase_timeout_secs: u64,
+    /// `passed` or the failure's reason once answered.
+    pub outcome: Option<String>,
+}
+
+impl ChallengeSession {
+    fn from_stored(s: LivenessSession) -> Result<Self, ServiceError> {
+        let purpose = match (s.purpose.as_str(), s.user_id) {
+            ("verify", Some(user_id)) => SessionPurpose::Verify { user_id },
+            ("enrol", None) => SessionPurpose::Enrol,
+            _ => {
+                return Err(ServiceError::Internal(format!(
+                    "stored liveness session {} has purpose {:?}",
+                    s.id, s.purpose
+                )))
+            }
+        };
+        let challenge = serde_json::from_value(s.challenge).map_err(|e| {
+            ServiceError::Internal(format!("stored challenge of session {}: {e}", s.id))
+        })?;
+        Ok(Self {
+            id: s.id,
+            purpose,
+            challenge,
+            expires_at: s.expires_at,
+            max_frames: MAX_SESSION_FRAMES,
+            phase_timeout_secs: ChallengePolicy::default().phase_timeout.as_secs(),
+            outcome: s.outcome,
+        })
+    }
+}
+
+impl FaceService {
+    /// Creates a session for `purpose`, if the caller may use it and, for
+    /// verify, the user exists.
+    #[tracing::instrument(skip(self, caller))]
+    pub async fn create_challenge_session(
+        &self,
+        caller: &Caller,
+        purpose: SessionPurpose,
+    ) -> Result<ChallengeSession, ServiceError> {
+        let result = self.create_session_inner(caller, purpose).await;
+        let user_id = match purpose {
+            SessionPurpose::Verify { user_id } => Some(user_id),
+            SessionPurpose::Enrol => None,
+        };
+        let outcome = match &result {
+            Ok(_) => "created",
+            Err(_) => "refused",
+        };
+        let detail = match &result {
+            Ok(s) => Some(format!("session {}", s.id)),
+            Err(e) => Some(e.kind().to_string()),
+        };
+        self.audit()
+            .record(caller, "liveness_session", outcome, user_id, None, detail)
+            .await;
+        result
+    }
+
+    async fn create_session_inner(
+        &self,
+        caller: &Caller,
+        purpose: SessionPurpose,
+    ) -> Result<ChallengeSession, ServiceError> {
+        let user_id = match purpose {
+            SessionPurpose::Verify { user_id } => {
+                caller.require(Scope::Recognize, "start a liveness session to verify")?;
+                self.get_user(user_id).await?;
+                Some(user_id)
+            }
+            SessionPurpose::Enrol => {
+                caller.require(Scope::Enrol, "start a liveness session to enrol")?;
+                None
+            }
+        };
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)
+            .map_err(|e| ServiceError::Internal(format!("no randomness for a session: {e}")))?;
+        let challenge = Challenge::random()?;
+        let stored = self
+            .store()
+            .create_liveness_session(NewLivenessSession {
+                id: crate::access::hex(&id),
+                purpose: match purpose {
+                    SessionPurpose::Verify { .. } => "verify",
+                    SessionPurpose::Enrol => "enrol",
+                }
+                .into(),
+                user_id,
+                key_id: caller.key_id,
+                challenge: serde_json::to_value(&challenge)
+                    .map_err(|e| ServiceError::Internal(format!("challenge to JSON: {e}")))?,
+                ttl_secs: SESSION_TTL_SECS,
+            })
+            .await
+            .map_err(|e| match user_id {
+                Some(id) => for_user(id)(e),
+                None => e.into(),
+            })?;
+        ChallengeSession::from_stored(stored)
+    }
+
+    /// A session, for the key that created it; `LivenessSessionNotFound`
+    /// for anyone else, as for an id that does not exist.
+    pub async fn challenge_session(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<ChallengeSession, ServiceError> {
+        let not_found = || ServiceError::LivenessSessionNotFound(id.chars().take(64).collect());
+        let stored = self
+            .store()
+            .liveness_session(id)
+            .await?
+            .ok_or_else(not_found)?;
+        if stored.key_id != caller.key_id {
+            return Err(not_found());
+        }
+        ChallengeSession::from_stored(stored)
+    }
+}
