@@ -188,6 +188,11 @@ impl Liveness {
         checked.then(|| score.map_or(LivenessVerdict::Attack, |s| self.verdict(s)))
     }
 
+    /// Whether the passive check can run.
+    pub fn passive_available(&self) -> bool {
+        self.passive.is_ok()
+    }
+
     /// What `/stats/` says.
     pub fn report(&self) -> LivenessReport {
         let calibration = self.passive.as_ref().ok();

@@ -660,7 +660,7 @@ impl FaceService {
 
     /// Whether two faces of one request are one person: the verify
     /// threshold of a single comparison.
-    fn same_person(&self, a: &Embedding, b: &Embedding) -> Result<bool, ServiceError> {
+    pub(crate) fn same_person(&self, a: &Embedding, b: &Embedding) -> Result<bool, ServiceError> {
         let d = a.distance(b).map_err(ServiceError::from)?;
         Ok(Thresholds::matches(
             d,
