@@ -204,6 +204,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "liveness_failed", message)
                     .details(json!({ "index": index }))
             }
+            ServiceError::LivenessTokenRefused => {
+                ApiError::new(StatusCode::FORBIDDEN, "liveness_token_refused", message)
+            }
             ServiceError::LivenessSessionNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }

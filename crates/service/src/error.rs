@@ -92,6 +92,10 @@ pub enum ServiceError {
         /// Position of the photo in the request (0-based).
         index: usize,
     },
+    /// The liveness token is not one this key may redeem for this user
+    /// now (used, expired, another key's or user's, unknown).
+    #[error("the liveness token is not valid for this key and user (used, expired, or issued for another); answer a new challenge session")]
+    LivenessTokenRefused,
     /// No such liveness session (or not this key's).
     #[error(
         "liveness session {0:?} not found (sessions are visible only to the key that created them)"
@@ -168,6 +172,7 @@ impl ServiceError {
             ServiceError::LivenessFailed { .. } => "liveness_failed",
             ServiceError::LivenessUnavailable(_) => "liveness_unavailable",
             ServiceError::LivenessSessionNotFound(_) => "not_found",
+            ServiceError::LivenessTokenRefused => "liveness_token_refused",
             ServiceError::KeyNotFound(_) => "not_found",
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",

@@ -1232,9 +1232,41 @@ impl FaceService {
         threshold: Option<Threshold>,
         liveness: LivenessMode,
     ) -> Result<Verification, ServiceError> {
+        self.verify_proven(caller, user_id, image, threshold, (liveness, None))
+            .await
+    }
+
+    /// [`FaceService::verify`] with the single-use token of a passed
+    /// liveness challenge session: redeemed atomically for this key and
+    /// this user (used, expired, another key's, another user's: refused,
+    /// and a failed attempt), and the photo's face must be the session's
+    /// face (else `reason: token_face_mismatch`, a failed attempt), before
+    /// the usual decision against the user's templates.
+    #[tracing::instrument(skip(self, caller, image, token))]
+    pub async fn verify_with_token(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        image: Vec<u8>,
+        threshold: Option<Threshold>,
+        token: &str,
+    ) -> Result<Verification, ServiceError> {
+        let proof = (LivenessMode::Off, Some(token));
+        self.verify_proven(caller, user_id, image, threshold, proof)
+            .await
+    }
+
+    async fn verify_proven(
+        &self,
+        caller: &Caller,
+        user_id: i64,
+        image: Vec<u8>,
+        threshold: Option<Threshold>,
+        proof: (LivenessMode, Option<&str>),
+    ) -> Result<Verification, ServiceError> {
         let mut live_score = None;
         let mut result = self
-            .verify_inner(caller, user_id, image, threshold, liveness, &mut live_score)
+            .verify_inner(caller, user_id, image, threshold, proof, &mut live_score)
             .await;
         let distance = result.as_ref().ok().and_then(|v| v.distance);
         telemetry::decision("verify", &result, distance, &self.model.id);
@@ -1262,7 +1294,7 @@ impl FaceService {
         user_id: i64,
         image: Vec<u8>,
         threshold: Option<Threshold>,
-        liveness: LivenessMode,
+        (liveness, token): (LivenessMode, Option<&str>),
         live_score: &mut Option<f32>,
     ) -> Result<Verification, ServiceError> {
         // Refused before the lockout: a check this server cannot make is
@@ -1273,8 +1305,36 @@ impl FaceService {
             .await
             .map_err(for_user(user_id))?;
         let attempt = self.lockouts.reserve(user_id).await?;
+        let bound = match token {
+            None => None,
+            Some(t) => {
+                let hash = crate::sessions::token_hash(t);
+                match self
+                    .store
+                    .redeem_liveness_token(hash, caller.key_id, user_id)
+                    .await
+                {
+                    Ok(Some(redeemed)) => Some(redeemed),
+                    Ok(None) => {
+                        self.lockouts.settle(attempt, Outcome::Failed).await?;
+                        return Err(ServiceError::LivenessTokenRefused);
+                    }
+                    Err(e) => {
+                        self.lockouts.settle(attempt, Outcome::Released).await?;
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
         let judged = self
-            .judge(caller, user_id, image, threshold, check, live_score)
+            .judge(
+                caller,
+                user_id,
+                image,
+                threshold,
+                (check, bound.as_ref()),
+                live_score,
+            )
             .await;
         // The lockout counts against the calibrated default, whatever
         // threshold was asked for: an administrator's loose `?threshold=`
@@ -1299,7 +1359,7 @@ impl FaceService {
         user_id: i64,
         image: Vec<u8>,
         threshold: Option<Threshold>,
-        liveness: bool,
+        (liveness, bound): (bool, Option<&face_store::liveness::RedeemedToken>),
         live_score: &mut Option<f32>,
     ) -> Result<(Verification, bool), ServiceError> {
         // The largest face decides; the others need no embedding.
@@ -1314,7 +1374,23 @@ impl FaceService {
         if let Some(v) = verdict {
             telemetry::liveness("verify", v);
         }
-        let attack = verdict == Some(LivenessVerdict::Attack);
+        // Not the face the token's session saw: refused like an attack,
+        // whatever its distance to the user.
+        let mismatch = match bound {
+            None => false,
+            Some(t) => {
+                let session_face = Embedding::new(t.embedding.clone(), Arc::clone(self.model()))
+                    .map_err(ServiceError::from)?;
+                t.model_id != self.model().id
+                    || !self.same_person(&session_face, &face.embedding)?
+            }
+        };
+        let reason = match (verdict == Some(LivenessVerdict::Attack), mismatch) {
+            (true, _) => Some("liveness_failed"),
+            (false, true) => Some("token_face_mismatch"),
+            (false, false) => None,
+        };
+        let attack = reason.is_some();
         let nearest = self
             .nearest_of_user(user_id, face.embedding.values())
             .await?;
@@ -1349,7 +1425,7 @@ impl FaceService {
             face: face_box(face),
             faces_in_image: analysis.faces_found,
             liveness: verdict,
-            reason: attack.then_some("liveness_failed"),
+            reason,
         };
         Ok((verification, passes_default))
     }

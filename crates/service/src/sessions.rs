@@ -24,6 +24,11 @@ use crate::lockout::Outcome;
 use crate::thresholds::Thresholds;
 use crate::{FaceService, ServiceError};
 
+/// What the store keeps of a token: its SHA-256.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
 /// How long a passed session's token may wait to be redeemed, seconds.
 pub const TOKEN_TTL_SECS: u32 = 120;
 
@@ -293,7 +298,7 @@ impl FaceService {
                 })?;
                 let token = format!("fglt_{}", crate::access::hex(&secret));
                 let stored = NewLivenessToken {
-                    token_hash: Sha256::digest(token.as_bytes()).into(),
+                    token_hash: token_hash(&token),
                     model_id: face.model().id.clone(),
                     embedding: face.into_values(),
                     ttl_secs: TOKEN_TTL_SECS,

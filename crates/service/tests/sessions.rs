@@ -169,6 +169,17 @@ async fn coverable_session(
     }
 }
 
+/// A passed verify session's token for `user_id`.
+async fn pass(service: &FaceService, kiosk: &Caller, user_id: i64, d12: &[Vec<u8>]) -> String {
+    let s = coverable_session(service, kiosk, SessionPurpose::Verify { user_id }).await;
+    let run = d12_run(&s.challenge.steps).unwrap();
+    let r = service
+        .answer_challenge_session(kiosk, &s.id, captured(&d12[run]).await)
+        .await
+        .unwrap();
+    r.token.unwrap()
+}
+
 /// `frames` as captured at 25 frames a second, after waiting as long as
 /// capturing them would have taken (the server refuses frames that span
 /// more time than the session has existed).
@@ -217,6 +228,51 @@ async fn the_turns_of_the_claimed_user_pass_once_and_another_person_is_not_them(
         Err(ServiceError::Conflict(_))
     ));
 
+    // The token verifies the person once, for this key and this user.
+    let token = result.token.unwrap();
+    let photo = d12[120].clone();
+    let v = service
+        .verify_with_token(&kiosk, me, photo.clone(), None, &token)
+        .await
+        .unwrap();
+    assert!(v.matched, "{v:?}");
+    assert!(matches!(
+        service
+            .verify_with_token(&kiosk, me, photo.clone(), None, &token)
+            .await,
+        Err(ServiceError::LivenessTokenRefused)
+    ));
+    // Another key, another user, a photo of someone else: each refused.
+    let token = pass(&service, &kiosk, me, &d12).await;
+    assert!(matches!(
+        service
+            .verify_with_token(
+                &key(6, &[Scope::Recognize]),
+                me,
+                photo.clone(),
+                None,
+                &token
+            )
+            .await,
+        Err(ServiceError::LivenessTokenRefused)
+    ));
+    assert!(matches!(
+        service
+            .verify_with_token(&kiosk, someone, photo.clone(), None, &token)
+            .await,
+        Err(ServiceError::LivenessTokenRefused)
+    ));
+    let stranger = common::frames("d18.mjpeg")[100].clone();
+    let v = service
+        .verify_with_token(&kiosk, me, stranger, None, &token)
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.matched, v.reason),
+        (false, Some("token_face_mismatch")),
+        "{v:?}"
+    );
+
     // The key test: the same live, correct turns, for another user.
     let session = coverable_session(
         &service,
@@ -234,10 +290,12 @@ async fn the_turns_of_the_claimed_user_pass_once_and_another_person_is_not_them(
         (false, Some(SessionFailure::NotClaimedUser), true),
         "{result:?}"
     );
+    // Two failed attempts on the other user: the token refused for them
+    // above, and this session.
     assert_eq!(
         service.lockouts().of(someone).await.unwrap().failures,
-        1,
-        "a failed session is a failed verification"
+        2,
+        "a refused token and a failed session are failed verifications"
     );
 }
 
