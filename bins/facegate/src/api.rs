@@ -87,6 +87,10 @@ pub struct RegisterRequest {
 pub struct ImageBody {
     /// The photo, base64 (a `data:` URL prefix is accepted).
     pub image: String,
+    /// Verify only: the single-use token of a passed liveness challenge
+    /// session (`POST /liveness/sessions/{id}/frames`), redeemed by this
+    /// verification.
+    pub liveness_token: Option<String>,
 }
 
 /// `POST /register/` answer.

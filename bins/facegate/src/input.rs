@@ -71,6 +71,9 @@ pub struct ImageRequest {
     pub metadata: Option<serde_json::Value>,
     /// `allow_duplicate`.
     pub allow_duplicate: bool,
+    /// `liveness_token` (verify): a passed challenge session's token. In
+    /// the body, not the URL, so it stays out of access logs.
+    pub liveness_token: Option<String>,
     /// The body's share of the in-flight budget, held until the request
     /// ends (images are moved out; this stays).
     pub reservation: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -87,6 +90,7 @@ struct JsonBody {
     metadata: Option<serde_json::Value>,
     #[serde(default)]
     allow_duplicate: bool,
+    liveness_token: Option<String>,
 }
 
 /// Most images in one request.
@@ -129,6 +133,18 @@ pub async fn read(
     payload: web::Payload,
     budget: &BodyBudget,
 ) -> Result<ImageRequest, ApiError> {
+    let (payload, reservation) = reserve(req, payload, budget).await?;
+    let mut body = read_unreserved(req, payload, budget.limit).await?;
+    body.reservation = Some(reservation);
+    Ok(body)
+}
+
+/// The body's share of the in-flight budget, reserved before it is read.
+async fn reserve(
+    req: &HttpRequest,
+    payload: web::Payload,
+    budget: &BodyBudget,
+) -> Result<(web::Payload, tokio::sync::OwnedSemaphorePermit), ApiError> {
     let limit = budget.limit;
     let declared = req
         .headers()
@@ -138,18 +154,83 @@ pub async fn read(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let reservation = match budget.reserve(declared.unwrap_or(limit)) {
-        Ok(r) => r,
+    match budget.reserve(declared.unwrap_or(limit)) {
+        Ok(r) => Ok((payload, r)),
         Err(busy) => {
             // Read the body to the end without keeping it, so the client
             // gets its 503 rather than a connection reset mid-upload.
             discard(payload, limit).await;
-            return Err(busy);
+            Err(busy)
         }
-    };
-    let mut body = read_unreserved(req, payload, limit).await?;
-    body.reservation = Some(reservation);
-    Ok(body)
+    }
+}
+
+/// The frames of a challenge session's answer: a multipart body of `frame`
+/// files in order and one `timestamps` field (the frames' capture times,
+/// milliseconds, comma separated, one per frame).
+pub async fn read_frames(
+    req: &HttpRequest,
+    payload: web::Payload,
+    budget: &BodyBudget,
+) -> Result<(Vec<(Vec<u8>, u64)>, tokio::sync::OwnedSemaphorePermit), ApiError> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !content_type.starts_with("multipart/form-data") {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the frames as multipart/form-data: `frame` files in order and a \
+             `timestamps` field",
+        ));
+    }
+    let (payload, reservation) = reserve(req, payload, budget).await?;
+    let mut form = Multipart::new(req.headers(), payload.into_inner());
+    let (mut frames, mut timestamps, mut total) = (Vec::new(), None, 0usize);
+    while let Some(field) = form.next().await {
+        let mut field =
+            field.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
+        let name = field.name().unwrap_or("").to_string();
+        let mut data = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
+            total += chunk.len();
+            if total > budget.limit {
+                return Err(too_large(budget.limit));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "frame" => frames.push(data),
+            "timestamps" => {
+                let text = String::from_utf8(data)
+                    .map_err(|_| ApiError::invalid("timestamps", "must be UTF-8 text"))?;
+                let parsed: Result<Vec<u64>, _> =
+                    text.split(',').map(|t| t.trim().parse::<u64>()).collect();
+                timestamps = Some(parsed.map_err(|_| {
+                    ApiError::invalid("timestamps", "milliseconds, comma separated")
+                })?);
+            }
+            other => return Err(ApiError::invalid(other, "unknown form field")),
+        }
+    }
+    let timestamps = timestamps
+        .ok_or_else(|| ApiError::invalid("timestamps", "one capture time per frame is required"))?;
+    if frames.is_empty() || timestamps.len() != frames.len() {
+        return Err(ApiError::invalid(
+            "timestamps",
+            format!(
+                "{} frames and {} timestamps: send at least one frame, and one time per frame",
+                frames.len(),
+                timestamps.len()
+            ),
+        ));
+    }
+    Ok((frames.into_iter().zip(timestamps).collect(), reservation))
 }
 
 async fn read_unreserved(
@@ -243,6 +324,7 @@ pub fn parse_json(body: &[u8]) -> Result<ImageRequest, ApiError> {
         external_ref: parsed.external_ref,
         metadata: parsed.metadata,
         allow_duplicate: parsed.allow_duplicate,
+        liveness_token: parsed.liveness_token,
         reservation: None,
     })
 }
@@ -309,6 +391,7 @@ async fn read_multipart(
             "allow_duplicate" => {
                 out.allow_duplicate = matches!(text()?.trim(), "true" | "1" | "yes")
             }
+            "liveness_token" => out.liveness_token = Some(text()?.trim().to_string()),
             other => return Err(ApiError::invalid(other, "unknown form field")),
         }
     }

@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 use crate::api;
 use crate::routes::table::{Access, Verb, ENDPOINTS};
 use crate::routes::{
-    admin, health, metrics, probes, recognize, register, stats, stream, users, whoami,
+    admin, health, liveness, metrics, probes, recognize, register, stats, stream, users, whoami,
 };
 
 /// FaceGate's API description.
@@ -28,6 +28,7 @@ use crate::routes::{
     paths(
         health::health, probes::livez, probes::readyz, metrics::metrics, stream::tickets, whoami::whoami, register::register, recognize::recognize,
         users::list, users::get, users::delete, users::add_faces, users::list_faces, users::delete_face, users::verify,
+        liveness::create, liveness::get, liveness::frames,
         stats::stats, admin::reenrolment, admin::create_key, admin::list_keys, admin::revoke_key,
         admin::lockout, admin::reset_lockout, admin::audit
     ),
@@ -35,7 +36,7 @@ use crate::routes::{
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,
         api::FaceMatchJson, api::Recognized, api::Verified, api::UserJson,
         api::Deleted, api::Reenrolment, api::FacesAdded, api::KeyJson, api::KeyCreated,
-        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::StreamTicket, api::Live, api::Ready, api::ReadyChecks, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName, api::LivenessLevel
+        api::KeyList, api::TemplateJson, api::TemplateList, api::TemplateDeleted, api::LockoutJson, api::AuditJson, api::AuditPage, admin::KeyCreateRequest, api::Health, api::StreamTicket, api::Live, api::Ready, api::ReadyChecks, api::Stats, api::ErrorJson, api::WhoAmI, api::ScopeName, api::LivenessLevel, liveness::SessionCreateRequest, liveness::SessionFrames
     )),
     tags(
         (name = "recognition", description = "verify (1:1) and identify (1:N)"),

@@ -399,6 +399,9 @@ impl FaceService {
                 return Ok((Err(failure), n));
             }
         }
+        if check.pad_failed() {
+            return Ok((Err(SessionFailure::Pad), n));
+        }
         if check.phase() != Phase::Done {
             return Ok((Err(SessionFailure::StepTimeout), n));
         }

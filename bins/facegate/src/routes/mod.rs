@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod docs;
 pub mod health;
+pub mod liveness;
 pub mod metrics;
 pub mod probes;
 pub mod recognize;

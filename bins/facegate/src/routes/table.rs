@@ -19,7 +19,8 @@ use actix_web::{guard, web, Route};
 use face_service::Scope;
 
 use super::{
-    admin, docs, health, metrics, probes, recognize, register, stats, stream, users, whoami,
+    admin, docs, health, liveness, metrics, probes, recognize, register, stats, stream, users,
+    whoami,
 };
 
 /// Who may call a route.
@@ -168,6 +169,21 @@ pub const ENDPOINTS: &[Endpoint] = &[
     api(Verb::Post, &["/users/{id}/verify"], RECOGNIZE, |r| {
         r.to(users::verify)
     }),
+    api(Verb::Post, &["/liveness/sessions"], Access::AnyKey, |r| {
+        r.to(liveness::create)
+    }),
+    api(
+        Verb::Get,
+        &["/liveness/sessions/{id}"],
+        Access::AnyKey,
+        |r| r.to(liveness::get),
+    ),
+    api(
+        Verb::Post,
+        &["/liveness/sessions/{id}/frames"],
+        Access::AnyKey,
+        |r| r.to(liveness::frames),
+    ),
     api(Verb::Get, &["/stats/", "/stats"], ADMIN, |r| {
         r.to(stats::stats)
     }),

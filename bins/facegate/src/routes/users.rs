@@ -213,9 +213,19 @@ pub async fn verify(
     let liveness = query.liveness()?;
     let body = input::read(&req, payload, &state.bodies).await?;
     let image = input::single(body.images)?;
-    let v = state
-        .service
-        .verify(&caller, id, image, threshold, liveness)
-        .await?;
+    let v = match &body.liveness_token {
+        Some(token) => {
+            state
+                .service
+                .verify_with_token(&caller, id, image, threshold, token)
+                .await?
+        }
+        None => {
+            state
+                .service
+                .verify(&caller, id, image, threshold, liveness)
+                .await?
+        }
+    };
     Ok(HttpResponse::Ok().json(Verified::from(v)))
 }
