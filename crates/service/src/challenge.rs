@@ -3,7 +3,7 @@
 //! through it, frame by frame.
 //!
 //! Pure: yaw ratios (face-core's `pose::yaw_ratio`, about 0.5 frontal) and
-//! the server's clock in, the phase or a failure out. The session around it
+//! a clock in, the phase or a failure out. The session around it
 //! (one face, the track, repeated frames, PAD, identity) is the caller's.
 //!
 //! Directions are the person's own: `TurnLeft` is their left, so in an
@@ -11,8 +11,11 @@
 //! the ratio rises. Each turn must be followed by a return to frontal, and
 //! the thresholds have hysteresis (turned beyond ±0.14 of 0.5, frontal
 //! again within ±0.10), so a head hovering at the edge does not count twice.
-//! Every phase has a time limit on the server's clock: client timestamps
-//! are not trusted for it.
+//! Every phase has a time limit on the clock it is given. The HTTP answer
+//! gives it the frames' own timestamps, which the service only bounds by
+//! the session's age on the server: a batch of frames can be made offline
+//! within the session's minute (docs/liveness.md says what that lets
+//! through).
 
 use std::time::{Duration, Instant};
 
@@ -292,8 +295,8 @@ pub struct FrameFacts {
 pub const TRACK_MIN_IOU: f32 = 0.3;
 
 /// The per-frame rules of a session around its challenge: exactly one
-/// face, one continuous track, no frame twice, no attack verdict, the
-/// head-turn state machine; and which frames to embed for the identity
+/// face, one continuous track, no frame twice, attack verdicts counted,
+/// the head-turn state machine; and which frames to embed for the identity
 /// checks (the first frontal face, and the frontal face after each
 /// return). Pure, like [`ChallengeProgress`].
 #[derive(Debug, Clone)]

@@ -1251,7 +1251,14 @@ impl FaceService {
         threshold: Option<Threshold>,
         token: &str,
     ) -> Result<Verification, ServiceError> {
-        let proof = (LivenessMode::Off, Some(token));
+        // The photo redeeming the token is checked for a presentation
+        // attack too, where the check can run: the session proved a live
+        // person, not that this photo is one.
+        let mode = match self.liveness.passive_available() {
+            true => LivenessMode::Passive,
+            false => LivenessMode::Off,
+        };
+        let proof = (mode, Some(token));
         self.verify_proven(caller, user_id, image, threshold, proof)
             .await
     }

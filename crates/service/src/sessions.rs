@@ -60,6 +60,9 @@ pub struct SessionResult {
     pub token: Option<String>,
     /// Frames taken.
     pub frames: usize,
+    /// Whether the passive check ran (its model files are installed); when
+    /// false the session proved turns, not the absence of a screen.
+    pub pad_checked: bool,
 }
 
 /// How long a session may take to be answered, seconds.
@@ -248,16 +251,22 @@ impl FaceService {
             None => None,
         };
         let judged = self.judge_session(caller, &session, frames).await;
-        let outcome = match &judged {
-            Ok((Ok(_), _)) => Outcome::Passed,
-            Ok((Err(_), _)) => Outcome::Failed,
+        // Settled from what was written: a pass that lost the write (the
+        // session expired meanwhile, or another answer won) clears no
+        // failures.
+        let result = match judged {
+            Ok((verdict, frames)) => self.finish_session(&session, verdict, frames).await,
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok(r) if r.passed => Outcome::Passed,
+            Ok(r) if r.reason == Some(SessionFailure::Expired) && r.frames > 0 => Outcome::Released,
+            Ok(_) => Outcome::Failed,
             Err(_) => Outcome::Released,
         };
         if let Some(attempt) = attempt {
             self.lockouts().settle(attempt, outcome).await?;
         }
-        let (verdict, frames) = judged?;
-        let result = self.finish_session(&session, verdict, frames).await;
         let (outcome, detail) = match &result {
             Ok(r) if r.passed => ("passed", format!("session {id}")),
             Ok(r) => (
@@ -323,6 +332,7 @@ impl FaceService {
                 reason: Some(SessionFailure::Expired),
                 token: None,
                 frames,
+                pad_checked: self.liveness().passive_available(),
             });
         }
         Ok(SessionResult {
@@ -331,6 +341,7 @@ impl FaceService {
             reason,
             token,
             frames,
+            pad_checked: self.liveness().passive_available(),
         })
     }
 
@@ -411,7 +422,10 @@ impl FaceService {
             .iter()
             .filter_map(|&i| Some((frames[i].bytes.clone(), facts[i].0.face?)))
             .collect();
-        let embeddings = self
+        // The passive check runs on every one of these frames too: they are
+        // the only ones the identity checks see, so a print held up at all
+        // the frontal moments must not pass unchecked.
+        let scored = self
             .workers()
             .run(
                 move |p| {
@@ -419,20 +433,39 @@ impl FaceService {
                         .iter()
                         .map(|(bytes, face)| {
                             let image = face_core::decode(bytes, &p.options().decode)?.image;
+                            let live = match pad {
+                                true => Some(p.live_score(&image, face)?),
+                                false => None,
+                            };
                             let mut faces = p.embed_faces(&image, std::slice::from_ref(face))?;
-                            faces
-                                .pop()
-                                .map(|f| f.embedding)
-                                .ok_or(face_core::FaceError::Backend {
+                            let embedding = faces.pop().map(|f| f.embedding).ok_or(
+                                face_core::FaceError::Backend {
                                     backend: "service",
                                     message: "no embedding for a chosen face".into(),
-                                })
+                                },
+                            )?;
+                            Ok((embedding, live))
                         })
                         .collect::<Result<Vec<_>, face_core::FaceError>>()
                 },
                 caller.probe.clone(),
             )
             .await??;
+        // Most of them, not any: each live frame is refused about one time
+        // in twenty, and a print shown at only some of these moments leaves
+        // the others to a live face, which the identity check then tells
+        // apart.
+        let attacks = scored
+            .iter()
+            .filter(|(_, live)| {
+                self.liveness().judge(live.is_some(), *live)
+                    == Some(crate::liveness::LivenessVerdict::Attack)
+            })
+            .count();
+        if 2 * attacks > scored.len() {
+            return Ok((Err(SessionFailure::Pad), n));
+        }
+        let embeddings: Vec<Embedding> = scored.into_iter().map(|(e, _)| e).collect();
         let Some(first) = embeddings.first() else {
             return Ok((Err(SessionFailure::Identity), n));
         };
