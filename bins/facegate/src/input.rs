@@ -190,20 +190,7 @@ pub async fn read_frames(
     let (payload, reservation) = reserve(req, payload, budget).await?;
     let mut form = Multipart::new(req.headers(), payload.into_inner());
     let (mut frames, mut timestamps, mut total) = (Vec::new(), None, 0usize);
-    while let Some(field) = form.next().await {
-        let mut field =
-            field.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
-        let name = field.name().unwrap_or("").to_string();
-        let mut data = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
-            total += chunk.len();
-            if total > budget.limit {
-                return Err(too_large(budget.limit));
-            }
-            data.extend_from_slice(&chunk);
-        }
+    while let Some((name, data)) = next_field(&mut form, &mut total, budget.limit).await? {
         match name.as_str() {
             "frame" => frames.push(data),
             "timestamps" => {
@@ -353,6 +340,33 @@ fn check_count(n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The next field of a multipart body, its name and bytes; `total` counts
+/// the bytes read so far against `limit`.
+async fn next_field(
+    form: &mut Multipart,
+    total: &mut usize,
+    limit: usize,
+) -> Result<Option<(String, Vec<u8>)>, ApiError> {
+    let malformed = |e: actix_multipart::MultipartError| {
+        ApiError::bad_image(format!("malformed multipart body: {e}"))
+    };
+    let Some(field) = form.next().await else {
+        return Ok(None);
+    };
+    let mut field = field.map_err(malformed)?;
+    let name = field.name().unwrap_or("").to_string();
+    let mut data = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(malformed)?;
+        *total += chunk.len();
+        if *total > limit {
+            return Err(too_large(limit));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(Some((name, data)))
+}
+
 async fn read_multipart(
     req: &HttpRequest,
     payload: web::Payload,
@@ -361,20 +375,7 @@ async fn read_multipart(
     let mut form = Multipart::new(req.headers(), payload.into_inner());
     let mut out = ImageRequest::default();
     let mut total = 0usize;
-    while let Some(field) = form.next().await {
-        let mut field =
-            field.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
-        let name = field.name().unwrap_or("").to_string();
-        let mut data = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::bad_image(format!("malformed multipart body: {e}")))?;
-            total += chunk.len();
-            if total > limit {
-                return Err(too_large(limit));
-            }
-            data.extend_from_slice(&chunk);
-        }
+    while let Some((name, data)) = next_field(&mut form, &mut total, limit).await? {
         let text = || {
             String::from_utf8(data.clone())
                 .map_err(|_| ApiError::invalid(&name, "must be UTF-8 text"))

@@ -11,8 +11,6 @@ use face_service::{Caller, EnrolRequest, FaceService, Scope, ServiceError, UserN
 
 mod common;
 
-use common::shared;
-
 /// The fast pipeline on one worker over the SQLite store in `dir`.
 async fn service(dir: &std::path::Path) -> FaceService {
     common::fast_service(dir, 1).await
@@ -30,25 +28,9 @@ fn key(id: i64, scopes: &[Scope]) -> Caller {
 async fn a_session_is_its_keys_own_and_outlives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let first = service(dir.path()).await;
-    let clip = std::fs::read(shared().join("video/d12.mjpeg")).unwrap();
-    let frame = face_core::mjpeg::frames(&clip)[0].to_vec();
-    let user = first
-        .enrol(
-            &Caller::command_line(),
-            EnrolRequest {
-                name: UserName::parse("Glasses").unwrap(),
-                images: vec![frame],
-                external_ref: None,
-                metadata: None,
-                allow_duplicate: false,
-                liveness: Default::default(),
-            },
-        )
-        .await
-        .unwrap()
-        .user;
+    let user_id = enrol(&first, "Glasses", "d12.mjpeg").await;
     let kiosk = key(5, &[Scope::Recognize]);
-    let purpose = SessionPurpose::Verify { user_id: user.id };
+    let purpose = SessionPurpose::Verify { user_id };
     let before = chrono::Utc::now();
     let session = first
         .create_challenge_session(&kiosk, purpose)
