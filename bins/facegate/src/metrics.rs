@@ -212,6 +212,10 @@ fn describe() {
     describe_gauge!(svc::TEMPLATES, "Face templates in the store, by model");
     describe_gauge!(svc::USERS, "Enrolled users");
     describe_counter!(
+        svc::LIVENESS_SESSIONS,
+        "Liveness challenge sessions answered, by purpose, outcome and reason"
+    );
+    describe_counter!(
         svc::LIVENESS_CHECKS,
         "Faces checked by the passive liveness detector, by operation and verdict (live, attack)"
     );

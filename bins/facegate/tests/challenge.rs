@@ -80,6 +80,22 @@ async fn a_session_answered_over_http_gives_a_token_that_verifies_once() {
         .await
         .unwrap();
     assert_eq!(common::read(res).await.0, 409, "answered once");
+    // Counted by purpose, outcome and reason (the refusal too).
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"facegate_liveness_sessions_total{purpose="verify",outcome="passed",reason="none"} 1"#,
+        r#"facegate_liveness_sessions_total{purpose="verify",outcome="refused",reason="conflict"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} not in:\n{metrics}");
+    }
 
     let verify = |token: &str| json!({"image": common::b64(&d12[0]), "liveness_token": token});
     let (status, body) = app

@@ -236,7 +236,55 @@ impl FaceService {
         id: &str,
         frames: Vec<SessionFrame>,
     ) -> Result<SessionResult, ServiceError> {
+        // Every answer, refused or not, is counted and audited.
+        let mut purpose = None;
+        let result = self
+            .answer_session_inner(caller, id, frames, &mut purpose)
+            .await;
+        let (outcome, reason) = match &result {
+            Ok(r) if r.passed => ("passed", "none"),
+            Ok(r) => ("failed", r.reason.map_or("unknown", SessionFailure::as_str)),
+            Err(e) => ("refused", e.kind()),
+        };
+        let label = match purpose {
+            Some(SessionPurpose::Verify { .. }) => "verify",
+            Some(SessionPurpose::Enrol) => "enrol",
+            None => "unknown",
+        };
+        crate::telemetry::session(label, outcome, reason);
+        let detail = match outcome {
+            "passed" => format!("session {id}"),
+            _ => format!("session {id}: {reason}"),
+        };
+        let user_id = match purpose {
+            Some(SessionPurpose::Verify { user_id }) => Some(user_id),
+            _ => None,
+        };
+        // Nothing was done for a client that had gone: nothing to audit.
+        if !matches!(result, Err(ServiceError::ClientGone)) {
+            self.audit()
+                .record(
+                    caller,
+                    "liveness_session",
+                    outcome,
+                    user_id,
+                    None,
+                    Some(detail),
+                )
+                .await;
+        }
+        result
+    }
+
+    async fn answer_session_inner(
+        &self,
+        caller: &Caller,
+        id: &str,
+        frames: Vec<SessionFrame>,
+        purpose: &mut Option<SessionPurpose>,
+    ) -> Result<SessionResult, ServiceError> {
         let session = self.challenge_session(caller, id).await?;
+        *purpose = Some(session.purpose);
         if session.outcome.is_some() {
             return Err(ServiceError::Conflict(format!(
                 "liveness session {id} was already answered; create a new one"
@@ -267,27 +315,6 @@ impl FaceService {
         if let Some(attempt) = attempt {
             self.lockouts().settle(attempt, outcome).await?;
         }
-        let (outcome, detail) = match &result {
-            Ok(r) if r.passed => ("passed", format!("session {id}")),
-            Ok(r) => (
-                "failed",
-                format!(
-                    "session {id}: {}",
-                    r.reason.map_or("unknown", SessionFailure::as_str)
-                ),
-            ),
-            Err(e) => ("refused", format!("session {id}: {}", e.kind())),
-        };
-        self.audit()
-            .record(
-                caller,
-                "liveness_session",
-                outcome,
-                user_id,
-                None,
-                Some(detail),
-            )
-            .await;
         result
     }
 

@@ -48,6 +48,22 @@ pub const USERS: &str = "facegate_users";
 /// latency is the pipeline stage `pad`. No score leaves the service.
 pub const LIVENESS_CHECKS: &str = "facegate_liveness_checks_total";
 
+/// Challenge sessions answered, labelled `purpose` (`verify`, `enrol`),
+/// `outcome` (`passed`, `failed`, `refused`) and `reason` (the failure's
+/// code, the refusal's error kind, or `none`).
+pub const LIVENESS_SESSIONS: &str = "facegate_liveness_sessions_total";
+
+/// Counts one answered session.
+pub(crate) fn session(purpose: &'static str, outcome: &'static str, reason: &'static str) {
+    metrics::counter!(
+        LIVENESS_SESSIONS,
+        "purpose" => purpose,
+        "outcome" => outcome,
+        "reason" => reason
+    )
+    .increment(1);
+}
+
 /// Counts one face's liveness verdict.
 pub(crate) fn liveness(operation: &'static str, verdict: crate::liveness::LivenessVerdict) {
     let verdict = match verdict {
