@@ -91,10 +91,20 @@ pub async fn stream(
             }
         };
     let messages = messages.max_frame_size(state.streams.settings.max_frame_bytes);
+    // Counted per key (without authentication, per client address) here,
+    // in the order the upgrades are answered: taken inside the spawned
+    // task, a later stream could take the slot of an earlier one whose
+    // task had not run yet.
+    let holder = match (caller.key_id, &caller.client) {
+        (Some(id), _) => format!("key {id}"),
+        (None, Some(client)) => format!("client {client}"),
+        (None, None) => "anonymous".to_string(),
+    };
+    let hold = state.streams.hold(holder);
     actix_web::rt::spawn(connection(
         state.into_inner(),
         caller.into_inner(),
-        session,
+        (session, hold),
         messages,
     ));
     response
@@ -152,16 +162,10 @@ async fn send(session: &mut Session, event: serde_json::Value) -> bool {
 async fn connection(
     state: Arc<AppState>,
     caller: Caller,
-    session: Session,
+    (session, hold): (Session, Option<crate::state::StreamHold>),
     messages: MessageStream,
 ) {
-    // Counted per key; without authentication, per client address.
-    let holder = match (caller.key_id, &caller.client) {
-        (Some(id), _) => format!("key {id}"),
-        (None, Some(client)) => format!("client {client}"),
-        (None, None) => "anonymous".to_string(),
-    };
-    let Some(_hold) = state.streams.hold(holder) else {
+    let Some(_hold) = hold else {
         close(
             session,
             CloseCode::Again,
