@@ -215,10 +215,14 @@ impl PgStore {
         if let Some(known) = self.inner.models.check(model) {
             return known;
         }
+        // No conflict target: the table has two unique constraints (the
+        // id, and `(id, dimension)` for the templates' foreign key), and a
+        // concurrent first registration can trip either; `ON CONFLICT (id)`
+        // let the other one through as an error.
         client
             .execute(
                 "INSERT INTO models (id, dimension, metric) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT DO NOTHING",
                 &[&model.id, &(model.dimension as i32), &model.metric.as_str()],
             )
             .await?;

@@ -629,6 +629,40 @@ pub async fn concurrent_inserts(store: &Arc<dyn FaceStore>) {
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// The first enrolments under a new model, all at once: the model is
+/// registered once and every enrolment succeeds. (PostgreSQL once answered
+/// one of them with the `UNIQUE (id, dimension)` violation, because the
+/// registration's `ON CONFLICT (id)` did not cover that constraint.)
+pub async fn first_use_of_a_model_races(store: &Arc<dyn FaceStore>) {
+    let tasks = 12;
+    for round in 0..15u64 {
+        let model = ModelKey::new(format!("race_model_{round}"), 16, Metric::Cosine);
+        let start = Arc::new(tokio::sync::Barrier::new(tasks));
+        let mut set = tokio::task::JoinSet::new();
+        for t in 0..tasks {
+            let (store, model, start) = (Arc::clone(store), model.clone(), Arc::clone(&start));
+            set.spawn(async move {
+                let mut rng = Rng::new(round * 100 + t as u64);
+                start.wait().await;
+                store
+                    .create_user(
+                        NewUser::named(format!("round {round} task {t}")),
+                        &model,
+                        &[tpl(rng.vector(16))],
+                    )
+                    .await
+                    .map(|u| u.id)
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Err(e) = r.unwrap() {
+                panic!("round {round}: a first enrolment under a new model failed: {e:?}");
+            }
+        }
+        assert_eq!(templates_of(&**store, &model.id).await, tasks as i64);
+    }
+}
+
 pub async fn pagination_is_stable(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(7);

@@ -95,6 +95,7 @@ macro_rules! contract_tests {
             templates_listed_capped_and_deleted,
             unique_creation_is_checked_inside_the_write,
             concurrent_inserts,
+            first_use_of_a_model_races,
             pagination_is_stable,
             users_without_model,
             hostile_and_unicode_names,
