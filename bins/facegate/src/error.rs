@@ -207,6 +207,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::LivenessTokenRefused => {
                 ApiError::new(StatusCode::FORBIDDEN, "liveness_token_refused", message)
             }
+            ServiceError::LivenessTokenRequired => {
+                ApiError::new(StatusCode::FORBIDDEN, "liveness_token_required", message)
+            }
             ServiceError::LivenessSessionNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }

@@ -91,7 +91,8 @@ pub struct SecuritySettings {
     /// Presentation-attack detection every verification and
     /// identification must pass: `off`, `passive` (needs the PAD files
     /// and a calibration for the detector, or startup refuses), or
-    /// `challenge` (not available yet).
+    /// `challenge` (as passive, and verification needs the token of a
+    /// passed liveness session).
     pub require_liveness: face_service::LivenessMode,
     /// Origins allowed to call the API from a browser; none by default.
     pub cors_origins: Vec<String>,

@@ -96,6 +96,10 @@ pub enum ServiceError {
     /// now (used, expired, another key's or user's, unknown).
     #[error("the liveness token is not valid for this key and user (used, expired, or issued for another); answer a new challenge session")]
     LivenessTokenRefused,
+    /// The operator requires the challenge, and the verification came
+    /// without a token.
+    #[error("this server requires a liveness challenge for verification (security.require_liveness = \"challenge\"): answer a session (POST /liveness/sessions) and send its token as liveness_token")]
+    LivenessTokenRequired,
     /// No such liveness session (or not this key's).
     #[error(
         "liveness session {0:?} not found (sessions are visible only to the key that created them)"
@@ -173,6 +177,7 @@ impl ServiceError {
             ServiceError::LivenessUnavailable(_) => "liveness_unavailable",
             ServiceError::LivenessSessionNotFound(_) => "not_found",
             ServiceError::LivenessTokenRefused => "liveness_token_refused",
+            ServiceError::LivenessTokenRequired => "liveness_token_required",
             ServiceError::KeyNotFound(_) => "not_found",
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",

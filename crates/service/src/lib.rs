@@ -7,6 +7,7 @@
 //! [`Threshold`]) and maps [`ServiceError`] to statuses.
 
 pub mod access;
+pub mod answer;
 pub mod audit;
 pub mod budget;
 pub mod challenge;

@@ -5,9 +5,17 @@
 //! score; the decision is here) and the operator's requirement
 //! (`security.require_liveness`). A caller asks per request
 //! (`?liveness=passive`); the requirement raises every verification and
-//! identification to at least that level, whatever the caller asked. The
-//! challenge level (a head turn over the stream) is the next step and is
-//! refused as not available until it exists.
+//! identification to at least that level, whatever the caller asked.
+//!
+//! The challenge level is a head-turn session (`sessions.rs`,
+//! `answer.rs`) whose single-use token verification redeems: required, a
+//! verification without a token is refused (`LivenessTokenRequired`). A
+//! photo-only decision (identification, a face added by a key without
+//! admin) cannot answer a challenge, so under that requirement it gets the
+//! passive check; asking a photo-only route for `challenge` is invalid.
+//! The challenge needs the passive check's files (its frames and the
+//! token's photo are checked for prints and screens), so requiring it
+//! without them refuses to start, as for `passive`.
 //!
 //! Biometric data stays in: callers learn live or attack, never the score;
 //! the score goes only to the audit row and the outcome counter has no
@@ -32,7 +40,8 @@ pub enum LivenessMode {
     Off,
     /// The passive, single-image check on the face that is decided on.
     Passive,
-    /// A head-turn challenge over the stream (not available yet).
+    /// A head-turn challenge session, redeemed by verification with its
+    /// token (and the passive check on everything else).
     Challenge,
 }
 
@@ -121,19 +130,13 @@ impl Liveness {
     ) -> Result<Self, String> {
         match (required, &passive) {
             (LivenessMode::Off, _) => {}
-            (LivenessMode::Passive, Ok(_)) => {}
-            (LivenessMode::Passive, Err(reason)) => {
+            (LivenessMode::Passive | LivenessMode::Challenge, Ok(_)) => {}
+            (level, Err(reason)) => {
                 return Err(format!(
-                    "security.require_liveness = \"passive\", but {reason}; install the files \
-                     or set security.require_liveness = \"off\""
+                    "security.require_liveness = \"{}\" needs the passive check, but {reason}; \
+                     install the files or set security.require_liveness = \"off\"",
+                    level.as_str()
                 ));
-            }
-            (LivenessMode::Challenge, _) => {
-                return Err(
-                    "security.require_liveness = \"challenge\" is not available yet (the \
-                     head-turn challenge is not built); use \"passive\" or \"off\""
-                        .into(),
-                );
             }
         }
         Ok(Self { passive, required })
@@ -146,24 +149,44 @@ impl Liveness {
         self.serve(asked.max(self.required))
     }
 
+    /// The level a decision on one photo alone runs at (identification, a
+    /// face added by a key without admin): as for
+    /// [`Liveness::level_for_decision`], but a photo cannot answer a
+    /// challenge, so a required challenge is the passive check here, and
+    /// asking for one is invalid.
+    pub fn level_for_photo(&self, asked: LivenessMode) -> Result<LivenessMode, ServiceError> {
+        Self::photo_level(asked)?;
+        Ok(self.level_for_decision(asked)?.min(LivenessMode::Passive))
+    }
+
     /// The level an enrolment runs at: what was asked (enrolment is not
     /// under the requirement: an operator enrols people in person).
     pub fn level_for_enrolment(&self, asked: LivenessMode) -> Result<LivenessMode, ServiceError> {
+        Self::photo_level(asked)?;
         self.serve(asked)
+    }
+
+    fn photo_level(asked: LivenessMode) -> Result<(), ServiceError> {
+        match asked {
+            LivenessMode::Off | LivenessMode::Passive => Ok(()),
+            LivenessMode::Challenge => Err(ServiceError::Invalid {
+                field: "liveness",
+                message: "a photo cannot answer the challenge: use passive here, or answer a \
+                          liveness session (POST /liveness/sessions) and verify with its token"
+                    .into(),
+            }),
+        }
     }
 
     fn serve(&self, level: LivenessMode) -> Result<LivenessMode, ServiceError> {
         match (level, &self.passive) {
-            (LivenessMode::Off, _) | (LivenessMode::Passive, Ok(_)) => Ok(level),
+            (LivenessMode::Off, _) => Ok(level),
+            (LivenessMode::Passive | LivenessMode::Challenge, Ok(_)) => Ok(level),
             // The reason (file paths, the detector) is for the operator, in
             // /stats/ and the startup log; the caller learns what to do.
-            (LivenessMode::Passive, Err(_)) => {
+            (LivenessMode::Passive | LivenessMode::Challenge, Err(_)) => {
                 Err(ServiceError::LivenessUnavailable(UNAVAILABLE.into()))
             }
-            (LivenessMode::Challenge, _) => Err(ServiceError::Invalid {
-                field: "liveness",
-                message: "the challenge level is not available yet; use passive".into(),
-            }),
         }
     }
 
@@ -252,10 +275,43 @@ mod tests {
     }
 
     #[test]
+    fn a_required_challenge_is_the_passive_check_for_photo_only_decisions() {
+        let l = Liveness::new(Ok(calibration()), LivenessMode::Challenge).unwrap();
+        assert_eq!(
+            l.level_for_decision(LivenessMode::Off).unwrap(),
+            LivenessMode::Challenge
+        );
+        assert_eq!(
+            l.level_for_photo(LivenessMode::Off).unwrap(),
+            LivenessMode::Passive
+        );
+        for asked in [
+            l.level_for_photo(LivenessMode::Challenge),
+            l.level_for_enrolment(LivenessMode::Challenge),
+        ] {
+            assert!(
+                matches!(
+                    asked,
+                    Err(ServiceError::Invalid {
+                        field: "liveness",
+                        ..
+                    })
+                ),
+                "{asked:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_requirement_that_cannot_be_met_is_refused() {
         let err = Liveness::new(Err("files missing".into()), LivenessMode::Passive).unwrap_err();
         assert!(err.contains("files missing"), "{err}");
-        assert!(Liveness::new(Ok(calibration()), LivenessMode::Challenge).is_err());
+        let err = Liveness::new(Err("no files".into()), LivenessMode::Challenge).unwrap_err();
+        assert!(
+            err.contains("challenge") && err.contains("no files"),
+            "{err}"
+        );
+        assert!(Liveness::new(Ok(calibration()), LivenessMode::Challenge).is_ok());
         assert!(Liveness::new(Err("x".into()), LivenessMode::Off).is_ok());
     }
 

@@ -855,7 +855,7 @@ impl FaceService {
         // requirement, and refused before the lockout when it cannot run.
         let liveness = match admin {
             true => self.liveness.level_for_enrolment(liveness)?,
-            false => self.liveness.level_for_decision(liveness)?,
+            false => self.liveness.level_for_photo(liveness)?,
         };
         if allow_duplicate {
             caller.require(
@@ -1131,7 +1131,7 @@ impl FaceService {
         threshold: Option<Threshold>,
         liveness: LivenessMode,
     ) -> Result<Identification, ServiceError> {
-        let check = self.liveness.level_for_decision(liveness)? == LivenessMode::Passive;
+        let check = self.liveness.level_for_photo(liveness)? == LivenessMode::Passive;
         let comparisons = self.gallery_templates().await?;
         let default = self.identify_default(comparisons);
         let threshold = Self::decision_threshold(
@@ -1304,42 +1304,25 @@ impl FaceService {
         (liveness, token): (LivenessMode, Option<&str>),
         live_score: &mut Option<f32>,
     ) -> Result<Verification, ServiceError> {
-        // Refused before the lockout: a check this server cannot make is
-        // not an attempt.
-        let check = self.liveness.level_for_decision(liveness)? == LivenessMode::Passive;
+        // Refused before the lockout: a check this server cannot make, or a
+        // required challenge not answered, is not an attempt.
+        let level = self.liveness.level_for_decision(liveness)?;
+        if level == LivenessMode::Challenge && token.is_none() {
+            return Err(ServiceError::LivenessTokenRequired);
+        }
+        let check = level >= LivenessMode::Passive;
         self.store
             .get_user(user_id)
             .await
             .map_err(for_user(user_id))?;
         let attempt = self.lockouts.reserve(user_id).await?;
-        let bound = match token {
-            None => None,
-            Some(t) => {
-                let hash = crate::sessions::token_hash(t);
-                match self
-                    .store
-                    .redeem_liveness_token(hash, caller.key_id, user_id)
-                    .await
-                {
-                    Ok(Some(redeemed)) => Some(redeemed),
-                    Ok(None) => {
-                        self.lockouts.settle(attempt, Outcome::Failed).await?;
-                        return Err(ServiceError::LivenessTokenRefused);
-                    }
-                    Err(e) => {
-                        self.lockouts.settle(attempt, Outcome::Released).await?;
-                        return Err(e.into());
-                    }
-                }
-            }
-        };
         let judged = self
             .judge(
                 caller,
                 user_id,
                 image,
                 threshold,
-                (check, bound.as_ref()),
+                (check, token),
                 live_score,
             )
             .await;
@@ -1347,9 +1330,10 @@ impl FaceService {
         // threshold was asked for: an administrator's loose `?threshold=`
         // must not turn a wrong face into a success that clears the count.
         // No face, a bad image, busy workers: nothing was compared.
+        // A refused token is a failed attempt: it stands for a session.
         let outcome = match &judged {
             Ok((_, true)) => Outcome::Passed,
-            Ok((_, false)) => Outcome::Failed,
+            Ok((_, false)) | Err(ServiceError::LivenessTokenRefused) => Outcome::Failed,
             Err(_) => Outcome::Released,
         };
         self.lockouts.settle(attempt, outcome).await?;
@@ -1366,7 +1350,7 @@ impl FaceService {
         user_id: i64,
         image: Vec<u8>,
         threshold: Option<Threshold>,
-        (liveness, bound): (bool, Option<&face_store::liveness::RedeemedToken>),
+        (liveness, token): (bool, Option<&str>),
         live_score: &mut Option<f32>,
     ) -> Result<(Verification, bool), ServiceError> {
         // The largest face decides; the others need no embedding.
@@ -1376,6 +1360,17 @@ impl FaceService {
         };
         let analysis = self.analyze(caller, image, request).await?;
         let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
+        // The token is spent only on a photo with a face: one that cannot
+        // be read, or has none, leaves it for the next photo.
+        let bound = match token {
+            None => None,
+            Some(t) => Some(
+                self.store
+                    .redeem_liveness_token(crate::sessions::token_hash(t), caller.key_id, user_id)
+                    .await?
+                    .ok_or(ServiceError::LivenessTokenRefused)?,
+            ),
+        };
         *live_score = face.live_score;
         let verdict = self.liveness.judge(liveness, face.live_score);
         if let Some(v) = verdict {
@@ -1383,7 +1378,7 @@ impl FaceService {
         }
         // Not the face the token's session saw: refused like an attack,
         // whatever its distance to the user.
-        let mismatch = match bound {
+        let mismatch = match &bound {
             None => false,
             Some(t) => {
                 let session_face = Embedding::new(t.embedding.clone(), Arc::clone(self.model()))

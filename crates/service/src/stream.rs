@@ -302,6 +302,23 @@ impl FaceService {
         })
     }
 
+    /// [`FaceService::session_frame`] for a stream's challenge mode, timed
+    /// by the frame's arrival on this server's clock; the frame holds one
+    /// of the streams' face workers, like any stream frame.
+    pub async fn stream_session_frame(
+        &self,
+        caller: &Caller,
+        answer: &mut crate::answer::SessionAnswer,
+        frame: Vec<u8>,
+        arrived: std::time::Instant,
+    ) -> Result<crate::answer::AnswerStep, ServiceError> {
+        let _slot = Arc::clone(&self.streams().slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::Internal("stream slots closed".into()))?;
+        self.session_frame(caller, answer, frame, arrived).await
+    }
+
     /// Ends a stream: each of its tracks as if it had ended (see
     /// [`FaceService::stream_frame`]). A session replaced by a mode change
     /// or dropped with its connection must go through here, or its

@@ -14,6 +14,15 @@
 //! that sends too fast gets the newest frame processed, not an ever later
 //! one. Who may connect is the guard's (a key, or a ticket from
 //! `POST /stream/tickets`); which mode the key may use is the use case's.
+//!
+//! The challenge mode (`{"mode": "challenge", "session_id": ...}`) answers
+//! a liveness session with the stream's frames, each timed by its arrival
+//! on this server's clock: the processor holds the answer
+//! (`face_service::answer::SessionAnswer`) beside the stream's own session
+//! and feeds it each frame until the session ends, then returns to the
+//! stream's mode. An answer left unfinished (another mode, the connection
+//! closed) is abandoned: its lockout attempt released, the session left to
+//! expire or be answered again.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +30,8 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use face_service::answer::{AnswerStep, SessionAnswer};
+use face_service::sessions::SessionResult;
 use face_service::stream::{StreamFrame, StreamMode, StreamSession};
 use face_service::{Caller, Principal, ServiceError};
 use serde_json::json;
@@ -139,11 +150,21 @@ impl Drop for Open {
     }
 }
 
+/// A text message: a stream mode, or a liveness session to answer.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum Request {
+    Detect,
+    Identify,
+    Verify { user_id: i64 },
+    Challenge { session_id: String },
+}
+
 /// What the reader leaves for the processor.
 #[derive(Default)]
 struct Mailbox {
     frame: Option<Frame>,
-    mode: Option<StreamMode>,
+    request: Option<Request>,
     closed: bool,
 }
 
@@ -295,16 +316,16 @@ async fn read(
                     }
                 }
             }
-            Message::Text(text) => match serde_json::from_str::<StreamMode>(&text) {
-                Ok(mode) => {
-                    lock(mailbox).mode = Some(mode);
+            Message::Text(text) => match serde_json::from_str::<Request>(&text) {
+                Ok(request) => {
+                    lock(mailbox).request = Some(request);
                     wake.notify_one();
                 }
                 Err(e) => {
                     // serde's message can quote the client's text: cut it.
                     let why: String = e.to_string().chars().take(160).collect();
                     let event = json!({"type": "error", "seq": null, "error": "bad_message",
-                        "message": format!("a text message is {{\"mode\": \"identify\" | \"detect\"}} or {{\"mode\": \"verify\", \"user_id\": N}}: {why}")});
+                        "message": format!("a text message is {{\"mode\": \"identify\" | \"detect\"}}, {{\"mode\": \"verify\", \"user_id\": N}} or {{\"mode\": \"challenge\", \"session_id\": \"...\"}}: {why}")});
                     if !send(&mut session, event).await {
                         return;
                     }
@@ -356,16 +377,32 @@ async fn process(
     mailbox: Arc<Mutex<Mailbox>>,
     wake: Arc<Notify>,
 ) {
-    serve(&state, &caller, &mut stream, session, &mailbox, &wake).await;
+    let mut answer = None;
+    serve(
+        &state,
+        &caller,
+        (&mut stream, &mut answer),
+        session,
+        &mailbox,
+        &wake,
+    )
+    .await;
     // The tracks end with the connection (a verification in progress is
-    // released; an identification undecided after a search counts failed).
+    // released; an identification undecided after a search counts failed),
+    // and so does an unfinished challenge.
+    if let Some(answer) = answer {
+        state
+            .service
+            .abandon_session_answer(&caller, answer, &ServiceError::ClientGone)
+            .await;
+    }
     let _ = state.service.end_stream(&caller, stream).await;
 }
 
 async fn serve(
     state: &AppState,
     caller: &Caller,
-    stream: &mut StreamSession,
+    (stream, answer): (&mut StreamSession, &mut Option<SessionAnswer>),
     mut session: Session,
     mailbox: &Mutex<Mailbox>,
     wake: &Notify,
@@ -373,32 +410,60 @@ async fn serve(
     loop {
         wake.notified().await;
         loop {
-            let (frame, mode, closed) = {
+            let (frame, request, closed) = {
                 let mut m = lock(mailbox);
-                (m.frame.take(), m.mode.take(), m.closed)
+                (m.frame.take(), m.request.take(), m.closed)
             };
             if closed {
                 return;
             }
-            if let Some(mode) = mode {
-                let event = match switch(state, caller, stream, mode).await {
-                    Ok(()) => mode_event(mode),
-                    Err(e) => error_event(None, &e),
-                };
+            if let Some(request) = request {
+                // Whatever comes next, an unfinished challenge ends.
+                if let Some(unfinished) = answer.take() {
+                    let why = ServiceError::Conflict(
+                        "the stream changed mode before the challenge was met".into(),
+                    );
+                    state
+                        .service
+                        .abandon_session_answer(caller, unfinished, &why)
+                        .await;
+                }
+                let event = apply(state, caller, (stream, answer), request).await;
                 if !send(&mut session, event).await {
                     return;
                 }
             }
             let Some(frame) = frame else { break };
-            let event = match state.service.stream_frame(caller, stream, frame.jpeg).await {
-                Ok(f) => {
-                    count("processed");
-                    frame_event(frame.seq, frame.client_ms, &f)
+            let event = match answer.as_mut() {
+                Some(current) => {
+                    let step = state
+                        .service
+                        .stream_session_frame(caller, current, frame.jpeg, frame.arrived)
+                        .await;
+                    if matches!(step, Ok(AnswerStep::Finished(_))) {
+                        *answer = None;
+                    }
+                    match step {
+                        Ok(step) => {
+                            count("processed");
+                            challenge_event(frame.seq, frame.client_ms, &step)
+                        }
+                        Err(e) => {
+                            count("error");
+                            error_event(Some(frame.seq), &e)
+                        }
+                    }
                 }
-                Err(e) => {
-                    count("error");
-                    error_event(Some(frame.seq), &e)
-                }
+                None => match state.service.stream_frame(caller, stream, frame.jpeg).await {
+                    Ok(f) => {
+                        count("processed");
+                        frame_event(frame.seq, frame.client_ms, &f)
+                    }
+                    Err(e) => {
+                        count("error");
+                        error_event(Some(frame.seq), &e)
+                    }
+                },
             };
             let sent = send(&mut session, event).await;
             metrics::histogram!(crate::metrics::STREAM_FRAME_SECONDS)
@@ -407,6 +472,39 @@ async fn serve(
                 return;
             }
         }
+    }
+}
+
+/// A text message's request: a new mode, or a challenge to answer; the
+/// event that answers it.
+async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    (stream, answer): (&mut StreamSession, &mut Option<SessionAnswer>),
+    request: Request,
+) -> serde_json::Value {
+    let mode = match request {
+        Request::Detect => StreamMode::Detect,
+        Request::Identify => StreamMode::Identify,
+        Request::Verify { user_id } => StreamMode::Verify { user_id },
+        Request::Challenge { session_id } => {
+            return match state
+                .service
+                .begin_session_answer(caller, &session_id)
+                .await
+            {
+                Ok(begun) => {
+                    let event = challenge_mode_event(&begun);
+                    *answer = Some(begun);
+                    event
+                }
+                Err(e) => error_event(None, &e),
+            };
+        }
+    };
+    match switch(state, caller, stream, mode).await {
+        Ok(()) => mode_event(mode),
+        Err(e) => error_event(None, &e),
     }
 }
 
@@ -431,6 +529,50 @@ fn mode_event(mode: StreamMode) -> serde_json::Value {
         e.extend(m);
     }
     event
+}
+
+/// `{"type": "mode", "mode": "challenge", "session_id": ..., "steps": [...]}`.
+fn challenge_mode_event(answer: &SessionAnswer) -> serde_json::Value {
+    let s = answer.session();
+    json!({
+        "type": "mode",
+        "mode": "challenge",
+        "session_id": s.id,
+        "steps": s.challenge.steps,
+        "expires_at": s.expires_at,
+        "phase_timeout_secs": s.phase_timeout_secs,
+    })
+}
+
+/// A challenge frame's event: `challenge` with the phase and the face box
+/// while it goes on, `challenge_result` when the session ended.
+fn challenge_event(seq: u32, client_ms: u64, step: &AnswerStep) -> serde_json::Value {
+    match step {
+        AnswerStep::Progress(p) => {
+            let mut event = json!({"type": "challenge", "seq": seq, "client_ts": client_ms});
+            if let (Some(e), Ok(serde_json::Value::Object(m))) =
+                (event.as_object_mut(), serde_json::to_value(p))
+            {
+                e.extend(m);
+            }
+            event
+        }
+        AnswerStep::Finished(r) => result_event(seq, client_ms, r),
+    }
+}
+
+fn result_event(seq: u32, client_ms: u64, r: &SessionResult) -> serde_json::Value {
+    json!({
+        "type": "challenge_result",
+        "seq": seq,
+        "client_ts": client_ms,
+        "session_id": r.session_id,
+        "passed": r.passed,
+        "reason": r.reason,
+        "token": r.token,
+        "frames": r.frames,
+        "pad_checked": r.pad_checked,
+    })
 }
 
 fn frame_event(seq: u32, client_ms: u64, f: &StreamFrame) -> serde_json::Value {
