@@ -94,6 +94,12 @@ pub struct SecuritySettings {
     /// `challenge` (as passive, and verification needs the token of a
     /// passed liveness session).
     pub require_liveness: face_service::LivenessMode,
+    /// How long a liveness challenge session may take to be answered,
+    /// seconds (10..=600).
+    pub liveness_session_ttl_secs: u32,
+    /// How long a passed session's token may wait to be redeemed, seconds
+    /// (1..=600).
+    pub liveness_token_ttl_secs: u32,
     /// Origins allowed to call the API from a browser; none by default.
     pub cors_origins: Vec<String>,
     /// PEM certificate chain for TLS; TLS is on when both files are set.
@@ -105,6 +111,15 @@ pub struct SecuritySettings {
 }
 
 impl SecuritySettings {
+    /// How long challenge sessions and tokens last, checked.
+    pub fn challenge_times(&self) -> Result<face_service::sessions::ChallengeTimes, SettingsError> {
+        face_service::sessions::ChallengeTimes::new(
+            self.liveness_session_ttl_secs,
+            self.liveness_token_ttl_secs,
+        )
+        .map_err(|e| SettingsError(format!("security.liveness_*_ttl_secs: {e}")))
+    }
+
     /// The lockout rule, checked against NIST's bounds.
     pub fn lockout(&self) -> Result<face_service::lockout::LockoutRule, SettingsError> {
         face_service::lockout::rule(
@@ -312,6 +327,7 @@ impl Settings {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let bad = |key: &str, msg: &str| Err(SettingsError(format!("{key}: {msg}")));
+        self.security.challenge_times()?;
         if self.server.max_list_users == 0 {
             return bad("server.max_list_users", "must be at least 1");
         }

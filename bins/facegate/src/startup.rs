@@ -294,7 +294,8 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         .with_max_templates_per_user(settings.thresholds.max_templates_per_user)
         .with_max_faces_per_request(face.max_faces_per_request)
         .with_failed_identifications_per_minute(settings.security.failed_identifications_per_minute)
-        .with_liveness(liveness);
+        .with_liveness(liveness)
+        .with_challenge_times(settings.security.challenge_times()?);
     let service = match settings.stream.max_workers {
         0 => service,
         n => service.with_stream_workers(n),

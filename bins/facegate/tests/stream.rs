@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 use facegate::settings::{Settings, StoreKind};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use common::ws::{connect, next, open, ws_url, Ws};
 
 async fn app(tweak: impl FnOnce(&mut Settings)) -> common::TestApp {
     common::spawn_with(StoreKind::Sqlite, |s| {
@@ -27,45 +25,6 @@ async fn app(tweak: impl FnOnce(&mut Settings)) -> common::TestApp {
     })
     .await
     .unwrap()
-}
-
-fn ws_url(app: &common::TestApp, query: &str) -> String {
-    format!("{}/stream{query}", app.base.replace("http://", "ws://"))
-}
-
-/// Opens the stream with a bearer key (or none).
-async fn connect(app: &common::TestApp, token: Option<&str>) -> Result<Ws, u16> {
-    let mut req = ws_url(app, "").into_client_request().unwrap();
-    if let Some(t) = token {
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {t}").parse().unwrap());
-    }
-    open(req).await
-}
-
-async fn open(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Ws, u16> {
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
-        Err(e) => panic!("connect: {e}"),
-    }
-}
-
-/// The next JSON event, or the close frame's code and reason.
-async fn next(ws: &mut Ws, within: Duration) -> Result<Value, (u16, String)> {
-    loop {
-        let msg = tokio::time::timeout(within, ws.next())
-            .await
-            .expect("no event in time")
-            .expect("stream ended without a close frame")
-            .unwrap();
-        match msg {
-            Message::Text(t) => return Ok(serde_json::from_str(&t).unwrap()),
-            Message::Close(Some(c)) => return Err((u16::from(c.code), c.reason.to_string())),
-            Message::Close(None) => return Err((1005, String::new())),
-            _ => {}
-        }
-    }
 }
 
 /// Events until `frames` frames are accounted for (processed or dropped).

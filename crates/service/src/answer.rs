@@ -35,7 +35,6 @@ use crate::liveness::LivenessVerdict;
 use crate::lockout::{Outcome, Reserved};
 use crate::sessions::{
     token_hash, ChallengeSession, SessionFrame, SessionPurpose, SessionResult, PAD_EVERY,
-    SESSION_TTL_SECS, TOKEN_TTL_SECS,
 };
 use crate::thresholds::Thresholds;
 use crate::{FaceService, ServiceError};
@@ -405,7 +404,7 @@ impl FaceService {
                     token_hash: token_hash(&token),
                     model_id: face.model().id.clone(),
                     embedding: face.into_values(),
-                    ttl_secs: TOKEN_TTL_SECS,
+                    ttl_secs: self.challenge_times().token_ttl_secs,
                 };
                 (None, Some((token, stored)))
             }
@@ -480,8 +479,9 @@ fn batch_clock(session: &ChallengeSession, frames: &[SessionFrame]) -> Result<u6
             message: "the frames' timestamps must increase".into(),
         });
     }
-    let created = session.expires_at - chrono::Duration::seconds(i64::from(SESSION_TTL_SECS));
-    let served = (chrono::Utc::now() - created).to_std().unwrap_or_default();
+    let served = (chrono::Utc::now() - session.created_at)
+        .to_std()
+        .unwrap_or_default();
     let first_ms = frames.first().map_or(0, |f| f.client_ms);
     let span = Duration::from_millis(frames.last().map_or(0, |f| f.client_ms) - first_ms);
     if span > served + Duration::from_secs(1) {

@@ -244,6 +244,8 @@ pub struct FaceService {
     tickets: StreamTickets,
     /// When faces are checked for presentation attacks, and the verdict.
     liveness: Liveness,
+    /// How long challenge sessions and their tokens last.
+    challenge_times: crate::sessions::ChallengeTimes,
     /// Whether identification's threshold is extrapolated beyond the
     /// measured curve, so crossing the limit is logged once each way.
     extrapolating: AtomicBool,
@@ -331,6 +333,7 @@ impl FaceService {
             liveness: Liveness::unavailable(
                 "no presentation-attack detector is configured for this service",
             ),
+            challenge_times: Default::default(),
             extrapolating: AtomicBool::new(at_start.extrapolated),
         }
     }
@@ -354,6 +357,18 @@ impl FaceService {
     pub fn with_liveness(mut self, liveness: Liveness) -> Self {
         self.liveness = liveness;
         self
+    }
+
+    /// The same service with other lifetimes for challenge sessions and
+    /// their tokens (validated by [`crate::sessions::ChallengeTimes::new`]).
+    pub fn with_challenge_times(mut self, times: crate::sessions::ChallengeTimes) -> Self {
+        self.challenge_times = times;
+        self
+    }
+
+    /// How long challenge sessions and their tokens last.
+    pub fn challenge_times(&self) -> crate::sessions::ChallengeTimes {
+        self.challenge_times
     }
 
     /// The store (every call timed).

@@ -21,8 +21,54 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// How long a passed session's token may wait to be redeemed, seconds.
+/// How long a passed session's token may wait to be redeemed, seconds
+/// (the default).
 pub const TOKEN_TTL_SECS: u32 = 120;
+
+/// Expired sessions (and the tokens of their passes) are deleted this long
+/// after they expire, when the next session is created; the audit log
+/// keeps their outcome.
+pub const PURGE_AFTER_SECS: u32 = 3600;
+
+/// How long sessions and tokens last (`security.liveness_session_ttl_secs`,
+/// `security.liveness_token_ttl_secs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChallengeTimes {
+    /// From creation to the last frame taken, seconds.
+    pub session_ttl_secs: u32,
+    /// From a pass to the token's redemption, seconds.
+    pub token_ttl_secs: u32,
+}
+
+impl Default for ChallengeTimes {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: SESSION_TTL_SECS,
+            token_ttl_secs: TOKEN_TTL_SECS,
+        }
+    }
+}
+
+impl ChallengeTimes {
+    /// Checked: a session lasts 10–600 s (it must hold a whole challenge,
+    /// and not linger), a token 1–600 s.
+    pub fn new(session_ttl_secs: u32, token_ttl_secs: u32) -> Result<Self, String> {
+        if !(10..=600).contains(&session_ttl_secs) {
+            return Err(format!(
+                "a liveness session must last 10..=600 seconds, not {session_ttl_secs}"
+            ));
+        }
+        if !(1..=600).contains(&token_ttl_secs) {
+            return Err(format!(
+                "a liveness token must last 1..=600 seconds, not {token_ttl_secs}"
+            ));
+        }
+        Ok(Self {
+            session_ttl_secs,
+            token_ttl_secs,
+        })
+    }
+}
 
 /// Every how many frames the passive check runs (when it is available).
 pub const PAD_EVERY: usize = 5;
@@ -57,7 +103,7 @@ pub struct SessionResult {
     pub pad_checked: bool,
 }
 
-/// How long a session may take to be answered, seconds.
+/// How long a session may take to be answered, seconds (the default).
 pub const SESSION_TTL_SECS: u32 = 60;
 
 /// The most frames one session takes.
@@ -87,6 +133,8 @@ pub struct ChallengeSession {
     pub purpose: SessionPurpose,
     /// The turns to make, in order, each followed by a return to frontal.
     pub challenge: Challenge,
+    /// When it was created (store clock).
+    pub created_at: DateTime<Utc>,
     /// When it expires (store clock).
     pub expires_at: DateTime<Utc>,
     /// The most frames it takes.
@@ -116,6 +164,7 @@ impl ChallengeSession {
             id: s.id,
             purpose,
             challenge,
+            created_at: s.created_at,
             expires_at: s.expires_at,
             max_frames: MAX_SESSION_FRAMES,
             phase_timeout_secs: ChallengePolicy::default().phase_timeout.as_secs(),
@@ -172,6 +221,15 @@ impl FaceService {
         getrandom::fill(&mut id)
             .map_err(|e| ServiceError::Internal(format!("no randomness for a session: {e}")))?;
         let challenge = Challenge::random()?;
+        // Housekeeping on the way: long-expired sessions go (an indexed
+        // range delete); failing it fails nothing.
+        if let Err(e) = self
+            .store()
+            .purge_liveness_sessions(crate::sessions::PURGE_AFTER_SECS)
+            .await
+        {
+            tracing::warn!(error = %e, "purging expired liveness sessions");
+        }
         let stored = self
             .store()
             .create_liveness_session(NewLivenessSession {
@@ -185,7 +243,7 @@ impl FaceService {
                 key_id: caller.key_id,
                 challenge: serde_json::to_value(&challenge)
                     .map_err(|e| ServiceError::Internal(format!("challenge to JSON: {e}")))?,
-                ttl_secs: SESSION_TTL_SECS,
+                ttl_secs: self.challenge_times().session_ttl_secs,
             })
             .await
             .map_err(|e| match user_id {

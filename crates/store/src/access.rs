@@ -215,6 +215,10 @@ pub trait AccessStore: Send + Sync {
         key_id: Option<KeyId>,
         user_id: UserId,
     ) -> Result<Option<crate::liveness::RedeemedToken>>;
+
+    /// Deletes the sessions that expired more than `expired_for_secs` ago
+    /// (store clock), with any token of theirs; how many.
+    async fn purge_liveness_sessions(&self, expired_for_secs: u32) -> Result<u64>;
 }
 
 /// Scope names as stored: comma separated.

@@ -291,4 +291,12 @@ impl AccessStore for Metered {
         )
         .await
     }
+
+    async fn purge_liveness_sessions(&self, expired_for_secs: u32) -> Result<u64> {
+        self.timed(
+            "purge_liveness_sessions",
+            self.inner.purge_liveness_sessions(expired_for_secs),
+        )
+        .await
+    }
 }

@@ -321,3 +321,60 @@ pub async fn enrol_d12(app: &TestApp, frames: &[Vec<u8>]) -> i64 {
     assert_eq!(status, 200, "{reg}");
     reg["user_id"].as_i64().unwrap()
 }
+
+/// The stream's WebSocket, as a client opens it (tokio-tungstenite).
+pub mod ws {
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use serde_json::Value;
+    use tokio::net::TcpStream;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+    use super::TestApp;
+
+    pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+    pub fn ws_url(app: &TestApp, query: &str) -> String {
+        format!("{}/stream{query}", app.base.replace("http://", "ws://"))
+    }
+
+    /// Opens the stream with a bearer key (or none).
+    pub async fn connect(app: &TestApp, token: Option<&str>) -> Result<Ws, u16> {
+        let mut req = ws_url(app, "").into_client_request().unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        open(req).await
+    }
+
+    pub async fn open(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Ws, u16> {
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+
+    /// The next JSON event, or the close frame's code and reason.
+    pub async fn next(ws: &mut Ws, within: Duration) -> Result<Value, (u16, String)> {
+        loop {
+            let msg = tokio::time::timeout(within, ws.next())
+                .await
+                .expect("no event in time")
+                .expect("stream ended without a close frame")
+                .unwrap();
+            match msg {
+                Message::Text(t) => return Ok(serde_json::from_str(&t).unwrap()),
+                Message::Close(Some(c)) => return Err((u16::from(c.code), c.reason.to_string())),
+                Message::Close(None) => return Err((1005, String::new())),
+                _ => {}
+            }
+        }
+    }
+}

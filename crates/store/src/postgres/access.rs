@@ -395,4 +395,22 @@ impl AccessStore for PgStore {
         })
         .await
     }
+
+    async fn purge_liveness_sessions(&self, expired_for_secs: u32) -> Result<u64> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            // Tokens go with their session (ON DELETE CASCADE); a token
+            // outlives its session's expiry by at most its own lifetime,
+            // far less than the grace.
+            let deleted = client
+                .execute(
+                    "DELETE FROM liveness_sessions \
+                     WHERE expires_at < clock_timestamp() - make_interval(secs => $1)",
+                    &[&f64::from(expired_for_secs)],
+                )
+                .await?;
+            Ok(deleted)
+        })
+        .await
+    }
 }

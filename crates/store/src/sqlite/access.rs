@@ -431,4 +431,16 @@ impl AccessStore for SqliteStore {
         })
         .await
     }
+
+    async fn purge_liveness_sessions(&self, expired_for_secs: u32) -> Result<u64> {
+        self.write(move |conn, _, _| {
+            let before = now() - i64::from(expired_for_secs) * 1_000_000;
+            let deleted = conn.execute(
+                "DELETE FROM liveness_sessions WHERE expires_at < ?1",
+                params![before],
+            )?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
 }

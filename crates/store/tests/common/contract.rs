@@ -1323,6 +1323,24 @@ pub async fn liveness_sessions_and_tokens(store: &Arc<dyn FaceStore>) {
         .unwrap());
     assert_eq!(redeem(6, Some(7), user.id).await, None, "an expired token");
 
+    // Purging: the expired session goes, the open ones stay.
+    assert!(store
+        .liveness_session("session0000000004")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.purge_liveness_sessions(3600).await.unwrap(), 0);
+    assert_eq!(store.purge_liveness_sessions(0).await.unwrap(), 1);
+    assert_eq!(
+        store.liveness_session("session0000000004").await.unwrap(),
+        None
+    );
+    assert!(store
+        .liveness_session("session0000000006")
+        .await
+        .unwrap()
+        .is_some());
+
     // Deleting the user deletes their sessions and tokens.
     store
         .create_liveness_session(session("session0000000005", Some(other.id), 60))
