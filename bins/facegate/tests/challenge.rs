@@ -230,7 +230,9 @@ async fn over_http_the_wrong_order_a_frontal_clip_a_still_and_prints_fail() {
     let screen = any_session(&app, &enrol).await;
     let d13 = common::clip("d13.mjpeg");
     let spoof = |name: &str| decoded(&common::photo(&format!("spoof/{name}")));
-    let cases: Vec<(&str, Vec<Vec<u8>>, &[&str])> = vec![
+    // (session, frames, the reasons accepted)
+    type Case<'a> = (&'a str, Vec<Vec<u8>>, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
         (
             wrong.as_str(),
             d12[range].to_vec(),
