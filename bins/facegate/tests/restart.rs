@@ -183,3 +183,112 @@ async fn lockout_survives_kill_9() {
     assert_eq!(lockout["failures"], 5, "{lockout}");
     assert!(lockout["locked_until"].is_string(), "{lockout}");
 }
+
+/// The binary on the fast ONNX pipeline (YuNet-n + MobileFaceNet from the
+/// shared models, with the PAD files there).
+fn fast(cmd: &mut Command) -> &mut Command {
+    let models = common::shared().join("models/onnx");
+    let runtime = std::env::var_os("ORT_DYLIB_PATH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| common::workspace().join("runtime/libonnxruntime.so"));
+    cmd.env("FACEGATE_ENV", "fast")
+        .env("FACEGATE__FACE__BACKEND", "onnx")
+        .env("FACEGATE__FACE__MODELS_DIR", models)
+        .env("FACEGATE__FACE__ONNX__RUNTIME__LIBRARY", runtime)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liveness_session_created_before_a_crash_is_answered_after_it() {
+    let data = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = common::client_with_key(&create_key(data.path(), "admin"));
+    let start = || {
+        fast(&mut facegate(data.path()))
+            .env("FACEGATE__SERVER__PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    let post = |path: &str, body: serde_json::Value| {
+        let req = client.post(format!("{base}{path}")).json(&body);
+        async move { common::read(req.send().await.unwrap()).await }
+    };
+    let mut server = start();
+    wait_healthy(&client, &base).await;
+    let d12 = common::clip("d12.mjpeg");
+    let (status, reg) = post(
+        "/register/",
+        serde_json::json!({"name": "Man With Glasses", "image": common::b64(&d12[120])}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reg}");
+    let id = reg["user_id"].as_i64().unwrap();
+    // A session whose steps d12 covers (left then right: frames 30-110).
+    let (sid, run) = loop {
+        let (status, s) = post(
+            "/liveness/sessions",
+            serde_json::json!({"purpose": "verify", "user_id": id}),
+        )
+        .await;
+        assert_eq!(status, 201, "{s}");
+        let steps: Vec<&str> = s["challenge"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let run = match steps.as_slice() {
+            ["turn_left", "turn_right"] => 30..110,
+            ["turn_right", "turn_left"] => 60..183,
+            _ => continue,
+        };
+        break (s["id"].as_str().unwrap().to_string(), run);
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let mut server = start();
+    wait_healthy(&client, &base).await;
+    let frames = &d12[run];
+    // As if filmed at 25 a second since the session began (the restart
+    // took some of it).
+    tokio::time::sleep(Duration::from_millis(40 * frames.len() as u64)).await;
+    let mut form = reqwest::multipart::Form::new();
+    for (i, f) in frames.iter().enumerate() {
+        let part = reqwest::multipart::Part::bytes(f.clone())
+            .file_name(format!("{i}.jpg"))
+            .mime_str("image/jpeg")
+            .unwrap();
+        form = form.part("frame", part);
+    }
+    let times: Vec<String> = (0..frames.len()).map(|i| (40 * i).to_string()).collect();
+    let res = client
+        .post(format!("{base}/liveness/sessions/{sid}/frames"))
+        .multipart(form.text("timestamps", times.join(",")))
+        .send()
+        .await
+        .unwrap();
+    let (status, result) = common::read(res).await;
+    let verify = match result["token"].as_str() {
+        Some(token) => Some(
+            post(
+                &format!("/users/{id}/verify"),
+                serde_json::json!({"image": common::b64(&d12[0]), "liveness_token": token}),
+            )
+            .await,
+        ),
+        None => None,
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["passed"], true, "{result}");
+    let (status, v) = verify.unwrap();
+    assert_eq!(
+        (status, &v["match"]),
+        (200, &serde_json::json!(true)),
+        "{v}"
+    );
+}
