@@ -193,7 +193,7 @@ pub async fn delete_face(
         ("liveness" = Option<crate::api::LivenessLevel>, Query, description = "`passive`: check the face for a presentation attack (print, screen) first; an attack is `match: false`, `reason: liveness_failed`, and counts towards the lockout. `off` (default) unless security.require_liveness is set")),
     request_body(content = ImageBody, description = "JSON with a base64 photo, or multipart/form-data"),
     responses((status = 200, body = Verified), (status = 400, body = ErrorJson),
-        (status = 403, body = ErrorJson, description = "a threshold looser than the default without the admin scope"),
+        (status = 403, body = ErrorJson, description = "a threshold looser than the default without the admin scope; a liveness token refused (liveness_token_refused: used, expired, another key's or user's); no token while security.require_liveness is challenge (liveness_token_required)"),
         (status = 404, body = ErrorJson),
         (status = 409, body = ErrorJson, description = "the user has no template for the active model"),
         (status = 422, body = ErrorJson),
