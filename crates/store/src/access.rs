@@ -175,6 +175,10 @@ pub trait AccessStore: Send + Sync {
     /// on every instance. `NotFound` when the user does not exist.
     async fn update_lockout(&self, user: UserId, update: LockoutUpdate) -> Result<LockoutChange>;
 
+    /// The users with failed verifications counted or verification
+    /// disabled, in user id order, at most `limit`, with their state.
+    async fn failing_lockouts(&self, limit: usize) -> Result<Vec<(UserId, Lockout)>>;
+
     /// Clears the failures after a successful verification, or an
     /// administrator's reset (which also re-enables a disabled user).
     async fn reset_lockout(&self, user: UserId) -> Result<()>;

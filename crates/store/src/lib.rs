@@ -46,5 +46,5 @@ pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::FaceStore;
 pub use types::{
     Match, Metric, ModelKey, NewTemplate, NewUser, Page, Stats, TemplateId, TemplateInfo, User,
-    UserDistance, UserId,
+    UserDistance, UserFilter, UserId,
 };

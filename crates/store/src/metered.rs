@@ -165,6 +165,11 @@ impl FaceStore for Metered {
         self.timed("list_users", self.inner.list_users(page)).await
     }
 
+    async fn find_users(&self, filter: &crate::types::UserFilter, page: Page) -> Result<Vec<User>> {
+        self.timed("find_users", self.inner.find_users(filter, page))
+            .await
+    }
+
     async fn delete_user(&self, id: UserId) -> Result<()> {
         self.timed("delete_user", self.inner.delete_user(id)).await
     }
@@ -290,6 +295,14 @@ impl AccessStore for Metered {
                 .redeem_liveness_token(token_hash, key_id, user_id),
         )
         .await
+    }
+
+    async fn failing_lockouts(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(UserId, crate::access::Lockout)>> {
+        self.timed("failing_lockouts", self.inner.failing_lockouts(limit))
+            .await
     }
 
     async fn purge_liveness_sessions(&self, expired_for_secs: u32) -> Result<u64> {

@@ -71,6 +71,10 @@ pub trait FaceStore: AccessStore + Send + Sync {
     /// Users in ascending id order, one page at a time.
     async fn list_users(&self, page: Page) -> Result<Vec<User>>;
 
+    /// The users `filter` selects, in ascending id order, one page at a
+    /// time.
+    async fn find_users(&self, filter: &crate::types::UserFilter, page: Page) -> Result<Vec<User>>;
+
     /// Deletes a user and, by cascade, all their templates. `NotFound` when absent.
     async fn delete_user(&self, id: UserId) -> Result<()>;
 

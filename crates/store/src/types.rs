@@ -146,6 +146,17 @@ pub struct Match {
     pub distance: f32,
 }
 
+/// Which users a listing returns: all, or those whose name contains a text
+/// (case-insensitive for ASCII letters; PostgreSQL folds all of Unicode),
+/// or the one with an external reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// A part of the display name.
+    pub name_contains: Option<String>,
+    /// The external reference, exactly.
+    pub external_ref: Option<String>,
+}
+
 /// Keyset pagination over users in ascending id order. Stable under
 /// concurrent inserts and deletes (unlike offsets): pass the last id of one
 /// page as `after` to get the next.

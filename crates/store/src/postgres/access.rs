@@ -151,6 +151,26 @@ impl AccessStore for PgStore {
         .await
     }
 
+    async fn failing_lockouts(&self, limit: usize) -> Result<Vec<(UserId, Lockout)>> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {LOCKOUT_COLUMNS}, user_id FROM verify_lockouts \
+                         WHERE failures > 0 OR disabled ORDER BY user_id LIMIT $1"
+                    ),
+                    &[&(limit.min(crate::Page::MAX_LIMIT) as i64)],
+                )
+                .await?;
+            // The state's columns first, as `lockout_from_row` reads them.
+            rows.iter()
+                .map(|r| Ok((r.try_get::<_, UserId>(5)?, lockout_from_row(r)?)))
+                .collect()
+        })
+        .await
+    }
+
     async fn update_lockout(&self, user: UserId, update: LockoutUpdate) -> Result<LockoutChange> {
         self.bounded(async {
             let mut client = self.inner.pool.get().await?;

@@ -379,19 +379,39 @@ impl PgStore {
     }
 
     async fn users_page(&self, page: Page, without_model: Option<&str>) -> Result<Vec<User>> {
+        self.users_where(page, without_model, &Default::default())
+            .await
+    }
+
+    async fn users_where(
+        &self,
+        page: Page,
+        without_model: Option<&str>,
+        filter: &crate::types::UserFilter,
+    ) -> Result<Vec<User>> {
         let client = self.inner.pool.get().await?;
+        // strpos, not LIKE: the text is matched literally (no wildcards
+        // to escape).
         let stmt = client
             .prepare_cached(&format!(
                 "SELECT {USER_COLUMNS} FROM users u WHERE u.id > $1 \
                  AND ($3::text IS NULL OR NOT EXISTS \
                       (SELECT 1 FROM templates t WHERE t.user_id = u.id AND t.model_id = $3)) \
+                 AND ($4::text IS NULL OR strpos(lower(u.name), lower($4)) > 0) \
+                 AND ($5::text IS NULL OR u.external_ref = $5) \
                  ORDER BY u.id LIMIT $2"
             ))
             .await?;
         let rows = client
             .query(
                 &stmt,
-                &[&page.after_id(), &page.effective_limit(), &without_model],
+                &[
+                    &page.after_id(),
+                    &page.effective_limit(),
+                    &without_model,
+                    &filter.name_contains,
+                    &filter.external_ref,
+                ],
             )
             .await?;
         rows.iter().map(user_from_row).collect()
@@ -603,6 +623,10 @@ impl FaceStore for PgStore {
 
     async fn list_users(&self, page: Page) -> Result<Vec<User>> {
         self.bounded(self.users_page(page, None)).await
+    }
+
+    async fn find_users(&self, filter: &crate::types::UserFilter, page: Page) -> Result<Vec<User>> {
+        self.bounded(self.users_where(page, None, filter)).await
     }
 
     async fn delete_user(&self, id: UserId) -> Result<()> {

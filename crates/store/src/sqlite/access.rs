@@ -154,6 +154,24 @@ impl AccessStore for SqliteStore {
         self.read(move |conn, _| lockout_of(conn, user)).await
     }
 
+    async fn failing_lockouts(&self, limit: usize) -> Result<Vec<(UserId, Lockout)>> {
+        let limit = limit.min(crate::Page::MAX_LIMIT) as i64;
+        self.read(move |conn, _| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id FROM verify_lockouts WHERE failures > 0 OR disabled \
+                 ORDER BY user_id LIMIT ?1",
+            )?;
+            let users = stmt
+                .query_map([limit], |r| r.get::<_, UserId>(0))?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            users
+                .into_iter()
+                .map(|u| Ok((u, lockout_of(conn, u)?)))
+                .collect()
+        })
+        .await
+    }
+
     async fn update_lockout(&self, user: UserId, update: LockoutUpdate) -> Result<LockoutChange> {
         // On the one writer connection, in one transaction: no other update
         // of any lockout can come between the read and the write. The

@@ -248,6 +248,12 @@ impl FaceStore for SqliteStore {
             .await
     }
 
+    async fn find_users(&self, filter: &crate::types::UserFilter, page: Page) -> Result<Vec<User>> {
+        let filter = filter.clone();
+        self.read(move |conn, _| ops::find_users(conn, page, &filter))
+            .await
+    }
+
     async fn delete_user(&self, id: UserId) -> Result<()> {
         self.write(move |conn, _, vectors| ops::delete_user(conn, vectors, id))
             .await

@@ -276,6 +276,33 @@ pub(super) fn list_users(
     Ok(users)
 }
 
+/// The users `filter` selects, one page (`instr`, not `LIKE`: the text is
+/// matched literally).
+pub(super) fn find_users(
+    conn: &mut Connection,
+    page: Page,
+    filter: &crate::types::UserFilter,
+) -> Result<Vec<User>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE u.id > ?1 \
+         AND (?3 IS NULL OR instr(lower(u.name), lower(?3)) > 0) \
+         AND (?4 IS NULL OR u.external_ref = ?4) \
+         ORDER BY u.id LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![
+        page.after_id(),
+        page.effective_limit(),
+        filter.name_contains,
+        filter.external_ref
+    ])?;
+    let mut users = Vec::new();
+    while let Some(r) = rows.next()? {
+        users.push(user_from_row(r)?);
+    }
+    Ok(users)
+}
+
 pub(super) fn delete_user(conn: &mut Connection, vectors: &SharedCache, id: UserId) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Templates go by ON DELETE CASCADE (foreign_keys is on for every connection).

@@ -663,6 +663,118 @@ pub async fn first_use_of_a_model_races(store: &Arc<dyn FaceStore>) {
     }
 }
 
+/// Users found by a part of their name (case-insensitive, matched
+/// literally) and by their external reference.
+pub async fn users_found_by_name_and_reference(store: &Arc<dyn FaceStore>) {
+    use face_store::UserFilter;
+    let model = dlib();
+    let mut rng = Rng::new(77);
+    let mut ids = HashMap::new();
+    for (name, reference) in [
+        ("Ada Lovelace", Some("emp-1")),
+        ("ada king", None),
+        ("Grace Hopper", Some("emp-2")),
+        ("100%_sure", None),
+    ] {
+        let user = NewUser {
+            name: name.into(),
+            external_ref: reference.map(Into::into),
+            metadata: None,
+        };
+        let u = store
+            .create_user(user, &model, &[tpl(rng.vector(128))])
+            .await
+            .unwrap();
+        ids.insert(name, u.id);
+    }
+    let find = |name: Option<&str>, reference: Option<&str>, page: Page| {
+        let store = Arc::clone(store);
+        let filter = UserFilter {
+            name_contains: name.map(Into::into),
+            external_ref: reference.map(Into::into),
+        };
+        async move {
+            let users = store.find_users(&filter, page).await.unwrap();
+            users.into_iter().map(|u| u.name).collect::<Vec<_>>()
+        }
+    };
+    let all = Page::first(10);
+    assert_eq!(
+        find(Some("ADA"), None, all).await,
+        ["Ada Lovelace", "ada king"]
+    );
+    assert_eq!(
+        find(Some("%"), None, all).await,
+        ["100%_sure"],
+        "no wildcards"
+    );
+    assert_eq!(
+        find(Some("_"), None, all).await,
+        ["100%_sure"],
+        "no wildcards"
+    );
+    assert_eq!(find(None, Some("emp-2"), all).await, ["Grace Hopper"]);
+    assert!(
+        find(None, Some("emp-"), all).await.is_empty(),
+        "exact reference"
+    );
+    assert!(
+        find(Some("Grace"), Some("emp-1"), all).await.is_empty(),
+        "both"
+    );
+    assert_eq!(find(None, None, all).await.len(), 4);
+    // Paged like the listing.
+    let first = find(Some("a"), None, Page::first(1)).await;
+    assert_eq!(first, ["Ada Lovelace"]);
+    let next = find(Some("a"), None, Page::after(ids["Ada Lovelace"], 1)).await;
+    assert_eq!(next, ["ada king"]);
+}
+
+/// The users with failures counted or verification disabled, listed for
+/// an administrator.
+pub async fn failing_lockouts_are_listed(store: &Arc<dyn FaceStore>) {
+    let model = dlib();
+    let mut rng = Rng::new(78);
+    let mut users = Vec::new();
+    for name in ["failing", "disabled", "fine"] {
+        let u = store
+            .create_user(NewUser::named(name), &model, &[tpl(rng.vector(128))])
+            .await
+            .unwrap();
+        users.push(u.id);
+    }
+    let set = |user, failures, disabled| {
+        let store = Arc::clone(store);
+        async move {
+            store
+                .update_lockout(
+                    user,
+                    Arc::new(move |_, _| face_store::Lockout {
+                        failures,
+                        disabled,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    set(users[0], 3, false).await;
+    set(users[1], 10, true).await;
+    set(users[2], 0, false).await;
+    let listed = store.failing_lockouts(10).await.unwrap();
+    let summary: Vec<_> = listed
+        .iter()
+        .map(|(u, l)| (*u, l.failures, l.disabled))
+        .collect();
+    assert_eq!(summary, [(users[0], 3, false), (users[1], 10, true)]);
+    assert_eq!(store.failing_lockouts(1).await.unwrap().len(), 1);
+    store.reset_lockout(users[1]).await.unwrap();
+    let listed = store.failing_lockouts(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, users[0]);
+}
+
 pub async fn pagination_is_stable(store: &Arc<dyn FaceStore>) {
     let model = dlib();
     let mut rng = Rng::new(7);

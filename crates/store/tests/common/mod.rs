@@ -96,6 +96,8 @@ macro_rules! contract_tests {
             unique_creation_is_checked_inside_the_write,
             concurrent_inserts,
             first_use_of_a_model_races,
+            users_found_by_name_and_reference,
+            failing_lockouts_are_listed,
             pagination_is_stable,
             users_without_model,
             hostile_and_unicode_names,
