@@ -331,20 +331,25 @@ async fn start_challenge(ws: &mut Ws, sid: &str) -> Value {
 }
 
 /// Sends `frames` one at a time (the next once the last is answered, and
-/// at most 25 a second), numbering them from `seq`, waiting `pause` before
-/// frame `pause.0`, until the session's result.
+/// at most 25 a second), numbering them from `seq`, until the session's
+/// result; with `stop_after`, stops sending after that many frames and
+/// waits for the server to end the session on its own clock.
 async fn stream_frames(
     ws: &mut Ws,
     frames: &[Vec<u8>],
     seq: &mut u32,
-    pause: Option<(usize, Duration)>,
+    stop_after: Option<usize>,
 ) -> Answered {
     let mut progress = Vec::new();
     for (i, frame) in frames.iter().enumerate() {
-        if let Some((at, wait)) = pause {
-            if at == i {
-                tokio::time::sleep(wait).await;
-            }
+        if stop_after == Some(i) {
+            let event = next(ws, Duration::from_secs(15)).await.unwrap();
+            assert_eq!(event["type"], "challenge_result", "{event}");
+            assert!(event["seq"].is_null(), "ended by no frame: {event}");
+            return Answered {
+                progress,
+                result: event,
+            };
         }
         let sent = Instant::now();
         *seq += 1;
@@ -452,16 +457,29 @@ async fn over_the_stream_the_turns_pass_on_the_servers_clock_and_only_for_the_cl
         "{result}"
     );
 
-    // The right frames, with their client timestamps 40 ms apart, but a
-    // pause of 9 s on the server's clock in the middle of the first turn:
-    // the stream times the phases on arrival, not on what the client says.
+    // The right frames, but the client stops in the middle of the first
+    // turn (sending nothing): the server's clock ends the session 8 s
+    // later, without waiting for another frame.
     let (sid, run) = session_for(&app, &body, d12_run).await;
     start_challenge(&mut ws, &sid).await;
-    let pause = Some((10, Duration::from_secs(9)));
-    let result = stream_frames(&mut ws, &d12[run], &mut seq, pause)
+    let stopped = Instant::now();
+    let result = stream_frames(&mut ws, &d12[run], &mut seq, Some(10))
         .await
         .result;
     assert_eq!(result["reason"], "step_timeout", "{result}");
+    assert!(stopped.elapsed() < Duration::from_secs(12));
+
+    // A client that quits after the first turn fails the session (a failed
+    // attempt): quitting before a failure buys no retry.
+    let before = lockout_failures(&app, me).await;
+    let (sid, ()) = session_for(&app, &body, |s| (s[0] == "turn_left").then_some(())).await;
+    start_challenge(&mut ws, &sid).await;
+    stream_frames_until(&mut ws, &d12[30..60], &mut seq).await;
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, s) = app.get(&format!("/liveness/sessions/{sid}")).await;
+    assert_eq!(s["outcome"], "abandoned", "{s}");
+    assert_eq!(lockout_failures(&app, me).await, before + 1);
     app.cleanup().await;
 }
 
@@ -481,8 +499,8 @@ async fn over_the_stream_a_frontal_clip_and_a_still_photo_time_out() {
     start_challenge(&mut ws, &sid).await;
     let result = stream_frames(&mut ws, &still, &mut seq, None).await.result;
     assert_eq!(result["reason"], "step_timeout", "{result}");
-    // Closing the stream mid-challenge abandons the answer: the session
-    // can be answered again while it lasts.
+    // Closing the stream before the first turn abandons the answer: the
+    // session can be answered again while it lasts.
     let sid = any_session(&app, &enrol).await;
     start_challenge(&mut ws, &sid).await;
     stream_frames_until(&mut ws, &d19[..5], &mut seq).await;
@@ -491,6 +509,11 @@ async fn over_the_stream_a_frontal_clip_and_a_still_photo_time_out() {
     let (status, s) = app.get(&format!("/liveness/sessions/{sid}")).await;
     assert_eq!((status, &s["outcome"]), (200, &Value::Null), "{s}");
     app.cleanup().await;
+}
+
+async fn lockout_failures(app: &common::TestApp, user: i64) -> u64 {
+    let (_, lockout) = app.get(&format!("/admin/users/{user}/lockout")).await;
+    lockout["failures"].as_u64().unwrap()
 }
 
 /// Sends `frames` and reads their progress events (the session goes on).
@@ -523,9 +546,24 @@ async fn a_required_challenge_refuses_verification_without_a_token_and_tokens_ex
     let (_, lockout) = app.get(&format!("/admin/users/{id}/lockout")).await;
     assert_eq!(lockout["failures"], 0, "{lockout}");
     // A photo-only identification still runs, checked passively.
-    let (status, body) = app.post_json("/recognize/", photo).await;
+    let (status, body) = app.post_json("/recognize/", photo.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["match"], true, "{body}");
+    // A face added by a key without admin is a verification by photo, and
+    // no token can be redeemed for it: refused.
+    let (_, enrol) = app.new_key("booth", &["enrol"]).await;
+    let res = common::client_with_key(&enrol)
+        .post(app.url(&format!("/users/{id}/faces")))
+        .json(&photo)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::read(res).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (403, &json!("liveness_token_required")),
+        "{body}"
+    );
 
     let body = json!({"purpose": "verify", "user_id": id});
     let (first, run) = session_for(&app, &body, d12_run).await;

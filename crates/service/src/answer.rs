@@ -50,6 +50,10 @@ pub struct SessionAnswer {
     identity: Vec<(Embedding, Option<f32>)>,
     /// Frames taken (decoded and checked).
     frames: usize,
+    /// Which frames the passive check runs on: those whose index has this
+    /// remainder modulo [`PAD_EVERY`] (drawn per answer, so a client
+    /// cannot tell which frames are checked).
+    pad_offset: usize,
     finished: bool,
 }
 
@@ -130,12 +134,16 @@ impl FaceService {
             session.max_frames,
             Instant::now(),
         );
+        let mut draw = [0u8; 1];
+        getrandom::fill(&mut draw)
+            .map_err(|e| ServiceError::Internal(format!("no randomness for an answer: {e}")))?;
         Ok(SessionAnswer {
             session,
             check,
             attempt,
             identity: Vec::new(),
             frames: 0,
+            pad_offset: usize::from(draw[0]) % PAD_EVERY,
             finished: false,
         })
     }
@@ -163,39 +171,57 @@ impl FaceService {
                 .await;
         }
         let pad = self.liveness().passive_available();
-        let due = pad && answer.frames.is_multiple_of(PAD_EVERY);
+        let due = pad && answer.frames % PAD_EVERY == answer.pad_offset;
         let (facts, score, image) = self
             .workers()
             .run(move |p| frame_facts(p, &bytes, due), caller.probe.clone())
             .await??;
-        answer.frames += 1;
         let mut facts = facts;
         facts.live = self.liveness().judge(score.is_some(), score);
-        let moments = answer.check.identity_frames().len();
-        let phase = match answer.check.frame(&facts, at) {
+        // The frame is followed on a copy, kept only once everything it
+        // needs has run: a failed second job leaves the answer as it was,
+        // not with a frontal moment recorded and never embedded.
+        let mut check = answer.check.clone();
+        let moments = check.identity_frames().len();
+        let phase = match check.frame(&facts, at) {
             Ok(phase) => phase,
             // A print held still times out; the passive check says why.
-            Err(SessionFailure::StepTimeout) if answer.check.pad_failed() => {
+            Err(SessionFailure::StepTimeout) if check.pad_failed() => {
+                answer.frames += 1;
                 return self
                     .conclude(caller, answer, Err(SessionFailure::Pad))
                     .await;
             }
-            Err(failure) => return self.conclude(caller, answer, Err(failure)).await,
-        };
-        if answer.check.identity_frames().len() > moments {
-            if let Some(face) = facts.face {
-                let scored = self
-                    .workers()
-                    .run(
-                        move |p| moment(p, &image, &face, score, pad),
-                        caller.probe.clone(),
-                    )
-                    .await??;
-                answer.identity.push(scored);
+            Err(failure) => {
+                answer.frames += 1;
+                return self.conclude(caller, answer, Err(failure)).await;
             }
+        };
+        if check.identity_frames().len() > moments {
+            let face = facts.face.ok_or_else(|| {
+                ServiceError::Internal("a frontal moment without its face".into())
+            })?;
+            let scored = self
+                .workers()
+                .run(
+                    move |p| moment(p, &image, &face, score, pad),
+                    caller.probe.clone(),
+                )
+                .await??;
+            answer.identity.push(scored);
         }
+        answer.check = check;
+        answer.frames += 1;
         if phase == Phase::Done {
-            let verdict = self.verdict(answer).await?;
+            let verdict = match self.verdict(answer).await {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    // Nothing decided (the user went, the store failed):
+                    // the answer ends without an outcome.
+                    self.release(caller, answer, &e).await;
+                    return Err(e);
+                }
+            };
             return self.conclude(caller, answer, verdict).await;
         }
         Ok(AnswerStep::Progress(AnswerProgress {
@@ -224,19 +250,42 @@ impl FaceService {
         }
     }
 
-    /// Gives up an answer that will not be finished (the stream closed, a
-    /// frame could not be read): the lockout attempt is released, the
-    /// session stays open until it expires, and the refusal is audited.
+    /// Gives up an answer that will not be finished (the stream closed or
+    /// changed mode, a frame could not be read). Before the first turn is
+    /// made nothing was learnt: the lockout attempt is released and the
+    /// session stays open until it expires. After it, the session fails as
+    /// `abandoned` (a failed attempt), so that quitting before a failure
+    /// buys no free retries.
     pub async fn abandon_session_answer(
         &self,
         caller: &Caller,
-        answer: SessionAnswer,
+        mut answer: SessionAnswer,
         why: &ServiceError,
     ) {
         if answer.finished {
             return;
         }
-        if let Some(attempt) = answer.attempt {
+        let started = !matches!(
+            answer.check.phase(),
+            Phase::Start | Phase::Turning { step: 0 }
+        );
+        if started {
+            if let Err(e) = self
+                .conclude(caller, &mut answer, Err(SessionFailure::Abandoned))
+                .await
+            {
+                tracing::warn!(error = %e, "failing an abandoned session");
+            }
+            return;
+        }
+        self.release(caller, &mut answer, why).await;
+    }
+
+    /// Ends an answer with no outcome: its attempt released, the refusal
+    /// recorded.
+    async fn release(&self, caller: &Caller, answer: &mut SessionAnswer, why: &ServiceError) {
+        answer.finished = true;
+        if let Some(attempt) = answer.attempt.take() {
             if let Err(e) = self.lockouts().settle(attempt, Outcome::Released).await {
                 tracing::warn!(error = %e, "releasing an abandoned session's attempt");
             }
@@ -244,6 +293,37 @@ impl FaceService {
         let id = answer.session.id.clone();
         self.record_answer(caller, &id, Some(answer.session.purpose), Err(why))
             .await;
+    }
+
+    /// Ends a stream's answer whose head has stopped coming: `step_timeout`
+    /// (or `pad`) once the phase's time is up on the server's clock,
+    /// `expired` once the session is; `None` while it may still go on.
+    pub async fn session_deadline(
+        &self,
+        caller: &Caller,
+        answer: &mut SessionAnswer,
+        now: Instant,
+    ) -> Option<Result<SessionResult, ServiceError>> {
+        if answer.finished {
+            return None;
+        }
+        let failure = if chrono::Utc::now() >= answer.session.expires_at {
+            SessionFailure::Expired
+        } else if answer.check.timed_out(now) {
+            match answer.check.pad_failed() {
+                true => SessionFailure::Pad,
+                false => SessionFailure::StepTimeout,
+            }
+        } else {
+            return None;
+        };
+        Some(match self.conclude(caller, answer, Err(failure)).await {
+            Ok(AnswerStep::Finished(result)) => Ok(result),
+            Ok(AnswerStep::Progress(_)) => Err(ServiceError::Internal(
+                "an ended answer did not finish".into(),
+            )),
+            Err(e) => Err(e),
+        })
     }
 
     /// The HTTP answer: the frames in order, timed by their own timestamps
@@ -285,11 +365,7 @@ impl FaceService {
                 Ok(AnswerStep::Finished(result)) => return Ok(result),
                 Ok(AnswerStep::Progress(_)) => {}
                 Err(e) => {
-                    // Nothing was done for a client that had gone: nothing
-                    // to audit, and the attempt is released with its lease.
-                    if !matches!(e, ServiceError::ClientGone) {
-                        self.abandon_session_answer(caller, answer, &e).await;
-                    }
+                    self.abandon_session_answer(caller, answer, &e).await;
                     return Err(e);
                 }
             }
@@ -323,6 +399,13 @@ impl FaceService {
         if pad && 2 * attacks > answer.identity.len() {
             return Ok(Err(SessionFailure::Pad));
         }
+        // Every frontal moment embedded, or no decision on them (fail
+        // closed; `session_frame` keeps the two in step).
+        if answer.identity.len() != answer.check.identity_frames().len() {
+            return Err(ServiceError::Internal(
+                "a frontal moment of the session was not embedded".into(),
+            ));
+        }
         let embeddings: Vec<&Embedding> = answer.identity.iter().map(|(e, _)| e).collect();
         let Some(first) = embeddings.first() else {
             return Ok(Err(SessionFailure::Identity));
@@ -339,8 +422,13 @@ impl FaceService {
         let SessionPurpose::Verify { user_id } = answer.session.purpose else {
             return Ok(Ok((*first).clone()));
         };
+        // The token is bound to a face the passive check did not call an
+        // attack.
+        let bindable = answer.identity.iter().filter(|(_, live)| {
+            self.liveness().judge(live.is_some(), *live) != Some(LivenessVerdict::Attack)
+        });
         let mut best: Option<(f32, u64, &Embedding)> = None;
-        for face in embeddings {
+        for (face, _) in bindable {
             let nearest = self.nearest_of_user(user_id, face.values()).await?;
             if best.is_none_or(|(d, _, _)| nearest.distance < d) {
                 best = Some((nearest.distance, nearest.templates, face));
@@ -380,8 +468,12 @@ impl FaceService {
             Ok(_) => Outcome::Failed,
             Err(_) => Outcome::Released,
         };
+        // A pass is written: losing the lockout's update must not lose the
+        // token or the audit row.
         if let Some(attempt) = answer.attempt.take() {
-            self.lockouts().settle(attempt, outcome).await?;
+            if let Err(e) = self.lockouts().settle(attempt, outcome).await {
+                tracing::warn!(error = %e, "settling a session's lockout attempt");
+            }
         }
         self.record_answer(caller, &id, Some(answer.session.purpose), result.as_ref())
             .await;

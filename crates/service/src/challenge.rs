@@ -192,13 +192,19 @@ impl ChallengeProgress {
         self.since = now;
     }
 
+    /// Whether the phase's time is up at `now` (never once done).
+    pub fn timed_out(&self, now: Instant) -> bool {
+        self.phase != Phase::Done
+            && now.saturating_duration_since(self.since) > self.policy.phase_timeout
+    }
+
     /// Follows one frame's yaw ratio `r` seen at `now` (the server's
     /// clock). A failure is final: the caller ends the session.
     pub fn observe(&mut self, r: f32, now: Instant) -> Result<Phase, ChallengeFailure> {
         if self.phase == Phase::Done {
             return Ok(Phase::Done);
         }
-        if now.saturating_duration_since(self.since) > self.policy.phase_timeout {
+        if self.timed_out(now) {
             return Err(ChallengeFailure::StepTimeout);
         }
         let steps = &self.challenge.steps;
@@ -265,6 +271,9 @@ pub enum SessionFailure {
     /// More frames than a session takes, or the frames ended before the
     /// challenge did.
     FrameLimit,
+    /// The answer was given up after the first turn (the stream closed or
+    /// changed mode).
+    Abandoned,
 }
 
 impl SessionFailure {
@@ -282,6 +291,7 @@ impl SessionFailure {
             Self::NotClaimedUser => "not_claimed_user",
             Self::Expired => "expired",
             Self::FrameLimit => "frame_limit",
+            Self::Abandoned => "abandoned",
         }
     }
 }
@@ -409,6 +419,11 @@ impl SessionCheck {
     /// The phase now.
     pub fn phase(&self) -> Phase {
         self.progress.phase()
+    }
+
+    /// Whether the phase's time is up at `now`.
+    pub fn timed_out(&self, now: Instant) -> bool {
+        self.progress.timed_out(now)
     }
 
     /// The frames (0-based, in the order given) whose faces the identity

@@ -870,6 +870,12 @@ impl FaceService {
         // requirement, and refused before the lockout when it cannot run.
         let liveness = match admin {
             true => self.liveness.level_for_enrolment(liveness)?,
+            // A face added by anyone else is a verification of the user
+            // by photo, and stores a template: under a required challenge
+            // there is no token for it to redeem, so only admin adds faces.
+            false if self.liveness.required() == LivenessMode::Challenge => {
+                return Err(ServiceError::LivenessTokenRequired)
+            }
             false => self.liveness.level_for_photo(liveness)?,
         };
         if allow_duplicate {
@@ -1375,8 +1381,19 @@ impl FaceService {
         };
         let analysis = self.analyze(caller, image, request).await?;
         let face = analysis.faces.first().ok_or(ServiceError::NoFace)?;
-        // The token is spent only on a photo with a face: one that cannot
-        // be read, or has none, leaves it for the next photo.
+        let nearest = self
+            .nearest_of_user(user_id, face.embedding.values())
+            .await?;
+        let default = self.thresholds.verify(nearest.templates);
+        let threshold = Self::decision_threshold(
+            caller,
+            threshold,
+            &default,
+            "loosen the verification threshold beyond the calibrated default",
+        )?;
+        // The token is spent last, once nothing else can refuse the
+        // request: a photo without a face, a user without templates, a
+        // threshold the key may not ask for leave it for the next try.
         let bound = match token {
             None => None,
             Some(t) => Some(
@@ -1408,16 +1425,6 @@ impl FaceService {
             (false, false) => None,
         };
         let attack = reason.is_some();
-        let nearest = self
-            .nearest_of_user(user_id, face.embedding.values())
-            .await?;
-        let default = self.thresholds.verify(nearest.templates);
-        let threshold = Self::decision_threshold(
-            caller,
-            threshold,
-            &default,
-            "loosen the verification threshold beyond the calibrated default",
-        )?;
         let distance = nearest.distance;
         let matched = !attack && Thresholds::matches(distance, threshold);
         let passes_default = !attack && Thresholds::matches(distance, default.as_threshold());

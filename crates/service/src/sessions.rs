@@ -157,9 +157,16 @@ impl ChallengeSession {
                 )))
             }
         };
-        let challenge = serde_json::from_value(s.challenge).map_err(|e| {
+        let challenge: Challenge = serde_json::from_value(s.challenge).map_err(|e| {
             ServiceError::Internal(format!("stored challenge of session {}: {e}", s.id))
         })?;
+        if !(2..=3).contains(&challenge.steps.len()) {
+            return Err(ServiceError::Internal(format!(
+                "stored challenge of session {} has {} steps",
+                s.id,
+                challenge.steps.len()
+            )));
+        }
         Ok(Self {
             id: s.id,
             purpose,

@@ -210,9 +210,18 @@ async fn the_turns_of_the_claimed_user_pass_once_and_another_person_is_not_them(
         Err(ServiceError::Conflict(_))
     ));
 
-    // The token verifies the person once, for this key and this user.
+    // The token verifies the person once, for this key and this user; a
+    // request refused before the decision (a looser threshold than this
+    // key may ask for) does not spend it.
     let token = result.token.unwrap();
     let photo = d12[120].clone();
+    let loose = service.parse_threshold(0.99).unwrap();
+    assert!(matches!(
+        service
+            .verify_with_token(&kiosk, me, photo.clone(), Some(loose), &token)
+            .await,
+        Err(ServiceError::Forbidden { .. })
+    ));
     let v = service
         .verify_with_token(&kiosk, me, photo.clone(), None, &token)
         .await

@@ -168,6 +168,9 @@ struct Mailbox {
     closed: bool,
 }
 
+/// How often an answer without frames is checked against its deadline.
+const DEADLINE_TICK: Duration = Duration::from_millis(500);
+
 /// How long one event may take to leave: a client that stops reading
 /// (its TCP window closed) is closed, not waited for.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -408,7 +411,31 @@ async fn serve(
     wake: &Notify,
 ) {
     loop {
-        wake.notified().await;
+        // While a challenge is answered, the server's clock ends it even
+        // when no frame comes (a client that only pings holds nothing).
+        match answer.as_mut() {
+            None => wake.notified().await,
+            Some(current) => {
+                let tick = tokio::time::timeout(DEADLINE_TICK, wake.notified()).await;
+                if tick.is_err() {
+                    let ended = state
+                        .service
+                        .session_deadline(caller, current, Instant::now())
+                        .await;
+                    if let Some(result) = ended {
+                        *answer = None;
+                        let event = match result {
+                            Ok(r) => result_event(None, &r),
+                            Err(e) => error_event(None, &e),
+                        };
+                        if !send(&mut session, event).await {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            }
+        }
         loop {
             let (frame, request, closed) = {
                 let mut m = lock(mailbox);
@@ -557,15 +584,17 @@ fn challenge_event(seq: u32, client_ms: u64, step: &AnswerStep) -> serde_json::V
             }
             event
         }
-        AnswerStep::Finished(r) => result_event(seq, client_ms, r),
+        AnswerStep::Finished(r) => result_event(Some((seq, client_ms)), r),
     }
 }
 
-fn result_event(seq: u32, client_ms: u64, r: &SessionResult) -> serde_json::Value {
+/// The session's result, after the frame `(seq, client_ms)` or, when the
+/// server's clock ended it, after none.
+fn result_event(frame: Option<(u32, u64)>, r: &SessionResult) -> serde_json::Value {
     json!({
         "type": "challenge_result",
-        "seq": seq,
-        "client_ts": client_ms,
+        "seq": frame.map(|f| f.0),
+        "client_ts": frame.map(|f| f.1),
         "session_id": r.session_id,
         "passed": r.passed,
         "reason": r.reason,
