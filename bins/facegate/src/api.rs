@@ -614,6 +614,9 @@ pub struct LockoutJson {
     pub locked_until: Option<String>,
     /// Verification disabled until an administrator resets it.
     pub disabled: bool,
+    /// The user's display name (in `GET /admin/lockouts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl LockoutJson {
@@ -624,7 +627,14 @@ impl LockoutJson {
             failures: l.failures,
             locked_until: l.locked_until.map(|t| t.to_rfc3339()),
             disabled: l.disabled,
+            name: None,
         }
+    }
+
+    /// With the user's name.
+    pub fn named(mut self, name: String) -> Self {
+        self.name = Some(name);
+        self
     }
 }
 

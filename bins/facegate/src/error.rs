@@ -210,6 +210,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::LivenessTokenRequired => {
                 ApiError::new(StatusCode::FORBIDDEN, "liveness_token_required", message)
             }
+            ServiceError::UserReferenceNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
             ServiceError::LivenessSessionNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }

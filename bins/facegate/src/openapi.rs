@@ -30,7 +30,7 @@ use crate::routes::{
         users::list, users::get, users::delete, users::add_faces, users::list_faces, users::delete_face, users::verify,
         liveness::create, liveness::get, liveness::frames,
         stats::stats, admin::reenrolment, admin::create_key, admin::list_keys, admin::revoke_key,
-        admin::lockout, admin::reset_lockout, admin::audit
+        admin::lockout, admin::reset_lockout, admin::lockouts, admin::audit
     ),
     components(schemas(
         api::BoxJson, api::FaceJson, api::RegisterRequest, api::ImageBody, api::Registered,

@@ -100,6 +100,9 @@ pub enum ServiceError {
     /// without a token.
     #[error("this server requires a liveness challenge for verification (security.require_liveness = \"challenge\"): answer a session (POST /liveness/sessions) and send its token as liveness_token")]
     LivenessTokenRequired,
+    /// No user has this external reference.
+    #[error("no user has the external reference {0:?}")]
+    UserReferenceNotFound(String),
     /// No such liveness session (or not this key's).
     #[error(
         "liveness session {0:?} not found (sessions are visible only to the key that created them)"
@@ -178,6 +181,7 @@ impl ServiceError {
             ServiceError::LivenessSessionNotFound(_) => "not_found",
             ServiceError::LivenessTokenRefused => "liveness_token_refused",
             ServiceError::LivenessTokenRequired => "liveness_token_required",
+            ServiceError::UserReferenceNotFound(_) => "not_found",
             ServiceError::KeyNotFound(_) => "not_found",
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",

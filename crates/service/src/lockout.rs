@@ -203,6 +203,18 @@ impl Lockouts {
         Ok(self.store.lockout(user_id).await?)
     }
 
+    /// The users with failures counted or verification disabled, in id
+    /// order, at most `limit` (1..=1000).
+    pub async fn failing(&self, limit: usize) -> Result<Vec<(i64, Lockout)>, ServiceError> {
+        if !(1..=1000).contains(&limit) {
+            return Err(ServiceError::Invalid {
+                field: "limit",
+                message: "must be within 1..=1000".into(),
+            });
+        }
+        Ok(self.store.failing_lockouts(limit).await?)
+    }
+
     /// An administrator's reset: clears the failures and re-enables a
     /// disabled user.
     pub async fn reset(&self, caller: &Caller, user_id: i64) -> Result<(), ServiceError> {

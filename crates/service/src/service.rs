@@ -1471,6 +1471,37 @@ impl FaceService {
         Ok(self.store.list_users(page(after, limit)?).await?)
     }
 
+    /// The users whose name contains `name` (case-insensitive, literally)
+    /// or whose external reference is `external_ref`, one page.
+    pub async fn find_users(
+        &self,
+        filter: face_store::UserFilter,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<User>, ServiceError> {
+        let too_long = |t: &Option<String>| t.as_ref().is_some_and(|t| t.len() > 200);
+        if too_long(&filter.name_contains) || too_long(&filter.external_ref) {
+            return Err(ServiceError::Invalid {
+                field: "name",
+                message: "a search text is at most 200 bytes".into(),
+            });
+        }
+        Ok(self.store.find_users(&filter, page(after, limit)?).await?)
+    }
+
+    /// The user with this external reference (any key that may verify
+    /// asks: a kiosk knows people by their badge, not by FaceGate's id).
+    pub async fn user_by_reference(&self, external_ref: &str) -> Result<User, ServiceError> {
+        let filter = face_store::UserFilter {
+            external_ref: Some(external_ref.to_string()),
+            ..Default::default()
+        };
+        self.find_users(filter, None, 1)
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::UserReferenceNotFound(external_ref.chars().take(64).collect()))
+    }
+
     /// Every user in ascending id order, if there are at most `max`;
     /// `TooManyToList` otherwise (the caller should page).
     pub async fn all_users(&self, max: usize) -> Result<Vec<User>, ServiceError> {

@@ -120,6 +120,40 @@ pub async fn lockout(
     Ok(HttpResponse::Ok().json(LockoutJson::new(id, l)))
 }
 
+/// `GET /admin/lockouts?limit=`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LockoutsQuery {
+    /// At most this many users (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+/// The users with failed verifications counted or verification disabled,
+/// in id order: each with their lockout (a user deleted meanwhile is left
+/// out).
+#[utoipa::path(get, path = "/admin/lockouts", tag = "admin", params(LockoutsQuery),
+    responses((status = 200, body = Vec<LockoutJson>), (status = 422, body = ErrorJson)))]
+pub async fn lockouts(
+    state: web::Data<AppState>,
+    q: web::Query<LockoutsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let listed = state
+        .service
+        .lockouts()
+        .failing(q.limit.unwrap_or(100))
+        .await?;
+    let mut out = Vec::with_capacity(listed.len());
+    for (id, l) in listed {
+        match state.service.get_user(id).await {
+            Ok(user) => out.push(LockoutJson::new(id, l).named(user.name)),
+            Err(face_service::ServiceError::UserNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
 /// Clears a user's failed verifications and re-enables a disabled user.
 #[utoipa::path(post, path = "/admin/users/{id}/lockout/reset", tag = "admin", params(("id" = i64, Path, description = "user id")),
     responses((status = 200, body = LockoutJson), (status = 404, body = ErrorJson)))]

@@ -20,11 +20,16 @@ use crate::input;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "purpose", rename_all = "snake_case")]
 pub enum SessionCreateRequest {
-    /// Prove that the person in front of the camera is this user.
+    /// Prove that the person in front of the camera is this user, named
+    /// by FaceGate's id or by their external reference (exactly one).
     Verify {
         /// The claimed user (JSON Schema's integer: `42.0` is 42).
-        #[schema(value_type = i64, minimum = 1)]
-        user_id: serde_json::Number,
+        #[schema(value_type = Option<i64>, minimum = 1)]
+        user_id: Option<serde_json::Number>,
+        /// Or the claimed user's external reference (a badge number, an
+        /// employee id).
+        #[schema(max_length = 200)]
+        external_ref: Option<String>,
     },
     /// Prove a live person before enrolling them.
     Enrol,
@@ -54,7 +59,10 @@ pub async fn create(
     body: web::Json<SessionCreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let purpose = match *body {
-        SessionCreateRequest::Verify { ref user_id } => {
+        SessionCreateRequest::Verify {
+            user_id: Some(ref user_id),
+            external_ref: None,
+        } => {
             let whole = user_id.as_i64().or_else(|| {
                 user_id
                     .as_f64()
@@ -67,6 +75,26 @@ pub async fn create(
             SessionPurpose::Verify {
                 user_id: super::user_id(&id)?,
             }
+        }
+        SessionCreateRequest::Verify {
+            user_id: None,
+            external_ref: Some(ref reference),
+        } => {
+            // The key must be one that may verify before it learns whom a
+            // reference names.
+            caller.require(
+                face_service::Scope::Recognize,
+                "start a liveness session to verify",
+            )?;
+            SessionPurpose::Verify {
+                user_id: state.service.user_by_reference(reference).await?.id,
+            }
+        }
+        SessionCreateRequest::Verify { .. } => {
+            return Err(ApiError::invalid(
+                "user_id",
+                "a verify session names its user by user_id or by external_ref, exactly one",
+            ))
         }
         SessionCreateRequest::Enrol => SessionPurpose::Enrol,
     };

@@ -208,6 +208,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ADMIN,
         |r| r.to(admin::reset_lockout),
     ),
+    api(Verb::Get, &["/admin/lockouts"], ADMIN, |r| {
+        r.to(admin::lockouts)
+    }),
     api(Verb::Get, &["/admin/audit"], ADMIN, |r| r.to(admin::audit)),
     page(&["/openapi.json"], |r| r.to(docs::openapi_json)),
     page(&["/docs", "/docs/"], |r| r.to(docs::swagger)),

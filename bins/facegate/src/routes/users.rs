@@ -22,6 +22,13 @@ pub struct ListQuery {
     /// Page size, 1–1000 (default 100 when only `after` is given).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Only users whose name contains this (case-insensitive, matched
+    /// literally); pages like the listing.
+    #[param(max_length = 200)]
+    name: Option<String>,
+    /// Only the user with this external reference.
+    #[param(max_length = 200)]
+    external_ref: Option<String>,
 }
 
 impl ListQuery {
@@ -49,6 +56,18 @@ pub async fn list(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = q.page()?;
+    if q.name.is_some() || q.external_ref.is_some() {
+        let filter = face_store::UserFilter {
+            name_contains: q.name.clone(),
+            external_ref: q.external_ref.clone(),
+        };
+        // One page; the next is `?after=<the last id>` with the same
+        // filter.
+        let users = state.service.find_users(filter, after, limit).await?;
+        return Ok(
+            HttpResponse::Ok().json(users.into_iter().map(UserJson::from).collect::<Vec<_>>())
+        );
+    }
     if q.after.is_none() && q.limit.is_none() {
         let users = state.service.all_users(state.max_list_users).await?;
         return Ok(
