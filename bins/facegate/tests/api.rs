@@ -5,7 +5,7 @@
 mod common;
 
 use facegate::settings::StoreKind;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Enrol, recognise, refuse a stranger, verify, multi-face, delete, stats,
 /// on either store and either face backend.
@@ -286,4 +286,77 @@ async fn openapi_document_and_docs_pages_are_served_offline() {
             "{asset} is not the real bundle"
         );
     }
+}
+
+/// What the web page's administrator and kiosk need: users found by a part
+/// of their name and by their external reference, the users whose
+/// verification is failing, and a verify session named by reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_found_by_name_and_reference_and_failing_lockouts_listed() {
+    let app = common::spawn(StoreKind::Sqlite).await.unwrap();
+    let register = |name: &str, rel: &str, reference: &str| json!({"name": name, "image": common::b64(&common::photo(rel)), "external_ref": reference});
+    let (status, rose) = app
+        .post_json("/register/", register("Rose Leslie", common::ROSE, "emp-7"))
+        .await;
+    assert_eq!(status, 200, "{rose}");
+    let (status, kit) = app
+        .post_json(
+            "/register/",
+            register("Kit Harington", common::KIT, "emp-8"),
+        )
+        .await;
+    assert_eq!(status, 200, "{kit}");
+    let rose_id = rose["user_id"].as_i64().unwrap();
+
+    let names = |body: &Value| -> Vec<String> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, found) = app.get("/users/?name=rose").await;
+    assert_eq!((status, names(&found)), (200, vec!["Rose Leslie".into()]));
+    let (_, found) = app.get("/users/?name=%25").await;
+    assert!(names(&found).is_empty(), "literal, not a wildcard: {found}");
+    let (_, found) = app.get("/users/?external_ref=emp-8").await;
+    assert_eq!(names(&found), ["Kit Harington"]);
+
+    // Two failed verifications of Rose (Kit's face): she is listed.
+    for _ in 0..2 {
+        let (status, v) = app.verify(rose_id, common::KIT).await;
+        assert_eq!((status, &v["match"]), (200, &json!(false)), "{v}");
+    }
+    let (status, listed) = app.get("/admin/lockouts").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed,
+        json!([{"user_id": rose_id, "name": "Rose Leslie", "failures": 2,
+                "locked_until": null, "disabled": false}])
+    );
+
+    // A kiosk key verifies by badge: the session names the user.
+    let (_, kiosk) = app.new_key("kiosk", &["recognize"]).await;
+    let kiosk = common::client_with_key(&kiosk);
+    let session = |body: Value| {
+        let req = kiosk.post(app.url("/liveness/sessions")).json(&body);
+        async move { common::read(req.send().await.unwrap()).await }
+    };
+    let (status, s) = session(json!({"purpose": "verify", "external_ref": "emp-7"})).await;
+    assert_eq!((status, &s["user_id"]), (201, &json!(rose_id)), "{s}");
+    let (status, s) = session(json!({"purpose": "verify", "external_ref": "emp-9"})).await;
+    assert_eq!((status, &s["error"]), (404, &json!("not_found")), "{s}");
+    let (status, s) = session(json!({"purpose": "verify"})).await;
+    assert_eq!(status, 422, "{s}");
+    let (status, s) =
+        session(json!({"purpose": "verify", "user_id": rose_id, "external_ref": "emp-7"})).await;
+    assert_eq!(status, 422, "{s}");
+    // The kiosk still cannot list users.
+    let res = kiosk
+        .get(app.url("/users/?name=rose"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    app.cleanup().await;
 }

@@ -1499,7 +1499,9 @@ impl FaceService {
         self.find_users(filter, None, 1)
             .await?
             .pop()
-            .ok_or_else(|| ServiceError::UserReferenceNotFound(external_ref.chars().take(64).collect()))
+            .ok_or_else(|| {
+                ServiceError::UserReferenceNotFound(external_ref.chars().take(64).collect())
+            })
     }
 
     /// Every user in ascending id order, if there are at most `max`;
