@@ -29,6 +29,8 @@ packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3
 if [ "$want_test" = 1 ]; then
   # prometheus: its promtool checks the /metrics output in tests.
   packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core openssl curl prometheus)
+  # The page's browser tests drive Chromium with playwright-core (npm).
+  command -v npm > /dev/null || packages+=(nodejs npm)
 fi
 
 missing=()
@@ -101,5 +103,11 @@ if [ "$want_test" = 1 ]; then
   if [ "$(.cache/pyenv/bin/schemathesis --version 2>/dev/null)" != "schemathesis, version 4.32.5" ]; then
     "$py" -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
   fi
+fi
+if [ "$want_test" = 1 ]; then
+  echo "==> browser test tools (bins/facegate/tests/browser: playwright-core, axe-core; no browser download)"
+  # playwright-core ships no browser and downloads none: the tests use
+  # Debian's /usr/bin/chromium.
+  (cd bins/facegate/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "==> setup done"

@@ -12,6 +12,7 @@ pub mod register;
 pub mod stats;
 pub mod stream;
 pub mod table;
+pub mod ui;
 pub mod users;
 pub mod whoami;
 

@@ -19,7 +19,7 @@ use actix_web::{guard, web, Route};
 use face_service::Scope;
 
 use super::{
-    admin, docs, health, liveness, metrics, probes, recognize, register, stats, stream, users,
+    admin, docs, health, liveness, metrics, probes, recognize, register, stats, stream, ui, users,
     whoami,
 };
 
@@ -212,6 +212,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         r.to(admin::lockouts)
     }),
     api(Verb::Get, &["/admin/audit"], ADMIN, |r| r.to(admin::audit)),
+    page(&["/ui", "/ui/"], |r| r.to(ui::index)),
+    page(&["/ui/app.js"], |r| r.to(ui::script)),
+    page(&["/ui/app.css"], |r| r.to(ui::style)),
     page(&["/openapi.json"], |r| r.to(docs::openapi_json)),
     page(&["/docs", "/docs/"], |r| r.to(docs::swagger)),
     page(&["/redoc", "/redoc/"], |r| r.to(docs::redoc)),
