@@ -83,27 +83,13 @@ async fn any_session(app: &common::TestApp, body: &Value) -> String {
     session_for(app, body, |_| Some(())).await.0
 }
 
-/// `frames` as one multipart answer, 40 ms apart.
-fn form(frames: &[Vec<u8>]) -> reqwest::multipart::Form {
-    let mut form = reqwest::multipart::Form::new();
-    for (i, f) in frames.iter().enumerate() {
-        let part = reqwest::multipart::Part::bytes(f.clone())
-            .file_name(format!("{i}.jpg"))
-            .mime_str("image/jpeg")
-            .unwrap();
-        form = form.part("frame", part);
-    }
-    let times: Vec<String> = (0..frames.len()).map(|i| (40 * i).to_string()).collect();
-    form.text("timestamps", times.join(","))
-}
-
 /// Answers session `sid` with `frames` over HTTP.
 async fn answer(app: &common::TestApp, sid: &str, frames: &[Vec<u8>]) -> (u16, Value) {
     let url = app.url(&format!("/liveness/sessions/{sid}/frames"));
     let res = app
         .client
         .post(&url)
-        .multipart(form(frames))
+        .multipart(common::frames_form(frames))
         .send()
         .await
         .unwrap();

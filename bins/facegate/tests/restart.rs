@@ -255,18 +255,9 @@ async fn a_liveness_session_created_before_a_crash_is_answered_after_it() {
     // As if filmed at 25 a second since the session began (the restart
     // took some of it).
     tokio::time::sleep(Duration::from_millis(40 * frames.len() as u64)).await;
-    let mut form = reqwest::multipart::Form::new();
-    for (i, f) in frames.iter().enumerate() {
-        let part = reqwest::multipart::Part::bytes(f.clone())
-            .file_name(format!("{i}.jpg"))
-            .mime_str("image/jpeg")
-            .unwrap();
-        form = form.part("frame", part);
-    }
-    let times: Vec<String> = (0..frames.len()).map(|i| (40 * i).to_string()).collect();
     let res = client
         .post(format!("{base}/liveness/sessions/{sid}/frames"))
-        .multipart(form.text("timestamps", times.join(",")))
+        .multipart(common::frames_form(frames))
         .send()
         .await
         .unwrap();

@@ -378,3 +378,18 @@ pub mod ws {
         }
     }
 }
+
+/// Frames as one multipart answer of a liveness session: `frame` parts in
+/// order and their `timestamps`, 40 ms apart (25 a second).
+pub fn frames_form(frames: &[Vec<u8>]) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    for (i, f) in frames.iter().enumerate() {
+        let part = reqwest::multipart::Part::bytes(f.clone())
+            .file_name(format!("{i}.jpg"))
+            .mime_str("image/jpeg")
+            .unwrap();
+        form = form.part("frame", part);
+    }
+    let times: Vec<String> = (0..frames.len()).map(|i| (40 * i).to_string()).collect();
+    form.text("timestamps", times.join(","))
+}
