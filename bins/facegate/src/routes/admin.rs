@@ -9,8 +9,8 @@ use actix_web::{web, HttpResponse};
 use face_service::{Caller, Scope};
 use face_store::AuditQuery;
 
-use super::users::ListQuery;
-use super::{user_id, AppState};
+use super::users::PageQuery;
+use super::{integer, positive_id, user_id, AppState};
 use crate::api::{
     AuditJson, AuditPage, ErrorJson, KeyCreated, KeyJson, KeyList, LockoutJson, Reenrolment,
     UserJson,
@@ -18,11 +18,11 @@ use crate::api::{
 use crate::error::ApiError;
 
 /// Users without a template of the active model, in ascending id order.
-#[utoipa::path(get, path = "/admin/reenrolment", tag = "users", params(ListQuery),
+#[utoipa::path(get, path = "/admin/reenrolment", tag = "users", params(PageQuery),
     responses((status = 200, body = Reenrolment), (status = 422, body = ErrorJson), (status = 503, body = ErrorJson)))]
 pub async fn reenrolment(
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = q.page()?;
     let users = state
@@ -126,6 +126,7 @@ pub async fn lockout(
 pub struct LockoutsQuery {
     /// At most this many users (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "integer::optional")]
     limit: Option<usize>,
 }
 
@@ -174,6 +175,7 @@ pub async fn reset_lockout(
 pub struct AuditParams {
     /// Only events about this user.
     #[param(minimum = 1)]
+    #[serde(default, deserialize_with = "integer::optional")]
     user_id: Option<i64>,
     /// Only events at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -183,9 +185,11 @@ pub struct AuditParams {
     until: Option<String>,
     /// Only events older than this id (the previous page's `next_before`).
     #[param(minimum = 1)]
+    #[serde(default, deserialize_with = "integer::optional")]
     before: Option<i64>,
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "integer::optional")]
     limit: Option<usize>,
 }
 
@@ -241,11 +245,4 @@ pub async fn audit(
         events: events.into_iter().map(AuditJson::from).collect(),
         next_before,
     }))
-}
-
-fn positive_id(field: &str, raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid(field, "must be a positive integer"))
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod docs;
 pub mod health;
+pub mod integer;
 pub mod liveness;
 pub mod metrics;
 pub mod probes;
@@ -79,12 +80,19 @@ impl ThresholdQuery {
 
 /// Parses a user id from the path; anything but a positive integer is a 422.
 pub fn user_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+    integer::parse(raw).filter(|id| *id > 0).ok_or_else(|| {
         ApiError::invalid(
             "user_id",
             format!("{:?} is not a user id (a positive integer)", truncate(raw)),
         )
     })
+}
+
+/// Parses another positive id (a template, a key) from the path.
+pub fn positive_id(field: &str, raw: &str) -> Result<i64, ApiError> {
+    integer::parse(raw)
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid(field, "must be a positive integer"))
 }
 
 fn truncate(s: &str) -> String {

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use face_service::Caller;
 use serde::Deserialize;
 
-use super::{check_length, user_id, AppState, LivenessQuery, ThresholdQuery};
+use super::{check_length, integer, positive_id, user_id, AppState, LivenessQuery, ThresholdQuery};
 use crate::api::{
     Deleted, ErrorJson, FaceJson, FacesAdded, ImageBody, TemplateDeleted, TemplateJson,
     TemplateList, UserJson, Verified,
@@ -15,23 +15,18 @@ use crate::input;
 /// `?after=&limit=` keyset pagination; neither: the whole list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct PageQuery {
     /// Only users with a larger id (the last id of the previous page).
     #[param(minimum = 0)]
+    #[serde(default, deserialize_with = "integer::optional")]
     after: Option<i64>,
     /// Page size, 1–1000 (default 100 when only `after` is given).
     #[param(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "integer::optional")]
     limit: Option<usize>,
-    /// Only users whose name contains this (case-insensitive, matched
-    /// literally); pages like the listing.
-    #[param(max_length = 200)]
-    name: Option<String>,
-    /// Only the user with this external reference.
-    #[param(max_length = 200)]
-    external_ref: Option<String>,
 }
 
-impl ListQuery {
+impl PageQuery {
     /// `?after=` (checked: not negative) and `?limit=` (default 100; the
     /// service checks its range).
     pub fn page(&self) -> Result<(Option<i64>, usize), ApiError> {
@@ -42,24 +37,38 @@ impl ListQuery {
     }
 }
 
+/// `GET /users/` filters (with [`PageQuery`] from the same query string).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilterQuery {
+    /// Only users whose name contains this (case-insensitive, matched
+    /// literally); pages like the listing.
+    #[param(max_length = 200)]
+    name: Option<String>,
+    /// Only the user with this external reference.
+    #[param(max_length = 200)]
+    external_ref: Option<String>,
+}
+
 /// Lists users in ascending id order, as a JSON array. Without `limit`
 /// and `after`, every user (at most `server.max_list_users`; beyond it a
 /// 422 asks the client to page); with either, one page and, when the page
 /// is full, a `Link: <...>; rel="next"` header.
-#[utoipa::path(get, path = "/users/", tag = "users", params(ListQuery),
+#[utoipa::path(get, path = "/users/", tag = "users", params(PageQuery, FilterQuery),
     responses(
         (status = 200, body = Vec<UserJson>, headers(("Link" = String, description = "`<next page URL>; rel=\"next\"` when paging and the page is full"))),
         (status = 422, body = ErrorJson, description = "bad paging parameters, or more users than `server.max_list_users` without paging"),
         (status = 503, body = ErrorJson)))]
 pub async fn list(
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: web::Query<PageQuery>,
+    filter: web::Query<FilterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (after, limit) = q.page()?;
-    if q.name.is_some() || q.external_ref.is_some() {
+    if filter.name.is_some() || filter.external_ref.is_some() {
         let filter = face_store::UserFilter {
-            name_contains: q.name.clone(),
-            external_ref: q.external_ref.clone(),
+            name_contains: filter.name.clone(),
+            external_ref: filter.external_ref.clone(),
         };
         // One page; the next is `?after=<the last id>` with the same
         // filter.
@@ -192,11 +201,7 @@ pub async fn delete_face(
 ) -> Result<HttpResponse, ApiError> {
     let (raw_user, raw_template) = path.into_inner();
     let id = user_id(&raw_user)?;
-    let template_id = raw_template
-        .parse::<i64>()
-        .ok()
-        .filter(|t| *t > 0)
-        .ok_or_else(|| ApiError::invalid("template_id", "must be a positive integer"))?;
+    let template_id = positive_id("template_id", &raw_template)?;
     state.service.delete_face(&caller, id, template_id).await?;
     Ok(HttpResponse::Ok().json(TemplateDeleted {
         status: "deleted",
