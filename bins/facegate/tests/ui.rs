@@ -5,7 +5,12 @@
 //! actions (a key created and revoked, a lockout reset, a template and a
 //! user deleted), axe-core on every page, that no request leaves loopback,
 //! and saves a 390×844 screenshot of each page under
-//! `target/ui-screenshots/`.
+//! `target/ui-screenshots/`. With a camera: Chromium's fake camera plays a
+//! shared clip (d12 to enrol and identify, d13, frontal only, for a
+//! challenge that fails), and for the challenge that passes the test
+//! replaces `getUserMedia` with a canvas playing the d12 frames that turn
+//! as the drawn steps ask (the fake camera's file is fixed before the
+//! steps are drawn).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -131,6 +136,112 @@ async fn the_page_works_in_a_real_browser_for_each_key() {
         "admin-lockouts",
         "admin-audit",
         "admin-stats",
+    ] {
+        assert!(
+            screenshots().join(format!("{page}.png")).is_file(),
+            "{page}"
+        );
+    }
+    app.cleanup().await;
+}
+
+/// Frames of d12 (start, end) that turn as the steps ask, the first
+/// frontal (the clip turns left on 36–50, right on 79–92, left on 162–173;
+/// `tests/challenge.rs`).
+fn d12_runs() -> Value {
+    json!({
+        "turn_left,turn_right": [30, 110],
+        "turn_right,turn_left": [60, 183],
+        "turn_left,turn_right,turn_left": [30, 183],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_enrolled_from_the_camera_is_identified_live_and_verified_by_the_challenge() {
+    let Some(dir) = tools() else { return };
+    let app = common::spawn_with(StoreKind::Sqlite, |s| {
+        common::use_fast_pipeline(s);
+        s.face.workers = 2;
+    })
+    .await
+    .unwrap();
+    // A reception desk's key: enrol and recognize, no admin.
+    let (_, key) = app.new_key("reception", &["enrol", "recognize"]).await;
+    let video = common::shared().join("video");
+    let clip = |name: &str| video.join(name).display().to_string();
+    let (name, reference) = ("Man With Glasses", "badge-d12");
+
+    let enrolled = run(
+        &dir,
+        "enrolAndIdentify",
+        &app.base,
+        json!({"key": key, "clip": clip("d12.mjpeg"), "name": name, "reference": reference}),
+    );
+    println!("enrol and identify: {enrolled}");
+    let (status, found) = app.get(&format!("/users/?external_ref={reference}")).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["name"], name, "{found}");
+    let user_id = found[0]["id"].as_i64().unwrap();
+
+    let failed = run(
+        &dir,
+        "challengeFrontal",
+        &app.base,
+        json!({"key": key, "clip": clip("d13.mjpeg"), "reference": reference,
+               "expect": "a turn took too long"}),
+    );
+    println!("frontal only: {failed}");
+    let passed = run(
+        &dir,
+        "challengePass",
+        &app.base,
+        json!({"key": key, "clip": clip("d12.mjpeg"), "reference": reference,
+               "runs": d12_runs()}),
+    );
+    println!("challenge: {passed}");
+    assert!(
+        passed["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "Now look straight ahead again"),
+        "{passed}"
+    );
+
+    // What the server decided, as its audit log says.
+    let (_, audit) = app
+        .get(&format!("/admin/audit?user_id={user_id}&limit=100"))
+        .await;
+    let rows: Vec<(String, String, String)> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (text("action"), text("outcome"), text("detail"))
+        })
+        .collect();
+    let has = |action: &str, outcome: &str, detail: &str| {
+        rows.iter()
+            .any(|(a, o, d)| a == action && o == outcome && d.contains(detail))
+    };
+    assert!(
+        has("liveness_session", "failed", "step_timeout"),
+        "{rows:?}"
+    );
+    assert!(has("liveness_session", "passed", ""), "{rows:?}");
+    assert!(
+        rows.iter().any(|(a, o, _)| a == "verify" && o == "match"),
+        "{rows:?}"
+    );
+    for page in [
+        "enrol-camera",
+        "enrol-done",
+        "identify-live",
+        "verify-challenge",
+        "verify-passed",
+        "verify-failed",
     ] {
         assert!(
             screenshots().join(format!("{page}.png")).is_file(),

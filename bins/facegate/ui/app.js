@@ -160,7 +160,7 @@ function route() {
 
 // ---- the camera and the stream ---------------------------------------------
 
-let camera = null; // { stream, video, ws, timer, onFrame }
+let camera = null; // { stream, video, ws, timer, answered }
 
 async function startCamera(videoId) {
   const video = $(videoId);
@@ -178,8 +178,7 @@ function stopAll() {
   for (const t of camera.stream.getTracks()) t.stop();
   camera.video.srcObject = null;
   delete camera.video.dataset.live;
-  const overlay = camera.video.parentElement.querySelector("canvas");
-  overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+  camera.video.parentElement.querySelector(".overlay").replaceChildren();
   camera = null;
 }
 
@@ -196,7 +195,13 @@ async function openStream(onEvent) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/stream`, ["facegate", `facegate.ticket.${ticket}`]);
   ws.binaryType = "arraybuffer";
-  ws.addEventListener("message", (m) => onEvent(JSON.parse(m.data)));
+  ws.addEventListener("message", (m) => {
+    const event = JSON.parse(m.data);
+    // Every frame is answered (a result, `dropped` or an error, with its
+    // sequence number): the pump sends the next one then.
+    if (camera && camera.answered && event.seq != null) camera.answered(event.seq);
+    onEvent(event);
+  });
   await new Promise((resolve, reject) => {
     ws.addEventListener("open", resolve, { once: true });
     ws.addEventListener("error", () => reject(new Error("the stream could not be opened")), { once: true });
@@ -204,14 +209,36 @@ async function openStream(onEvent) {
   return ws;
 }
 
-// Sends the camera's frames on the stream, one waiting at most.
+// Sends the camera's frames on the stream: only a frame the camera has not
+// sent before (a slow or stalled camera would otherwise repeat a picture,
+// which the challenge refuses as a replay), at most `fps` a second, and the
+// next only once the server has answered the last (or after two seconds),
+// so a busy server never has to drop one.
+const ANSWER_WAIT_MS = 2000;
+
 function pump(cam, fps) {
   let seq = 0;
-  let inFlight = false;
+  let busy = false;
+  let fresh = true; // the picture on screen now, sent once
+  let waiting = null; // { seq, at }
+  let last = 0;
   const started = performance.now();
+  const onVideoFrame = () => {
+    fresh = true;
+    if (camera === cam) cam.video.requestVideoFrameCallback(onVideoFrame);
+  };
+  if (cam.video.requestVideoFrameCallback) cam.video.requestVideoFrameCallback(onVideoFrame);
+  cam.answered = (s) => {
+    if (waiting && s >= waiting.seq) waiting = null;
+  };
   cam.timer = setInterval(async () => {
-    if (inFlight || !cam.ws || cam.ws.readyState !== WebSocket.OPEN) return;
-    inFlight = true;
+    const now = performance.now();
+    if (busy || !cam.ws || cam.ws.readyState !== WebSocket.OPEN) return;
+    if (waiting && now - waiting.at < ANSWER_WAIT_MS) return;
+    if (!fresh || now - last < 1000 / fps) return;
+    busy = true;
+    fresh = !cam.video.requestVideoFrameCallback;
+    last = now;
     try {
       const blob = await snapshot(cam.video);
       const jpeg = new Uint8Array(await blob.arrayBuffer());
@@ -222,33 +249,40 @@ function pump(cam, fps) {
       view.setBigUint64(4, BigInt(Math.round(performance.now() - started)));
       frame.set(jpeg, 12);
       cam.ws.send(frame);
+      waiting = { seq, at: performance.now() };
     } finally {
-      inFlight = false;
+      busy = false;
     }
-  }, 1000 / fps);
+  }, 10);
 }
 
+// Draws each face's box over the video, with its label (a name, "unknown")
+// on the box's top edge. Boxes are elements placed in percent of the frame,
+// so they follow the video's size on any screen.
 function drawBoxes(video, faces) {
-  const canvas = video.parentElement.querySelector("canvas");
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  const g = canvas.getContext("2d");
-  g.clearRect(0, 0, canvas.width, canvas.height);
-  g.lineWidth = 3;
-  g.font = "bold 20px system-ui, sans-serif";
-  for (const f of faces) {
-    const b = f.bbox;
-    g.strokeStyle = f.color || "#21c45d";
-    g.strokeRect(b.left, b.top, b.width, b.height);
-    if (f.label) {
-      const w = g.measureText(f.label).width + 10;
-      const y = Math.max(b.top - 26, 0);
-      g.fillStyle = "rgba(0,0,0,0.7)";
-      g.fillRect(b.left, y, w, 26);
-      g.fillStyle = "#fff";
-      g.fillText(f.label, b.left + 5, y + 20);
-    }
-  }
+  const overlay = video.parentElement.querySelector(".overlay");
+  const w = video.videoWidth || 1;
+  const h = video.videoHeight || 1;
+  overlay.replaceChildren(
+    ...faces.map((f) => {
+      const b = f.bbox;
+      const box = document.createElement("div");
+      box.className = "box";
+      if (b.top < 0.08 * h) box.classList.add("top");
+      if (f.state) box.dataset.state = f.state;
+      box.style.left = `${(100 * b.left) / w}%`;
+      box.style.top = `${(100 * b.top) / h}%`;
+      box.style.width = `${(100 * b.width) / w}%`;
+      box.style.height = `${(100 * b.height) / h}%`;
+      if (f.label) {
+        const label = document.createElement("span");
+        label.className = "label";
+        label.textContent = f.label;
+        box.append(label);
+      }
+      return box;
+    }),
+  );
 }
 
 // ---- enrol -------------------------------------------------------------------
@@ -407,7 +441,7 @@ async function identify() {
       const faces = e.faces.map((f) => {
         const known = f.state === "identified";
         const label = known ? f.name : f.state === "unknown" ? "unknown" : "…";
-        return { bbox: f.bbox, label, color: known ? "#21c45d" : "#f2b134" };
+        return { bbox: f.bbox, label, state: known ? "identified" : f.state === "unknown" ? "unknown" : "pending" };
       });
       drawBoxes(cam.video, faces);
       const list = $("identify-list");
@@ -463,16 +497,16 @@ async function loadUsers(more) {
       " ",
       button("Delete", () => deleteUser(u), `Delete ${u.name}`),
     );
-    tr.append(cell(u.user_id ?? u.id), cell(u.name), cell(u.external_ref), cell(u.template_count), actions);
+    tr.append(cell(u.id), cell(u.name), cell(u.external_ref), cell(u.template_count), actions);
     rows.append(tr);
   }
-  usersAfter = users.length ? users[users.length - 1].user_id ?? users[users.length - 1].id : usersAfter;
+  usersAfter = users.length ? users[users.length - 1].id : usersAfter;
   $("users-more").hidden = users.length < 20;
   if (!rows.children.length) say("admin-status", "No users.");
 }
 
 async function loadTemplates(u) {
-  const id = u.user_id ?? u.id;
+  const id = u.id;
   const r = await api("GET", `/users/${id}/faces`);
   $("user-detail").hidden = false;
   $("user-detail-title").textContent = `Templates of ${u.name}`;
@@ -501,7 +535,7 @@ async function loadTemplates(u) {
 async function deleteUser(u) {
   if (!confirm(`Delete ${u.name} and all their templates?`)) return;
   try {
-    await api("DELETE", `/users/${u.user_id ?? u.id}`);
+    await api("DELETE", `/users/${u.id}`);
     $("user-detail").hidden = true;
     await loadUsers(false);
     say("admin-status", `${u.name} deleted.`, "ok");
