@@ -28,7 +28,7 @@ fi
 packages=(build-essential pkg-config libdlib-dev libopenblas-dev python3 python3-pip python3-venv ca-certificates)
 if [ "$want_test" = 1 ]; then
   # prometheus: its promtool checks the /metrics output in tests.
-  packages+=(postgresql postgresql-contrib chromium fonts-dejavu-core openssl curl prometheus)
+  packages+=(postgresql postgresql-contrib redis-server chromium fonts-dejavu-core openssl curl prometheus)
   # The page's browser tests drive Chromium with playwright-core (npm).
   command -v npm > /dev/null || packages+=(nodejs npm)
 fi

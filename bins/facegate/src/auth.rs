@@ -14,6 +14,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
+use face_service::limits::{Limit, RateLimits, Refusal};
 use face_service::{Caller, Principal};
 
 use crate::error::ApiError;
@@ -76,6 +77,27 @@ pub async fn guard<B: MessageBody + 'static>(
     }
 }
 
+/// Spends one request of `key` under `limit`: 429 with the wait when over,
+/// 503 when the shared limit store does not answer (fail closed).
+async fn limited(limits: &dyn RateLimits, limit: Limit, key: &str) -> Result<(), ApiError> {
+    match limits.take(limit, key).await {
+        Ok(()) => Ok(()),
+        Err(Refusal::Limited { retry_after_secs }) => {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit.as_str()).increment(1);
+            let what = match limit {
+                Limit::ApiKey => "API key",
+                Limit::ClientAddress => "client address",
+                Limit::FailedIdentifications => "failed identifications",
+            };
+            Err(ApiError::rate_limited(
+                what,
+                u32::try_from(retry_after_secs).unwrap_or(u32::MAX),
+            ))
+        }
+        Err(Refusal::Unavailable) => Err(face_service::ServiceError::RateLimitsUnavailable.into()),
+    }
+}
+
 /// Decides whether `req` may proceed; on success the caller is in its
 /// extensions.
 async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
@@ -105,12 +127,9 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     }
     let guard = &state.guard;
     let client = crate::client::of(req, &guard.proxies);
+    let limits = state.service.limits();
     if let Some(c) = client {
-        if let Err(wait) = guard.per_ip.check(&c.limit_key()) {
-            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "client_address")
-                .increment(1);
-            return Err(ApiError::rate_limited("client address", wait));
-        }
+        limited(limits, Limit::ClientAddress, &c.limit_key_text()).await?;
     }
     let ticket = (access == Access::KeyOrTicket)
         .then(|| ticket(req))
@@ -151,10 +170,7 @@ async fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
         Principal::unauthenticated()
     };
     if let Some(id) = principal.key_id {
-        if let Err(wait) = guard.per_key.check(&id) {
-            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "api_key").increment(1);
-            return Err(ApiError::rate_limited("API key", wait));
-        }
+        limited(limits, Limit::ApiKey, &id.to_string()).await?;
     }
     let client_key = client
         .map(|c| c.limit_key_text())

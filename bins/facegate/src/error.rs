@@ -280,6 +280,15 @@ impl From<ServiceError> for ApiError {
                 e.retry_after = Some(1);
                 e
             }
+            ServiceError::RateLimitsUnavailable => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "rate_limits_unavailable",
+                    message,
+                );
+                e.retry_after = Some(1);
+                e
+            }
             ServiceError::StoreUnavailable(detail) => {
                 tracing::error!(%detail, "store unavailable");
                 let mut e = ApiError::new(

@@ -8,7 +8,6 @@ pub mod error;
 pub mod input;
 pub mod metrics;
 pub mod openapi;
-pub mod ratelimit;
 pub mod routes;
 pub mod settings;
 pub mod startup;

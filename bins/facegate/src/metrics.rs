@@ -198,6 +198,11 @@ fn describe() {
         "Requests refused for their API key, by reason"
     );
     describe_counter!(
+        svc::RATE_STORE_ERRORS,
+        "Rate-limit checks the shared limit store (Redis) did not answer; each refused its \
+         request with 503"
+    );
+    describe_counter!(
         svc::JOBS_REJECTED,
         "Face jobs refused because the worker queue was full (503 busy)"
     );

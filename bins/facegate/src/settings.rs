@@ -62,6 +62,16 @@ impl Default for StreamSettings {
     }
 }
 
+/// Where the rate limits keep their state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateStoreKind {
+    /// In this process (one instance).
+    Memory,
+    /// In Redis, shared by every instance.
+    Redis,
+}
+
 /// `[security]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +85,15 @@ pub struct SecuritySettings {
     pub rate_per_ip_per_minute: u32,
     /// Extra requests a client may send at once above the steady rate.
     pub rate_burst: u32,
+    /// Where the limits keep their state: this process, or Redis (shared
+    /// by every instance).
+    pub rate_store: RateStoreKind,
+    /// The Redis URL for `rate_store = "redis"`; from the environment only
+    /// (`FACEGATE__SECURITY__REDIS_URL`), since it may hold a password.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// How long a limit check waits for Redis before refusing, ms.
+    pub redis_timeout_ms: u64,
     /// Consecutive failed verifications after which attempts are delayed.
     pub lockout_delay_after: u32,
     /// The delay, seconds (at least 30).
@@ -378,6 +397,17 @@ impl Settings {
         }
         if self.face.max_working_side < 160 {
             return bad("face.max_working_side", "must be at least 160");
+        }
+        if self.security.rate_store == RateStoreKind::Redis
+            && self.security.redis_url.as_deref().unwrap_or("").is_empty()
+        {
+            return bad(
+                "security.redis_url",
+                "is required when security.rate_store = \"redis\"; set FACEGATE__SECURITY__REDIS_URL (redis://host:port)",
+            );
+        }
+        if !(10..=10_000).contains(&self.security.redis_timeout_ms) {
+            return bad("security.redis_timeout_ms", "must be within 10..=10000");
         }
         if self.store.kind == StoreKind::Postgres
             && self.store.postgres_url.as_deref().unwrap_or("").is_empty()

@@ -21,7 +21,6 @@ use face_service::{FaceService, FaceWorkers, Liveness, Thresholds};
 use face_store::{FaceStore, PgStore, PostgresConfig, SqliteConfig, SqliteStore};
 
 use crate::error::ApiError;
-use crate::ratelimit::RateLimiter;
 use crate::routes;
 use crate::settings::{Settings, SettingsError, StoreKind};
 use crate::state::{AppState, Guard};
@@ -111,8 +110,6 @@ impl Application {
             streams: std::sync::Arc::new(crate::state::StreamLimits::new(settings.stream.clone())),
             guard: Guard {
                 enabled: security.auth,
-                per_key: RateLimiter::new(security.rate_per_key_per_minute, security.rate_burst),
-                per_ip: RateLimiter::new(security.rate_per_ip_per_minute, security.rate_burst),
                 proxies: crate::client::parse_proxies(&settings.server.trusted_proxies)
                     .map_err(|e| SettingsError(format!("server.trusted_proxies: {e}")))?,
             },
@@ -293,7 +290,7 @@ pub async fn build_service(settings: &Settings) -> Result<FaceService, StartupEr
         .with_lockout(settings.security.lockout()?)
         .with_max_templates_per_user(settings.thresholds.max_templates_per_user)
         .with_max_faces_per_request(face.max_faces_per_request)
-        .with_failed_identifications_per_minute(settings.security.failed_identifications_per_minute)
+        .with_rate_limits(rate_limits(&settings.security)?)
         .with_liveness(liveness)
         .with_challenge_times(settings.security.challenge_times()?);
     let service = match settings.stream.max_workers {
@@ -363,6 +360,37 @@ async fn warn_if_enrolled_under_other_models(service: &FaceService) -> Result<()
     Ok(())
 }
 
+/// The rate limits the settings ask for: in memory, or in Redis (the
+/// connection is made on first use, so the server starts while Redis is
+/// down and refuses limited requests until it answers).
+fn rate_limits(
+    security: &crate::settings::SecuritySettings,
+) -> Result<std::sync::Arc<dyn face_service::limits::RateLimits>, StartupError> {
+    use face_service::limits::{MemoryLimits, Quota, Quotas, SharedLimits};
+    let quotas = Quotas {
+        api_key: Quota {
+            per_minute: security.rate_per_key_per_minute,
+            burst: security.rate_burst,
+        },
+        client_address: Quota {
+            per_minute: security.rate_per_ip_per_minute,
+            burst: security.rate_burst,
+        },
+        failed_identifications_per_minute: security.failed_identifications_per_minute,
+    };
+    Ok(match security.rate_store {
+        crate::settings::RateStoreKind::Memory => std::sync::Arc::new(MemoryLimits::new(quotas)),
+        crate::settings::RateStoreKind::Redis => {
+            let url = security.redis_url.as_deref().unwrap_or_default();
+            let rates =
+                face_store::RedisRates::new(url, Duration::from_millis(security.redis_timeout_ms))
+                    .map_err(|e| SettingsError(format!("security.redis_url: {e}")))?;
+            tracing::info!("rate limits shared through Redis");
+            std::sync::Arc::new(SharedLimits::new(rates, quotas))
+        }
+    })
+}
+
 /// Periodic work beside the requests: refused authentications go to the
 /// audit log once per window, and the rate limiters forget idle clients
 /// (which bounds their memory). Ends with the last handle to the state.
@@ -374,8 +402,7 @@ fn housekeeping(state: web::Data<AppState>, window: Duration) {
         loop {
             tick.tick().await;
             let Some(state) = weak.upgrade() else { break };
-            state.guard.per_ip.forget_idle();
-            state.guard.per_key.forget_idle();
+            state.service.limits().forget_idle();
             state.service.keys().flush_refused(window).await;
         }
     });

@@ -5,13 +5,10 @@
 //! nothing of each other's (the guard reads the route table; the routes do
 //! not know the guard exists).
 
-use std::net::IpAddr;
-
 use face_service::FaceService;
 use ipnet::IpNet;
 
 use crate::input::BodyBudget;
-use crate::ratelimit::RateLimiter;
 
 /// Shared state of all handlers.
 pub struct AppState {
@@ -87,10 +84,6 @@ impl Drop for StreamHold {
 pub struct Guard {
     /// Whether API keys are required.
     pub enabled: bool,
-    /// Per-key limits.
-    pub per_key: RateLimiter<i64>,
-    /// Per-client limits (IPv6 by /64).
-    pub per_ip: RateLimiter<IpAddr>,
     /// Peers whose `X-Forwarded-For` names the client.
     pub proxies: Vec<IpNet>,
 }

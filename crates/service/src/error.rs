@@ -142,6 +142,12 @@ pub enum ServiceError {
         /// Seconds until the budget allows another identification.
         retry_after_secs: u64,
     },
+    /// The shared rate-limit store (Redis) did not answer, so the request
+    /// could not be counted and is refused (fail closed).
+    #[error(
+        "the rate-limit store (Redis) is not answering; the request was refused, retry shortly"
+    )]
+    RateLimitsUnavailable,
     /// The client hung up before its queued face work began; the work was
     /// skipped and nothing is audited.
     #[error("the client closed the connection before its request was processed")]
@@ -186,6 +192,7 @@ impl ServiceError {
             ServiceError::VerificationDelayed { .. } => "delayed",
             ServiceError::VerificationDisabled(_) => "disabled",
             ServiceError::FailedIdentificationsExceeded { .. } => "identify_budget",
+            ServiceError::RateLimitsUnavailable => "rate_limits_unavailable",
             ServiceError::ClientGone => "client_gone",
             ServiceError::Busy => "busy",
             ServiceError::StoreUnavailable(_) => "store_unavailable",

@@ -9,11 +9,11 @@
 pub mod access;
 pub mod answer;
 pub mod audit;
-pub mod budget;
 pub mod challenge;
 pub mod domain;
 mod error;
 pub mod keys;
+pub mod limits;
 pub mod liveness;
 pub mod lockout;
 pub mod service;

@@ -16,8 +16,8 @@ use face_core::{
 use face_store::{FaceStore, Metric, ModelKey, NewTemplate, NewUser, Page, TemplateInfo, User};
 
 use crate::audit::{AuditOutcome, AuditTrail};
-use crate::budget::FailureBudget;
 use crate::keys::Keys;
+use crate::limits::{self, Limit, MemoryLimits, Quota, Quotas, RateLimits, Refusal};
 use crate::liveness::{Liveness, LivenessMode, LivenessReport, LivenessVerdict};
 use crate::lockout::{LockoutRule, Lockouts, Outcome};
 use serde::Serialize;
@@ -222,8 +222,9 @@ pub struct FaceService {
     /// Faces of one photo an identification embeds and searches (the
     /// largest).
     max_faces_per_request: usize,
-    /// Failed identifications allowed per key and client.
-    identify_budget: FailureBudget,
+    /// Request limits and the budget of failed identifications (per key
+    /// and client), in memory or shared.
+    limits: Arc<dyn RateLimits>,
     /// API keys.
     keys: Keys,
     /// The audit trail every use case writes.
@@ -325,7 +326,11 @@ impl FaceService {
             thresholds,
             max_templates_per_user: DEFAULT_MAX_TEMPLATES_PER_USER,
             max_faces_per_request: DEFAULT_MAX_FACES_PER_REQUEST,
-            identify_budget: FailureBudget::new(DEFAULT_FAILED_IDENTIFICATIONS_PER_MINUTE),
+            limits: Arc::new(MemoryLimits::new(Quotas {
+                api_key: Quota::UNLIMITED,
+                client_address: Quota::UNLIMITED,
+                failed_identifications_per_minute: DEFAULT_FAILED_IDENTIFICATIONS_PER_MINUTE,
+            })),
             gallery: Mutex::new(None),
             gauges_counted: Mutex::new(None),
             streams: Streams::new(stream_workers, RecognitionPolicy::default()),
@@ -401,9 +406,33 @@ impl FaceService {
         self.max_faces_per_request
     }
 
-    /// The budget of failed identifications.
-    pub(crate) fn identify_budget(&self) -> &FailureBudget {
-        &self.identify_budget
+    /// The rate limits (the server's guard takes its request limits here).
+    pub fn limits(&self) -> &dyn RateLimits {
+        self.limits.as_ref()
+    }
+
+    /// `FailedIdentificationsExceeded` while the caller's budget of failed
+    /// identifications is spent (by its key or its client address).
+    pub(crate) async fn identify_budget_check(&self, caller: &Caller) -> Result<(), ServiceError> {
+        for key in limits::budget_keys(caller) {
+            match self.limits.check(Limit::FailedIdentifications, &key).await {
+                Ok(()) => {}
+                Err(Refusal::Limited { retry_after_secs }) => {
+                    return Err(ServiceError::FailedIdentificationsExceeded { retry_after_secs })
+                }
+                Err(Refusal::Unavailable) => return Err(ServiceError::RateLimitsUnavailable),
+            }
+        }
+        Ok(())
+    }
+
+    /// Spends one unit of the caller's budget for a failed identification
+    /// (a shared store that does not answer loses the unit; it is logged
+    /// and counted there).
+    pub(crate) async fn identify_budget_failed(&self, caller: &Caller) {
+        for key in limits::budget_keys(caller) {
+            let _ = self.limits.take(Limit::FailedIdentifications, &key).await;
+        }
     }
 
     /// API keys: authentication, issue, revocation.
@@ -428,10 +457,10 @@ impl FaceService {
         self
     }
 
-    /// The same service with another budget of failed identifications per
-    /// key and per client and minute (0: none).
-    pub fn with_failed_identifications_per_minute(mut self, per_minute: u32) -> Self {
-        self.identify_budget = FailureBudget::new(per_minute);
+    /// The same service with these rate limits (the default: in memory,
+    /// no request limits, the default budget of failed identifications).
+    pub fn with_rate_limits(mut self, limits: Arc<dyn RateLimits>) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -1105,7 +1134,7 @@ impl FaceService {
         threshold: Option<Threshold>,
         liveness: LivenessMode,
     ) -> Result<Identification, ServiceError> {
-        let mut result = match self.identify_budget.check(caller) {
+        let mut result = match self.identify_budget_check(caller).await {
             Ok(()) => {
                 self.identify_inner(caller, image, threshold, liveness)
                     .await
@@ -1121,7 +1150,7 @@ impl FaceService {
                 .iter()
                 .any(|f| f.liveness == Some(LivenessVerdict::Attack));
             if attack || !r.faces.iter().any(|f| f.matched) {
-                self.identify_budget.failed(caller);
+                self.identify_budget_failed(caller).await;
             }
         }
         // One row per photo, about its largest face, with its distance.

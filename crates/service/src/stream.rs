@@ -273,7 +273,7 @@ impl FaceService {
             // A spent budget of failed identifications stops the searches
             // (the frame is answered with the error), as it refuses
             // `POST /recognize/`.
-            self.identify_budget().check(caller)?;
+            self.identify_budget_check(caller).await?;
         }
         if !due.is_empty() {
             self.recognise(caller, session, &update.assignments, &faces, &due, image)
@@ -350,7 +350,7 @@ impl FaceService {
         }
         let undecided = entry.recognition.identity() == TrackIdentity::Tentative;
         if mode == StreamMode::Identify && undecided && entry.recognition.attempts() > 0 {
-            self.identify_budget().failed(caller);
+            self.identify_budget_failed(caller).await;
         }
         Ok(())
     }
@@ -405,7 +405,7 @@ impl FaceService {
                     ("match", Some(user_id))
                 }
                 TrackIdentity::Unknown => {
-                    self.identify_budget().failed(caller);
+                    self.identify_budget_failed(caller).await;
                     ("no_match", None)
                 }
                 TrackIdentity::Tentative => continue,

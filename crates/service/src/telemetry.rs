@@ -27,6 +27,9 @@ pub const LOCKOUTS: &str = "facegate_lockouts_total";
 /// Requests refused for their key, labelled `reason` (`missing`,
 /// `malformed`, `unknown`, `revoked`, `wrong_secret`).
 pub const AUTH_FAILURES: &str = "facegate_authentication_failures_total";
+/// Rate-limit checks that the shared limit store (Redis) did not answer;
+/// each refused its request with 503 (fail closed).
+pub const RATE_STORE_ERRORS: &str = "facegate_rate_store_errors_total";
 /// Face jobs refused because the queue was full (the request got 503).
 pub const JOBS_REJECTED: &str = "facegate_face_jobs_rejected_total";
 /// Face jobs skipped because their client had gone.

@@ -27,6 +27,7 @@ mod migrate;
 mod model_cache;
 pub mod open;
 pub mod postgres;
+pub mod rates;
 pub mod sqlite;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -42,6 +43,7 @@ pub use error::StoreError;
 pub use metered::Metered;
 pub use open::{open, StoreConfig};
 pub use postgres::{IndexState, PgSslMode, PgStore, PgTls, PostgresConfig};
+pub use rates::RedisRates;
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use store::FaceStore;
 pub use types::{

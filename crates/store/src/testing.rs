@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
+pub mod redis;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

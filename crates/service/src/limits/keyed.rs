@@ -1,13 +1,10 @@
-//! Request rate limits, per API key and per client, on `governor`'s keyed
-//! GCRA limiters.
+//! Request rate limits in memory, on `governor`'s keyed GCRA limiters.
 //!
-//! In memory, per server instance: a limit is a guard against one client
-//! flooding one process (the verification lockout, which must hold across
-//! instances and restarts, lives in the store). governor keeps one small
-//! state per key in a sharded map, with no global lock on the request path.
-//! Memory stays bounded: [`RateLimiter::forget_idle`] drops every key whose
-//! state is back to "full", and the server calls it periodically, so the
-//! map holds only the clients seen within about one refill period.
+//! governor keeps one small state per key in a sharded map, with no global
+//! lock on the request path. Memory stays bounded:
+//! [`RateLimiter::forget_idle`] drops every key whose state is back to
+//! "full", and the server calls it periodically, so the map holds only the
+//! clients seen within about one refill period.
 
 use std::hash::Hash;
 use std::num::NonZeroU32;
