@@ -125,15 +125,25 @@ impl Keys {
         })
     }
 
-    /// Whether the key with this id exists and is not revoked (a stream
-    /// ticket is only as good as its key at the moment it is redeemed).
-    pub async fn is_active(&self, key_id: i64) -> Result<bool, ServiceError> {
+    /// The key with this id as a principal, if it exists and is not
+    /// revoked (a stream ticket is only as good as its key at the moment
+    /// it is redeemed).
+    pub async fn principal_of(&self, key_id: i64) -> Result<Option<Principal>, ServiceError> {
         Ok(self
             .store
             .list_api_keys()
             .await?
-            .iter()
-            .any(|k| k.id == key_id && k.revoked_at.is_none()))
+            .into_iter()
+            .find(|k| k.id == key_id && k.revoked_at.is_none())
+            .map(|key| Principal {
+                key_id: Some(key.id),
+                key_name: key.name,
+                scopes: key
+                    .scopes
+                    .iter()
+                    .filter_map(|s| Scope::parse(s).ok())
+                    .collect(),
+            }))
     }
 
     /// Makes a key; the token is returned once and never stored.

@@ -311,8 +311,10 @@ impl FaceService {
         // Every store call is timed (store_kind labels it), whoever makes it.
         let store = face_store::Metered::wrap(store, store_kind);
         let audit = AuditTrail::new(Arc::clone(&store));
+        let keys = Keys::new(Arc::clone(&store), audit.clone());
         Self {
-            keys: Keys::new(Arc::clone(&store), audit.clone()),
+            tickets: StreamTickets::new(Arc::clone(&store), keys.clone()),
+            keys,
             lockouts: Lockouts::new(
                 Arc::clone(&store),
                 crate::lockout::DEFAULT_RULE,
@@ -334,7 +336,6 @@ impl FaceService {
             gallery: Mutex::new(None),
             gauges_counted: Mutex::new(None),
             streams: Streams::new(stream_workers, RecognitionPolicy::default()),
-            tickets: StreamTickets::default(),
             liveness: Liveness::unavailable(
                 "no presentation-attack detector is configured for this service",
             ),

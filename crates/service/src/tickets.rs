@@ -3,78 +3,68 @@
 //! the ticket instead.
 //!
 //! A ticket is 32 random bytes, single use, valid for [`TICKET_TTL`], and
-//! stands for the key that asked for it (its id, name and scopes at that
-//! moment). Only a SHA-256 of it is kept, in this instance's memory: a
-//! ticket is redeemed seconds after it is issued, by the same client, so
-//! behind a load balancer the WebSocket must reach the instance that issued
-//! it (sticky sessions, or the key header instead of a ticket); keeping
-//! them in the store is the multi-instance issue's. Expired tickets are
-//! swept on every issue, so memory stays bounded by the issue rate.
+//! stands for the key that asked for it. Only a SHA-256 of it is kept, in
+//! the store (both stores, on the store's clock), so behind a load
+//! balancer the WebSocket may reach any instance; redeeming is one
+//! conditional delete, so of two instances only one accepts it. A ticket
+//! opens only what its key may do when it is redeemed: the key is read
+//! again then, and a key revoked meanwhile opens nothing. Expired tickets
+//! are deleted whenever one is issued.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use face_store::FaceStore;
 use sha2::{Digest, Sha256};
 
 use crate::access::Principal;
+use crate::keys::Keys;
 use crate::ServiceError;
 
 /// How long a ticket may wait to be redeemed.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 
-/// Most tickets outstanding at once (a flood of issues is refused, not
-/// stored).
-const MAX_OUTSTANDING: usize = 10_000;
-
-/// The outstanding tickets of this instance.
-#[derive(Debug, Default)]
+/// Stream tickets in the store.
+#[derive(Clone)]
 pub struct StreamTickets {
-    outstanding: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    store: Arc<dyn FaceStore>,
+    keys: Keys,
 }
 
 impl StreamTickets {
-    /// Issues a ticket for `principal`: the ticket, and how long it lasts.
-    pub fn issue(&self, principal: Principal) -> Result<(String, Duration), ServiceError> {
+    pub fn new(store: Arc<dyn FaceStore>, keys: Keys) -> Self {
+        Self { store, keys }
+    }
+
+    /// Issues a ticket for `principal`'s key: the ticket, and how long it
+    /// lasts.
+    pub async fn issue(&self, principal: &Principal) -> Result<(String, Duration), ServiceError> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)
             .map_err(|e| ServiceError::Internal(format!("no randomness for a ticket: {e}")))?;
         let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut map = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, at)| at.elapsed() < TICKET_TTL);
-        if map.len() >= MAX_OUTSTANDING {
-            return Err(ServiceError::Busy);
-        }
-        map.insert(digest(&ticket), (principal, Instant::now()));
+        self.store
+            .create_stream_ticket(
+                digest(&ticket),
+                principal.key_id,
+                TICKET_TTL.as_secs() as u32,
+            )
+            .await?;
         Ok((ticket, TICKET_TTL))
     }
 
-    /// The principal a ticket stands for, once: a second redemption, an
-    /// expired or an unknown ticket is `None`.
-    pub fn redeem(&self, ticket: &str) -> Option<Principal> {
-        let mut map = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
-        let (principal, at) = map.remove(&digest(ticket))?;
-        (at.elapsed() < TICKET_TTL).then_some(principal)
+    /// The principal a ticket stands for, once: its key as it is now. A
+    /// second redemption, an expired or unknown ticket, or one whose key
+    /// was revoked since, is `None`.
+    pub async fn redeem(&self, ticket: &str) -> Result<Option<Principal>, ServiceError> {
+        match self.store.redeem_stream_ticket(digest(ticket)).await? {
+            None => Ok(None),
+            Some(None) => Ok(Some(Principal::unauthenticated())),
+            Some(Some(key_id)) => self.keys.principal_of(key_id).await,
+        }
     }
 }
 
 fn digest(ticket: &str) -> [u8; 32] {
     Sha256::digest(ticket.trim().as_bytes()).into()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn a_ticket_is_redeemed_once() {
-        let t = StreamTickets::default();
-        let (ticket, ttl) = t.issue(Principal::unauthenticated()).unwrap();
-        assert_eq!(ticket.len(), 64);
-        assert_eq!(ttl, TICKET_TTL);
-        assert!(t.redeem("not a ticket").is_none());
-        assert_eq!(t.redeem(&ticket), Some(Principal::unauthenticated()));
-        assert!(t.redeem(&ticket).is_none(), "single use");
-    }
 }

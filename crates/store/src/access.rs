@@ -223,6 +223,23 @@ pub trait AccessStore: Send + Sync {
     /// Deletes the sessions that expired more than `expired_for_secs` ago
     /// (store clock), with any token of theirs; how many.
     async fn purge_liveness_sessions(&self, expired_for_secs: u32) -> Result<u64>;
+
+    /// Stores a stream ticket (the SHA-256 of its secret) standing for
+    /// `key_id` (`None`: authentication is off), valid for `ttl_secs` on
+    /// the store's clock; expired tickets are deleted on the way.
+    /// `Conflict` when the hash exists.
+    async fn create_stream_ticket(
+        &self,
+        ticket_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        ttl_secs: u32,
+    ) -> Result<()>;
+
+    /// Redeems a ticket once: the unexpired ticket with this hash is
+    /// deleted and the key it stands for returned (`Some(None)` for a
+    /// ticket issued with authentication off); `None` for a used, expired
+    /// or unknown one. One statement: of two redemptions, one wins.
+    async fn redeem_stream_ticket(&self, ticket_hash: [u8; 32]) -> Result<Option<Option<KeyId>>>;
 }
 
 /// Scope names as stored: comma separated.

@@ -312,4 +312,26 @@ impl AccessStore for Metered {
         )
         .await
     }
+
+    async fn create_stream_ticket(
+        &self,
+        ticket_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        ttl_secs: u32,
+    ) -> Result<()> {
+        self.timed(
+            "create_stream_ticket",
+            self.inner
+                .create_stream_ticket(ticket_hash, key_id, ttl_secs),
+        )
+        .await
+    }
+
+    async fn redeem_stream_ticket(&self, ticket_hash: [u8; 32]) -> Result<Option<Option<KeyId>>> {
+        self.timed(
+            "redeem_stream_ticket",
+            self.inner.redeem_stream_ticket(ticket_hash),
+        )
+        .await
+    }
 }

@@ -65,7 +65,7 @@ pub const PROTOCOL: &str = "facegate";
 #[utoipa::path(post, path = "/stream/tickets", tag = "recognition",
     responses(
         (status = 201, body = StreamTicket),
-        (status = 503, body = ErrorJson, description = "too many tickets outstanding")))]
+        (status = 503, body = ErrorJson, description = "the store is unavailable")))]
 pub async fn tickets(
     state: web::Data<AppState>,
     caller: web::ReqData<Caller>,
@@ -75,7 +75,7 @@ pub async fn tickets(
         key_name: caller.key_name.clone().unwrap_or_default(),
         scopes: caller.scopes.clone(),
     };
-    let (ticket, ttl) = state.service.tickets().issue(principal)?;
+    let (ticket, ttl) = state.service.tickets().issue(&principal).await?;
     Ok(HttpResponse::Created().json(StreamTicket {
         ticket,
         expires_in: ttl.as_secs(),

@@ -433,4 +433,46 @@ impl AccessStore for PgStore {
         })
         .await
     }
+
+    async fn create_stream_ticket(
+        &self,
+        ticket_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        ttl_secs: u32,
+    ) -> Result<()> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            client
+                .execute(
+                    "DELETE FROM stream_tickets WHERE expires_at < clock_timestamp()",
+                    &[],
+                )
+                .await?;
+            client
+                .execute(
+                    "INSERT INTO stream_tickets (ticket_hash, key_id, expires_at) \
+                     VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))",
+                    &[&ticket_hash.as_slice(), &key_id, &f64::from(ttl_secs)],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_stream_ticket(&self, ticket_hash: [u8; 32]) -> Result<Option<Option<KeyId>>> {
+        self.bounded(async {
+            let client = self.inner.pool.get().await?;
+            let row = client
+                .query_opt(
+                    "DELETE FROM stream_tickets \
+                     WHERE ticket_hash = $1 AND expires_at > clock_timestamp() \
+                     RETURNING key_id",
+                    &[&ticket_hash.as_slice()],
+                )
+                .await?;
+            row.map(|r| r.try_get(0).map_err(Into::into)).transpose()
+        })
+        .await
+    }
 }

@@ -461,4 +461,44 @@ impl AccessStore for SqliteStore {
         })
         .await
     }
+
+    async fn create_stream_ticket(
+        &self,
+        ticket_hash: [u8; 32],
+        key_id: Option<KeyId>,
+        ttl_secs: u32,
+    ) -> Result<()> {
+        self.write(move |conn, _, _| {
+            let now = now();
+            conn.execute(
+                "DELETE FROM stream_tickets WHERE expires_at < ?1",
+                params![now],
+            )?;
+            conn.execute(
+                "INSERT INTO stream_tickets (ticket_hash, key_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![
+                    ticket_hash.as_slice(),
+                    key_id,
+                    now + i64::from(ttl_secs) * 1_000_000
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_stream_ticket(&self, ticket_hash: [u8; 32]) -> Result<Option<Option<KeyId>>> {
+        self.write(move |conn, _, _| {
+            // One statement on the one writer: a ticket is redeemed once.
+            Ok(conn
+                .query_row(
+                    "DELETE FROM stream_tickets WHERE ticket_hash = ?1 AND expires_at > ?2 \
+                     RETURNING key_id",
+                    params![ticket_hash.as_slice(), now()],
+                    |r| r.get::<_, Option<KeyId>>(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
 }

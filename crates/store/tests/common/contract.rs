@@ -1468,3 +1468,42 @@ pub async fn liveness_sessions_and_tokens(store: &Arc<dyn FaceStore>) {
         None
     );
 }
+
+/// Stream tickets: redeemed once, for the key they were issued to;
+/// expired, unknown and duplicate tickets refused; two concurrent
+/// redemptions of one ticket, one winner.
+pub async fn stream_tickets_redeemed_once(store: &Arc<dyn FaceStore>) {
+    let h = |n: u8| [n; 32];
+    store.create_stream_ticket(h(1), Some(7), 30).await.unwrap();
+    store.create_stream_ticket(h(2), None, 30).await.unwrap();
+    assert!(matches!(
+        store.create_stream_ticket(h(1), Some(8), 30).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.redeem_stream_ticket(h(9)).await.unwrap(), None);
+    assert_eq!(
+        store.redeem_stream_ticket(h(1)).await.unwrap(),
+        Some(Some(7))
+    );
+    assert_eq!(
+        store.redeem_stream_ticket(h(1)).await.unwrap(),
+        None,
+        "single use"
+    );
+    assert_eq!(store.redeem_stream_ticket(h(2)).await.unwrap(), Some(None));
+    // A ticket with no time left is refused.
+    store.create_stream_ticket(h(3), Some(7), 0).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(store.redeem_stream_ticket(h(3)).await.unwrap(), None);
+    // Racing redemptions: exactly one gets the key.
+    store.create_stream_ticket(h(4), Some(7), 30).await.unwrap();
+    let (a, b) = tokio::join!(
+        store.redeem_stream_ticket(h(4)),
+        store.redeem_stream_ticket(h(4))
+    );
+    let wins = [a.unwrap(), b.unwrap()]
+        .iter()
+        .filter(|r| r.is_some())
+        .count();
+    assert_eq!(wins, 1);
+}

@@ -108,6 +108,7 @@ macro_rules! contract_tests {
             lockout_counts_and_resets,
             audit_log_filters_and_pages,
             liveness_sessions_and_tokens,
+            stream_tickets_redeemed_once,
         );
     };
     (@cases $factory:path; $($name:ident),* $(,)?) => {
