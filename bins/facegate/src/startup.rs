@@ -61,6 +61,9 @@ pub enum StartupError {
     /// The metrics recorder could not be installed.
     #[error("metrics: {0}")]
     Metrics(String),
+    /// Another server holds the SQLite data directory.
+    #[error("{0}")]
+    DataDirInUse(String),
     /// Binding the port failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -75,6 +78,10 @@ impl Application {
     /// Loads models, opens the store and binds the port.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let metrics = crate::metrics::handle().map_err(StartupError::Metrics)?;
+        let data_dir_lock = match settings.store.kind {
+            StoreKind::Sqlite => Some(claim_data_dir(&settings.store.data_dir)?),
+            StoreKind::Postgres => None,
+        };
         let service = build_service(&settings).await?;
         crate::metrics::build_info(service.backend(), &service.model().id);
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
@@ -99,6 +106,7 @@ impl Application {
         let openapi =
             crate::openapi::document_json(face_service::Threshold::range(service.model().metric));
         let state = web::Data::new(AppState {
+            data_dir_lock: data_dir_lock,
             service,
             bodies: crate::input::BodyBudget::new(
                 settings.server.body_limit_bytes,
@@ -358,6 +366,59 @@ async fn warn_if_enrolled_under_other_models(service: &FaceService) -> Result<()
         );
     }
     Ok(())
+}
+
+/// The lock file of a SQLite data directory, held (an exclusive `flock`)
+/// while this server runs. The SQLite store is one server's: its rate
+/// limits, gallery count and search cache are this process's, so a second
+/// server on the same file would double every limit. The lock goes with
+/// the process, however it ends (a SIGKILL included), so it never needs
+/// clearing by hand. Admin commands (`facegate keys ...`) do not take it
+/// and work beside the running server.
+fn claim_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartupError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("facegate-server.lock");
+    std::fs::create_dir_all(dir).map_err(|e| {
+        face_store::StoreError::Unavailable(format!(
+            "cannot create data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| {
+            face_store::StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => {
+            // The holder's pid, for the next server's message.
+            let _ = file.set_len(0);
+            let _ = file.rewind();
+            let _ = writeln!(file, "{}", std::process::id());
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Err(StartupError::DataDirInUse(format!(
+                "another FaceGate server (pid {}) is running on the SQLite store in {}: the \
+                 embedded store is for one server. Stop it, give this one another \
+                 store.data_dir, or run several instances on PostgreSQL \
+                 (store.kind = \"postgres\", README \"Production\")",
+                holder.trim(),
+                dir.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(face_store::StoreError::Unavailable(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))
+        .into()),
+    }
 }
 
 /// The rate limits the settings ask for: in memory, or in Redis (the

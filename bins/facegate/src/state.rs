@@ -12,6 +12,9 @@ use crate::input::BodyBudget;
 
 /// Shared state of all handlers.
 pub struct AppState {
+    /// The SQLite data directory's lock, held while the server runs
+    /// (`startup::claim_data_dir`); `None` on PostgreSQL.
+    pub data_dir_lock: Option<std::fs::File>,
     /// The use cases.
     pub service: FaceService,
     /// Body size limit and the in-flight body budget.

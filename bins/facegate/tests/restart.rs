@@ -283,3 +283,53 @@ async fn a_liveness_session_created_before_a_crash_is_answered_after_it() {
         "{v}"
     );
 }
+
+/// The SQLite store is one server's: a second server on the same data
+/// directory refuses to start, naming the first's pid, while an admin
+/// command still works beside the first; once the first is killed, a new
+/// server starts on the directory (the lock went with the process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_one_sqlite_directory_refuses_to_start() {
+    let data = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = common::client_with_key(&create_key(data.path(), "admin"));
+    let mut first = start(port, data.path());
+    wait_healthy(&client, &base).await;
+    create_key(data.path(), "recognize");
+
+    let mut second = facegate(data.path())
+        .env("FACEGATE__SERVER__PORT", common::free_port().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            panic!("a second server on the same SQLite directory kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("another FaceGate server (pid {})", first.id())),
+        "{stderr}"
+    );
+    let (status, _) =
+        common::read(client.get(format!("{base}/users/")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "the first server is untouched");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut again = start(port, data.path());
+    wait_healthy(&client, &base).await;
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
