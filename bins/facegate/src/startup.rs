@@ -106,7 +106,7 @@ impl Application {
         let openapi =
             crate::openapi::document_json(face_service::Threshold::range(service.model().metric));
         let state = web::Data::new(AppState {
-            data_dir_lock: data_dir_lock,
+            data_dir_lock,
             service,
             bodies: crate::input::BodyBudget::new(
                 settings.server.body_limit_bytes,
