@@ -110,3 +110,20 @@ async fn index_is_built_automatically_in_the_background() {
     }
     h.cleanup().await;
 }
+
+/// pgvector 0.8 or newer: the store's sessions run with iterative HNSW
+/// scans in strict order, as the server itself reports (`SHOW`); older:
+/// off, and the store says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iterative_scans_follow_the_installed_pgvector() {
+    let Some(h) = common::postgres().await else {
+        return;
+    };
+    let pg = h.pg.clone().unwrap();
+    let (version, iterative) = pg.vector_search();
+    let version = version.expect("pgvector is installed").to_string();
+    let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    let at_least_0_8 = (parts[0], parts[1]) >= (0, 8);
+    assert_eq!(iterative, at_least_0_8, "pgvector {version}");
+    println!("pgvector {version}: iterative scans {iterative}");
+}

@@ -66,6 +66,43 @@ struct Inner {
     inserted_since_check: AtomicI64,
     /// Serialises index maintenance within the process.
     index_job: tokio::sync::Mutex<()>,
+    /// The installed pgvector library's version, when it is installed.
+    vector_version: Option<String>,
+    /// Whether the server applies `hnsw.iterative_scan = strict_order` to
+    /// this store's sessions (read back with `SHOW`).
+    iterative_scan: std::sync::atomic::AtomicBool,
+}
+
+/// The version of the pgvector library the server has (its control file's
+/// default version), or `None` when it has none.
+async fn probe_vector_version(
+    pg: &tokio_postgres::Config,
+    tls: &PgTls,
+    timeout: std::time::Duration,
+) -> Result<Option<String>> {
+    let client = tokio::time::timeout(timeout, tls.connect(pg))
+        .await
+        .map_err(|_| StoreError::Unavailable("connecting to PostgreSQL timed out".into()))??;
+    let row = client
+        .query_opt(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'",
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Whether a dotted version (`0.8.0`) is at least `min`.
+fn version_at_least(version: &str, min: (u32, u32, u32)) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let v = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    v >= min
 }
 
 impl std::fmt::Debug for PgStore {
@@ -113,6 +150,19 @@ impl PgStore {
             ms * 2,
             config.hnsw_ef_search.clamp(1, MAX_EF_SEARCH as u32)
         );
+        // pgvector 0.8 can continue an HNSW scan until the filtered
+        // results fill the LIMIT (`hnsw.iterative_scan`); older versions
+        // stop at ef_search rows whatever the filter kept. The library's
+        // version decides, checked once here (an unknown `hnsw.*` value
+        // would be accepted as a placeholder and silently ignored), and
+        // what the server applied is read back after migrating.
+        let vector_version = probe_vector_version(&pg, &tls, config.connect_timeout).await?;
+        let iterative_scan = vector_version
+            .as_deref()
+            .is_some_and(|v| version_at_least(v, (0, 8, 0)));
+        if iterative_scan {
+            options.push_str(" -c hnsw.iterative_scan=strict_order");
+        }
         if let Some(extra) = pg.get_options() {
             options = format!("{extra} {options}");
         }
@@ -144,13 +194,62 @@ impl PgStore {
                 models: ModelCache::default(),
                 inserted_since_check: AtomicI64::new(0),
                 index_job: tokio::sync::Mutex::new(()),
+                vector_version,
+                iterative_scan: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         store.migrate().await?;
+        if iterative_scan {
+            store.check_iterative_scan().await?;
+        } else {
+            tracing::warn!(
+                pgvector = store.inner.vector_version.as_deref().unwrap_or("?"),
+                "pgvector is older than 0.8: no iterative HNSW scans; searches rely on the \
+                 per-model partial indexes (a filter beyond the model can come back short)"
+            );
+        }
         if store.inner.config.auto_index {
             store.spawn_index_check();
         }
         Ok(store)
+    }
+
+    /// The installed pgvector version, and whether searches run with
+    /// iterative HNSW scans (pgvector 0.8 or newer, confirmed by `SHOW`).
+    pub fn vector_search(&self) -> (Option<&str>, bool) {
+        (
+            self.inner.vector_version.as_deref(),
+            self.inner
+                .iterative_scan
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Reads back what the server made of `hnsw.iterative_scan` on a pooled
+    /// session, once the library is loaded there: a value it did not take
+    /// falls back to `off` with no more than a warning in the server log.
+    async fn check_iterative_scan(&self) -> Result<()> {
+        let client = self.inner.pool.get().await?;
+        client.execute("SELECT NULL::vector", &[]).await?;
+        let row = client.query_one("SHOW hnsw.iterative_scan", &[]).await?;
+        let applied: String = row.try_get(0)?;
+        if applied == "strict_order" {
+            self.inner
+                .iterative_scan
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                pgvector = self.inner.vector_version.as_deref().unwrap_or("?"),
+                "iterative HNSW scans on (strict order)"
+            );
+            Ok(())
+        } else {
+            Err(StoreError::Internal(format!(
+                "pgvector {} should take hnsw.iterative_scan = strict_order, but the server \
+                 applied {applied:?}; check the server's settings (ALTER ROLE/DATABASE ... SET \
+                 hnsw.iterative_scan) and its log",
+                self.inner.vector_version.as_deref().unwrap_or("?")
+            )))
+        }
     }
 
     /// The configuration the store was opened with.
