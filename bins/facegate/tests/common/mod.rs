@@ -267,6 +267,22 @@ pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> 
         db = Some(created);
     }
     tweak(&mut s);
+    Some(run_app(s, dir, db).await)
+}
+
+/// A server on an existing PostgreSQL database that other servers share
+/// (several instances on one database); the caller drops the database.
+pub async fn spawn_on_postgres(url: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.store.kind = StoreKind::Postgres;
+    s.store.postgres_url = Some(url.to_string());
+    s.store.pool_size = 4;
+    tweak(&mut s);
+    run_app(s, dir, None).await
+}
+
+async fn run_app(s: Settings, dir: tempfile::TempDir, db: Option<TestDatabase>) -> TestApp {
     let app = Application::build(s).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let metrics_base = app
@@ -285,14 +301,14 @@ pub async fn spawn_with(store: StoreKind, tweak: impl FnOnce(&mut Settings)) -> 
         .unwrap()
         .token;
     tokio::spawn(app.run_until_stopped());
-    Some(TestApp {
+    TestApp {
         base,
         metrics_base,
         client: client_with_key(&token),
         token,
         _dir: dir,
         db,
-    })
+    }
 }
 
 pub async fn spawn(store: StoreKind) -> Option<TestApp> {
