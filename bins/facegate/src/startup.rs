@@ -106,7 +106,6 @@ impl Application {
         let openapi =
             crate::openapi::document_json(face_service::Threshold::range(service.model().metric));
         let state = web::Data::new(AppState {
-            data_dir_lock,
             service,
             bodies: crate::input::BodyBudget::new(
                 settings.server.body_limit_bytes,
@@ -116,6 +115,7 @@ impl Application {
             max_list_users: settings.server.max_list_users,
             metrics,
             streams: std::sync::Arc::new(crate::state::StreamLimits::new(settings.stream.clone())),
+            data_dir_lock,
             guard: Guard {
                 enabled: security.auth,
                 proxies: crate::client::parse_proxies(&settings.server.trusted_proxies)

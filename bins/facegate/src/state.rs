@@ -12,9 +12,6 @@ use crate::input::BodyBudget;
 
 /// Shared state of all handlers.
 pub struct AppState {
-    /// The SQLite data directory's lock, held while the server runs
-    /// (`startup::claim_data_dir`); `None` on PostgreSQL.
-    pub data_dir_lock: Option<std::fs::File>,
     /// The use cases.
     pub service: FaceService,
     /// Body size limit and the in-flight body budget.
@@ -29,6 +26,11 @@ pub struct AppState {
     pub metrics: &'static metrics_exporter_prometheus::PrometheusHandle,
     /// The stream's limits and the streams each key holds.
     pub streams: std::sync::Arc<StreamLimits>,
+    /// The SQLite data directory's lock, held while the server runs
+    /// (`startup::claim_data_dir`); `None` on PostgreSQL. The last field:
+    /// fields drop in order, so the lock goes after the service and its
+    /// store.
+    pub data_dir_lock: Option<std::fs::File>,
 }
 
 /// `[stream]`'s limits, and how many streams each key holds open.

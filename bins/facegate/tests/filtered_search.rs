@@ -73,23 +73,6 @@ fn key(p: &FacePipeline) -> ModelKey {
     ModelKey::new(m.id.clone(), m.dimension, metric)
 }
 
-fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
-    match metric {
-        Metric::Euclidean => a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f32>()
-            .sqrt(),
-        Metric::Cosine => {
-            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-            let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-            let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-            1.0 - dot / (na * nb)
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_model_among_many_keeps_its_recall_through_the_index() {
     let Some(admin) = face_store::testing::pg_admin_url() else {
@@ -192,13 +175,16 @@ async fn a_small_model_among_many_keeps_its_recall_through_the_index() {
         "B's search does not use its index:\n{plan}"
     );
     let chosen = pg.explain_search(&model_b, probe, 1).await.unwrap();
+    let metric = default[0].model().metric;
     for (name, store) in [("planner's choice", &pg), ("HNSW index", &through_index)] {
         let (mut searched, mut agree) = (0, 0);
         for q in b_queries.iter().flatten() {
             let exact = enrolled_b
                 .iter()
                 .min_by(|x, y| {
-                    distance(model_b.metric, &x.1, q).total_cmp(&distance(model_b.metric, &y.1, q))
+                    metric
+                        .distance(&x.1, q)
+                        .total_cmp(&metric.distance(&y.1, q))
                 })
                 .unwrap()
                 .0;

@@ -23,6 +23,19 @@ use crate::ServiceError;
 const MAX_TALLIED_CLIENTS: usize = 10_000;
 const OTHER_CLIENTS: &str = "(other clients)";
 
+/// A stored key as the caller it authenticates.
+fn principal(key: ApiKey) -> Principal {
+    Principal {
+        key_id: Some(key.id),
+        key_name: key.name,
+        scopes: key
+            .scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect(),
+    }
+}
+
 /// The key registry.
 #[derive(Clone)]
 pub struct Keys {
@@ -114,15 +127,7 @@ impl Keys {
         if key.revoked_at.is_some() {
             return Err(failed("revoked"));
         }
-        Ok(Principal {
-            key_id: Some(key.id),
-            key_name: key.name,
-            scopes: key
-                .scopes
-                .iter()
-                .filter_map(|s| Scope::parse(s).ok())
-                .collect(),
-        })
+        Ok(principal(key))
     }
 
     /// The key with this id as a principal, if it exists and is not
@@ -135,15 +140,7 @@ impl Keys {
             .await?
             .into_iter()
             .find(|k| k.id == key_id && k.revoked_at.is_none())
-            .map(|key| Principal {
-                key_id: Some(key.id),
-                key_name: key.name,
-                scopes: key
-                    .scopes
-                    .iter()
-                    .filter_map(|s| Scope::parse(s).ok())
-                    .collect(),
-            }))
+            .map(principal))
     }
 
     /// Makes a key; the token is returned once and never stored.

@@ -14,8 +14,13 @@
 //! once, which the caller turns into a refusal (fail closed). The
 //! connection is made lazily and re-made in the background after a
 //! failure, so the server starts while Redis is down and recovers when it
-//! is back.
+//! is back. A connection that stops answering without being closed (the
+//! host gone in a failover, a dropped NAT entry) is not a failure to the
+//! client library, which would keep waiting on it for as long as the
+//! kernel keeps the socket; so after a timeout the connection is
+//! replaced.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -26,6 +31,9 @@ use crate::error::{Result, StoreError};
 /// (µs), cost (1: spend one; 0: only look). Returns {1, 0} when admitted,
 /// {0, µs to wait} when not.
 const GCRA: &str = r"
+-- Replicate the writes, not the script (it reads the clock): needed on
+-- Redis 3.2-4, the default from 5, a no-op from 7.
+redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -45,10 +53,14 @@ return {1, 0}
 /// Prefix of every key this store writes.
 const PREFIX: &str = "facegate:rate:";
 
-/// A client of the shared rate-limit state. Cheap to clone.
+/// A client of the shared rate-limit state. Cheap to clone (clones share
+/// the connection).
 #[derive(Clone)]
 pub struct RedisRates {
-    conn: ConnectionManager,
+    /// The connection, replaced after a timeout. A std mutex: held to
+    /// clone or swap a handle, never across an await.
+    conn: Arc<Mutex<ConnectionManager>>,
+    client: redis::Client,
     script: redis::Script,
     timeout: Duration,
 }
@@ -62,8 +74,8 @@ impl std::fmt::Debug for RedisRates {
 }
 
 impl RedisRates {
-    /// A client of the Redis at `url` (`redis://[user:password@]host:port[/db]`
-    /// or `rediss://` for TLS); connects on first use. Each call waits at
+    /// A client of the Redis at `url` (`redis://[user:password@]host:port[/db]`;
+    /// built without TLS, so `rediss://` is refused); connects on first use. Each call waits at
     /// most `timeout`. Must be called inside a Tokio runtime.
     pub fn new(url: &str, timeout: Duration) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| {
@@ -71,18 +83,36 @@ impl RedisRates {
                 "the Redis URL is not valid ({e}); expected redis://host:port"
             ))
         })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Unavailable(format!("Redis: {e}")))?;
+        let conn = connection(&client, timeout)?;
         Ok(Self {
-            conn,
+            conn: Arc::new(Mutex::new(conn)),
+            client,
             script: redis::Script::new(GCRA),
             timeout,
         })
+    }
+
+    fn handle(&self) -> ConnectionManager {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs `call` on the connection within the timeout; after a timeout
+    /// the connection is replaced (the next call connects afresh).
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(answer) => answer.map_err(|e| StoreError::Unavailable(format!("Redis: {e}"))),
+            Err(_) => {
+                if let Ok(fresh) = connection(&self.client, self.timeout) {
+                    *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                }
+                Err(StoreError::Unavailable(
+                    "Redis did not answer in time".into(),
+                ))
+            }
+        }
     }
 
     /// Spends `cost` (0: none, only looks) of `key`'s allowance at
@@ -96,15 +126,14 @@ impl RedisRates {
         burst: u32,
         cost: u32,
     ) -> Result<std::result::Result<(), Duration>> {
-        let interval = 60_000_000 / u64::from(per_minute.max(1));
+        // At least a microsecond: a rate above 60 million a minute is
+        // not "unlimited".
+        let interval = (60_000_000 / u64::from(per_minute.max(1))).max(1);
         let tolerance = interval * u64::from(burst);
-        let mut conn = self.conn.clone();
+        let mut conn = self.handle();
         let mut call = self.script.key(format!("{PREFIX}{key}"));
         call.arg(interval).arg(tolerance).arg(cost);
-        let answer: (i64, i64) = tokio::time::timeout(self.timeout, call.invoke_async(&mut conn))
-            .await
-            .map_err(|_| StoreError::Unavailable("Redis did not answer in time".into()))?
-            .map_err(|e| StoreError::Unavailable(format!("Redis: {e}")))?;
+        let answer: (i64, i64) = self.bounded(call.invoke_async(&mut conn)).await?;
         Ok(match answer {
             (1, _) => Ok(()),
             (_, wait_us) => Err(Duration::from_micros(wait_us.max(0) as u64)),
@@ -113,12 +142,10 @@ impl RedisRates {
 
     /// Whether Redis answers.
     pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
-        let pong: String =
-            tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn))
-                .await
-                .map_err(|_| StoreError::Unavailable("Redis did not answer in time".into()))?
-                .map_err(|e| StoreError::Unavailable(format!("Redis: {e}")))?;
+        let mut conn = self.handle();
+        let pong: String = self
+            .bounded(redis::cmd("PING").query_async(&mut conn))
+            .await?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -127,4 +154,16 @@ impl RedisRates {
             )))
         }
     }
+}
+
+/// A lazy connection to `client`'s Redis: made on first use, remade in the
+/// background after an error, each attempt and answer within `timeout`.
+fn connection(client: &redis::Client, timeout: Duration) -> Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| StoreError::Unavailable(format!("Redis: {e}")))
 }

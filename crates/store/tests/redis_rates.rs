@@ -109,3 +109,32 @@ async fn an_unreachable_redis_is_an_error_at_once_and_recovery_follows() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_is_a_timeout_then_a_fresh_connection() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let r = rates(&server);
+    assert_eq!(r.take("k", 60, 5, 1).await.unwrap(), Ok(()));
+    server.freeze();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = r.take("k", 60, 5, 1).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    server.thaw();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.take("k", 60, 5, 1).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis answered again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -80,16 +80,21 @@ async fn probe_vector_version(
     tls: &PgTls,
     timeout: std::time::Duration,
 ) -> Result<Option<String>> {
-    let client = tokio::time::timeout(timeout, tls.connect(pg))
-        .await
-        .map_err(|_| StoreError::Unavailable("connecting to PostgreSQL timed out".into()))??;
-    let row = client
-        .query_opt(
-            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'",
-            &[],
+    let probe = async {
+        let client = tls.connect(pg).await?;
+        let row = client
+            .query_opt(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'",
+                &[],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    };
+    tokio::time::timeout(timeout, probe).await.map_err(|_| {
+        StoreError::Unavailable(
+            "PostgreSQL did not answer the pgvector version probe in time".into(),
         )
-        .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    })?
 }
 
 /// Whether a dotted version (`0.8.0`) is at least `min`.
