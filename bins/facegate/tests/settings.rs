@@ -102,3 +102,27 @@ fn the_fast_configuration_starts_on_its_own_calibration() {
         "not the fast pipeline's model: {stderr}"
     );
 }
+
+/// Shared limits need Redis's address, from the environment: without it
+/// startup refuses, naming the variable; a URL that is not one is refused
+/// too (an unreachable Redis is not: the server starts and fails closed).
+#[test]
+fn shared_rate_limits_need_a_redis_url() {
+    let data = tempfile::tempdir().unwrap();
+    let config = common::workspace().join("config");
+    let out = facegate(&config, data.path())
+        .env("FACEGATE__SECURITY__RATE_STORE", "redis")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FACEGATE__SECURITY__REDIS_URL"), "{stderr}");
+    let out = facegate(&config, data.path())
+        .env("FACEGATE__SECURITY__RATE_STORE", "redis")
+        .env("FACEGATE__SECURITY__REDIS_URL", "http://not-redis")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("security.redis_url"), "{stderr}");
+}
