@@ -209,6 +209,12 @@ impl Application {
         self.metrics.as_ref().map(|(port, _)| *port)
     }
 
+    /// Stops the main listener when asked (`stop(true)`: gracefully,
+    /// finishing the requests in flight), as SIGTERM does.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Runs until stopped (SIGINT/SIGTERM finish in-flight requests first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         match self.metrics {

@@ -23,7 +23,7 @@ fn ids(list: &serde_json::Value) -> Vec<i64> {
 async fn users_of_the_old_model_are_reported_and_re_enrolled() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_path_buf();
-    let dlib = common::spawn_with(StoreKind::Sqlite, |s| s.store.data_dir = dir.clone())
+    let mut dlib = common::spawn_with(StoreKind::Sqlite, |s| s.store.data_dir = dir.clone())
         .await
         .unwrap();
     let (status, obama) = dlib
@@ -39,8 +39,10 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
     let (_, none) = dlib.get("/admin/reenrolment").await;
     assert_eq!(none["count"], 0, "{none}");
 
-    // The same data under the ONNX backend.
-    let onnx = common::spawn_with(StoreKind::Sqlite, |s| {
+    // The same data under the ONNX backend (one server at a time on a
+    // SQLite directory: the dlib one stops first).
+    dlib.stop().await;
+    let mut onnx = common::spawn_with(StoreKind::Sqlite, |s| {
         s.store.data_dir = dir.clone();
         common::use_onnx(s);
     })
@@ -128,13 +130,6 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
         .await;
     assert_eq!(rec["user_id"], obama, "{rec}");
 
-    // The dlib server still verifies with its own templates.
-    let (status, v) = dlib
-        .verify(obama, "people/obama/face_recognition_obama3.jpg")
-        .await;
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["match"], true, "{v}");
-
     // Paging: one per page.
     let (_, page) = onnx.get("/admin/reenrolment?limit=1").await;
     assert_eq!(ids(&page), vec![biden]);
@@ -177,6 +172,17 @@ async fn users_of_the_old_model_are_reported_and_re_enrolled() {
         "{stdout}\n{stderr}"
     );
     assert!(stderr.contains("1 users have no template"), "{stderr}");
+
+    // Back on dlib, the server still verifies with its own templates.
+    onnx.stop().await;
+    let dlib = common::spawn_with(StoreKind::Sqlite, |s| s.store.data_dir = dir.clone())
+        .await
+        .unwrap();
+    let (status, v) = dlib
+        .verify(obama, "people/obama/face_recognition_obama3.jpg")
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["match"], true, "{v}");
 }
 
 /// A calibration applies to the pipeline it was measured with: the same

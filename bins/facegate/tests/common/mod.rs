@@ -161,6 +161,8 @@ pub struct TestApp {
     pub token: String,
     _dir: tempfile::TempDir,
     db: Option<TestDatabase>,
+    server: actix_web::dev::ServerHandle,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestApp {
@@ -223,6 +225,15 @@ impl TestApp {
     /// The per-test PostgreSQL database's URL.
     pub fn database_url(&self) -> Option<String> {
         self.db.as_ref().map(|d| d.url.clone())
+    }
+
+    /// Stops the server gracefully and waits until it has (its state, a
+    /// SQLite data directory's lock with it, is released).
+    pub async fn stop(&mut self) {
+        self.server.stop(true).await;
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
     }
 
     pub async fn cleanup(self) {
@@ -300,8 +311,11 @@ async fn run_app(s: Settings, dir: tempfile::TempDir, db: Option<TestDatabase>) 
         .await
         .unwrap()
         .token;
-    tokio::spawn(app.run_until_stopped());
+    let server = app.handle();
+    let running = Some(tokio::spawn(app.run_until_stopped()));
     TestApp {
+        server,
+        running,
         base,
         metrics_base,
         client: client_with_key(&token),
