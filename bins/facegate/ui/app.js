@@ -57,6 +57,7 @@ const WORDS = {
   forbidden: "This key may not do that.",
   unauthorized: "The key is not valid (revoked or mistyped).",
   busy: "The server is busy. Try again in a moment.",
+  rate_limits_unavailable: "The server cannot check its request limits just now. Try again in a moment.",
   rate_limited: "Too many requests. Try again in a moment.",
   bad_image: "That file is not a photo the server can read.",
 };
