@@ -332,7 +332,13 @@ impl Settings {
                 config::Environment::with_prefix("FACEGATE")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    // The list settings, comma separated in the
+                    // environment (`FACEGATE__SERVER__TRUSTED_PROXIES=10.0.0.10/32,10.0.1.0/24`);
+                    // every other value stays one string.
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("security.cors_origins"),
             )
             .build()
             .map_err(|e| SettingsError(format!("{e} (config dir {})", config_dir.display())))?;

@@ -126,3 +126,40 @@ fn shared_rate_limits_need_a_redis_url() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("security.redis_url"), "{stderr}");
 }
+
+/// The list settings can be given in the environment, comma separated
+/// (before, any value was refused: "expected a sequence"), and a bad item
+/// is still refused by name.
+#[test]
+fn list_settings_come_from_the_environment_comma_separated() {
+    let data = tempfile::tempdir().unwrap();
+    let config = common::workspace().join("config");
+    let out = facegate(&config, data.path())
+        .args(["keys", "list"])
+        .env(
+            "FACEGATE__SERVER__TRUSTED_PROXIES",
+            "10.0.0.10/32,10.0.1.0/24",
+        )
+        .env(
+            "FACEGATE__SECURITY__CORS_ORIGINS",
+            "https://a.example.com,https://b.example.com",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = facegate(&config, data.path())
+        .args(["keys", "list"])
+        .env(
+            "FACEGATE__SERVER__TRUSTED_PROXIES",
+            "10.0.0.10/32,not-a-network",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("trusted_proxies"), "{stderr}");
+}
