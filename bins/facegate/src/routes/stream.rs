@@ -31,6 +31,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use face_service::answer::{AnswerStep, SessionAnswer};
+use face_service::limits::{Limit, Refusal};
 use face_service::sessions::SessionResult;
 use face_service::stream::{StreamFrame, StreamMode, StreamSession};
 use face_service::{Caller, Principal, ServiceError};
@@ -445,6 +446,13 @@ async fn serve(
                 return;
             }
             if let Some(request) = request {
+                if let Err(refused) = admitted(state, caller).await {
+                    // Refused: nothing changes, a challenge goes on.
+                    if !send(&mut session, refused).await {
+                        return;
+                    }
+                    continue;
+                }
                 // Whatever comes next, an unfinished challenge ends.
                 if let Some(unfinished) = answer.take() {
                     let why = ServiceError::Conflict(
@@ -499,6 +507,40 @@ async fn serve(
                 return;
             }
         }
+    }
+}
+
+/// Admits a text message's request as the guard admits an HTTP request:
+/// one of the key's allowance (the client's, without authentication).
+/// Each costs what a request costs (a store read; a challenge, a lockout
+/// reservation), and the one-slot mailbox alone would let a client that
+/// sends them back to back have them served as fast as the store answers.
+/// Refused: the error event (`rate_limited` with `retry_after_secs`, or
+/// `rate_limits_unavailable`), and the stream goes on as it was.
+async fn admitted(state: &AppState, caller: &Caller) -> Result<(), serde_json::Value> {
+    let (limit, key, what) = match caller.key_id {
+        Some(id) => (Limit::ApiKey, id.to_string(), "API key"),
+        None => (
+            Limit::ClientAddress,
+            caller
+                .client_key
+                .clone()
+                .or_else(|| caller.client.clone())
+                .unwrap_or_default(),
+            "client address",
+        ),
+    };
+    match state.service.limits().take(limit, &key).await {
+        Ok(()) => Ok(()),
+        Err(Refusal::Limited { retry_after_secs }) => {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit.as_str()).increment(1);
+            Err(
+                json!({"type": "error", "seq": null, "error": "rate_limited",
+                "retry_after_secs": retry_after_secs,
+                "message": format!("too many requests for this {what}: wait {retry_after_secs} s before the next text message")}),
+            )
+        }
+        Err(Refusal::Unavailable) => Err(error_event(None, &ServiceError::RateLimitsUnavailable)),
     }
 }
 
