@@ -80,6 +80,11 @@ pub struct RegisterRequest {
     pub metadata: Option<serde_json::Value>,
     /// Enrol even if the face already matches another user.
     pub allow_duplicate: Option<bool>,
+    /// The single-use token of a passed liveness challenge session of
+    /// purpose `enrol` (`POST /liveness/sessions/{id}/frames`), redeemed by
+    /// this enrolment: every photo must be the face that answered it.
+    #[schema(nullable = false)]
+    pub liveness_token: Option<String>,
 }
 
 /// A body carrying one photo.

@@ -207,6 +207,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::LivenessTokenRefused => {
                 ApiError::new(StatusCode::FORBIDDEN, "liveness_token_refused", message)
             }
+            ServiceError::TokenFaceMismatch { index } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "token_face_mismatch", message)
+                    .details(json!({ "index": index }))
+            }
             ServiceError::LivenessTokenRequired => {
                 ApiError::new(StatusCode::FORBIDDEN, "liveness_token_required", message)
             }

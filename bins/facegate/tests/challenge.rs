@@ -19,6 +19,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use common::ws::{connect, next, Ws};
+use common::{d12_run, steps_of};
 use face_core::image::{codecs::jpeg::JpegEncoder, imageops, RgbImage};
 use facegate::settings::{Settings, StoreKind};
 use futures_util::SinkExt;
@@ -33,25 +34,6 @@ async fn app(tweak: impl FnOnce(&mut Settings)) -> common::TestApp {
     })
     .await
     .unwrap()
-}
-
-fn steps_of(session: &Value) -> Vec<&str> {
-    session["challenge"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect()
-}
-
-/// Frames of d12 that turn as `steps` ask, if the clip has such a run.
-fn d12_run(steps: &[&str]) -> Option<Range<usize>> {
-    match steps {
-        ["turn_left", "turn_right"] => Some(30..110),
-        ["turn_right", "turn_left"] => Some(60..183),
-        ["turn_left", "turn_right", "turn_left"] => Some(30..183),
-        _ => None,
-    }
 }
 
 /// Frames of d12 that turn the other way first.
@@ -252,6 +234,138 @@ async fn over_http_the_wrong_order_a_frontal_clip_a_still_and_prints_fail() {
         let reason = result["reason"].as_str().unwrap();
         assert!(reasons.contains(&reason), "{reason}, not {reasons:?}");
     }
+    app.cleanup().await;
+}
+
+/// The token a passed answer of `sid` with `frames` issued.
+async fn passed_token(app: &common::TestApp, sid: &str, frames: &[Vec<u8>]) -> String {
+    let (status, result) = answer(app, sid, frames).await;
+    assert_eq!((status, &result["passed"]), (200, &json!(true)), "{result}");
+    result["token"].as_str().unwrap().to_string()
+}
+
+/// Asserts that an answer is the error `error` with status `status`.
+fn refused_with((status, body): (u16, Value), want: u16, error: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (want, Some(error)),
+        "{body}"
+    );
+}
+
+/// `POST path` with `body` as the key `token`.
+async fn post_as(app: &common::TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let res = common::client_with_key(token)
+        .post(app.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    common::read(res).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrol_token_enrols_its_face_once_and_tokens_keep_to_their_key_user_purpose_and_face() {
+    let app = app(|s| s.security.liveness_session_ttl_secs = 600).await;
+    let d12 = common::clip("d12.mjpeg");
+    let stranger = common::clip("d18.mjpeg")[0].clone();
+    let (_, booth) = app.new_key("booth", &["enrol", "recognize"]).await;
+    let enrol = json!({"purpose": "enrol"});
+    // Every session first, then one wait for the longest batch.
+    let (mismatched, r1) = session_for(&app, &enrol, d12_run).await;
+    let (enrolling, r2) = session_for(&app, &enrol, d12_run).await;
+    as_if_filmed(r1.len().max(r2.len())).await;
+    let mismatched = passed_token(&app, &mismatched, &d12[r1]).await;
+    let enrolling = passed_token(&app, &enrolling, &d12[r2]).await;
+    let register = |token: &str, image: &[u8]| {
+        json!({"name": "Man With Glasses", "image": common::b64(image),
+               "liveness_token": token})
+    };
+
+    // Someone else's photo with the token: refused, and the token spent.
+    let answer = app.post_json("/register/", register(&mismatched, &stranger));
+    refused_with(answer.await, 400, "token_face_mismatch");
+    let answer = app.post_json("/register/", register(&mismatched, &d12[120]));
+    refused_with(answer.await, 403, "liveness_token_refused");
+    // Another key's token: refused, and left for its key.
+    let body = register(&enrolling, &d12[120]);
+    let answer = post_as(&app, &booth, "/register/", &body);
+    refused_with(answer.await, 403, "liveness_token_refused");
+    // Its key, the face that answered: enrolled once.
+    let (status, body) = app
+        .post_json("/register/", register(&enrolling, &d12[120]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let me = body["user_id"].as_i64().unwrap();
+    let answer = app.post_json("/register/", register(&enrolling, &stranger));
+    refused_with(answer.await, 403, "liveness_token_refused");
+
+    // A verify session's token: not an enrolment's, not another user's,
+    // not another key's; then it verifies its user once.
+    let (status, other) = app
+        .post_json(
+            "/register/",
+            json!({"name": "Plain", "image": common::b64(&stranger)}),
+        )
+        .await;
+    assert_eq!(status, 200, "{other}");
+    let someone = other["user_id"].as_i64().unwrap();
+    let claim = json!({"purpose": "verify", "user_id": me});
+    let (sid, run) = session_for(&app, &claim, d12_run).await;
+    let (sid2, run2) = session_for(&app, &claim, d12_run).await;
+    as_if_filmed(run.len().max(run2.len())).await;
+    let token = passed_token(&app, &sid, &d12[run]).await;
+    let token2 = passed_token(&app, &sid2, &d12[run2]).await;
+    let verify = json!({"image": common::b64(&d12[100]), "liveness_token": token});
+    let d3 = common::clip("d3.mjpeg").swap_remove(0);
+    let answer = app.post_json("/register/", register(&token, &d3));
+    refused_with(answer.await, 403, "liveness_token_refused");
+    for (key, user) in [(app.token.as_str(), someone), (booth.as_str(), me)] {
+        let path = format!("/users/{user}/verify");
+        refused_with(
+            post_as(&app, key, &path, &verify).await,
+            403,
+            "liveness_token_refused",
+        );
+    }
+    let (status, body) = app.post_json(&format!("/users/{me}/verify"), verify).await;
+    assert_eq!((status, &body["match"]), (200, &json!(true)), "{body}");
+    // Someone else's photo with a token for this user: not a match.
+    let (status, body) = app
+        .post_json(
+            &format!("/users/{me}/verify"),
+            json!({"image": common::b64(&stranger), "liveness_token": token2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["match"], &body["reason"]),
+        (&json!(false), &json!("token_face_mismatch")),
+        "{body}"
+    );
+
+    // The audit log has each redemption with its session, and the refusals.
+    let (_, audit) = app.get("/admin/audit?limit=100").await;
+    let rows: Vec<(String, Value)> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "liveness_token")
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap().to_string(),
+                e["user_id"].clone(),
+            )
+        })
+        .collect();
+    let count = |outcome: &str| rows.iter().filter(|(o, _)| o == outcome).count();
+    assert_eq!((count("redeemed"), count("refused")), (4, 6), "{rows:?}");
+    assert!(audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "liveness_token" && e["outcome"] == "redeemed")
+        .all(|e| e["detail"].as_str().unwrap().starts_with("session ")));
     app.cleanup().await;
 }
 

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::ops::Range;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,15 +76,6 @@ async fn post_with(
 }
 
 /// Frames of d12 that turn as `steps` ask (`tests/challenge.rs`).
-fn d12_run(steps: &[&str]) -> Option<Range<usize>> {
-    match steps {
-        ["turn_left", "turn_right"] => Some(30..110),
-        ["turn_right", "turn_left"] => Some(60..183),
-        ["turn_left", "turn_right", "turn_left"] => Some(30..183),
-        _ => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_instance_writes_the_other_sees_at_once() {
     let Some(p) = Pair::start(|_| {}).await else {
@@ -163,13 +153,7 @@ async fn what_one_instance_writes_the_other_sees_at_once() {
     let (sid, run) = loop {
         let (status, s) = post(a, "/liveness/sessions", body.clone()).await;
         assert_eq!(status, 201, "{s}");
-        let steps: Vec<&str> = s["challenge"]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap())
-            .collect();
-        if let Some(run) = d12_run(&steps) {
+        if let Some(run) = common::d12_run(&common::steps_of(&s)) {
             break (s["id"].as_str().unwrap().to_string(), run);
         }
     };
@@ -366,23 +350,11 @@ async fn sigterm_to_one_instance_loses_nothing_and_the_other_serves_on() {
     };
     let db = TestDatabase::create(&admin).await;
     let data = tempfile::tempdir().unwrap();
-    let out = instance(&db.url, &redis.url(), data.path())
-        .args([
-            "keys",
-            "create",
-            "--name",
-            "load balancer test",
-            "--scopes",
-            "admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let token = common::create_key(
+        instance(&db.url, &redis.url(), data.path()),
+        "load balancer test",
+        "admin",
     );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let (port_a, port_b) = (common::free_port(), common::free_port());
     let (base_a, base_b) = (
         format!("http://127.0.0.1:{port_a}"),

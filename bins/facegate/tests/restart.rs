@@ -19,25 +19,7 @@ fn facegate(data: &std::path::Path) -> Command {
 
 /// `facegate keys create`: the token it prints.
 fn create_key(data: &std::path::Path, scopes: &str) -> String {
-    let out = facegate(data)
-        .args([
-            "keys",
-            "create",
-            "--name",
-            "restart test",
-            "--scopes",
-            scopes,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(token.starts_with("fg_"), "{token}");
-    token
+    common::create_key(facegate(data), "restart test", scopes)
 }
 
 fn start(port: u16, data: &std::path::Path) -> Child {
@@ -225,7 +207,7 @@ async fn a_liveness_session_created_before_a_crash_is_answered_after_it() {
     .await;
     assert_eq!(status, 200, "{reg}");
     let id = reg["user_id"].as_i64().unwrap();
-    // A session whose steps d12 covers (left then right: frames 30-110).
+    // A session whose steps d12 covers.
     let (sid, run) = loop {
         let (status, s) = post(
             "/liveness/sessions",
@@ -233,18 +215,9 @@ async fn a_liveness_session_created_before_a_crash_is_answered_after_it() {
         )
         .await;
         assert_eq!(status, 201, "{s}");
-        let steps: Vec<&str> = s["challenge"]["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        let run = match steps.as_slice() {
-            ["turn_left", "turn_right"] => 30..110,
-            ["turn_right", "turn_left"] => 60..183,
-            _ => continue,
-        };
-        break (s["id"].as_str().unwrap().to_string(), run);
+        if let Some(run) = common::d12_run(&common::steps_of(&s)) {
+            break (s["id"].as_str().unwrap().to_string(), run);
+        }
     };
     server.kill().unwrap();
     server.wait().unwrap();

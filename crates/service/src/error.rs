@@ -96,6 +96,13 @@ pub enum ServiceError {
     /// now (used, expired, another key's or user's, unknown).
     #[error("the liveness token is not valid for this key and user (used, expired, or issued for another); answer a new challenge session")]
     LivenessTokenRefused,
+    /// A photo of an enrolment with a liveness token is not the face that
+    /// answered the token's session (the token is spent).
+    #[error("photo {index} is not the face that answered the liveness session; answer a new session and enrol with photos of the person who answered it")]
+    TokenFaceMismatch {
+        /// Position of the photo in the request (0-based).
+        index: usize,
+    },
     /// The operator requires the challenge, and the verification came
     /// without a token.
     #[error("this server requires a liveness challenge for verification (security.require_liveness = \"challenge\"): answer a session (POST /liveness/sessions) and send its token as liveness_token")]
@@ -186,6 +193,7 @@ impl ServiceError {
             ServiceError::LivenessUnavailable(_) => "liveness_unavailable",
             ServiceError::LivenessSessionNotFound(_) => "not_found",
             ServiceError::LivenessTokenRefused => "liveness_token_refused",
+            ServiceError::TokenFaceMismatch { .. } => "token_face_mismatch",
             ServiceError::LivenessTokenRequired => "liveness_token_required",
             ServiceError::UserReferenceNotFound(_) => "not_found",
             ServiceError::KeyNotFound(_) => "not_found",

@@ -48,6 +48,10 @@ pub struct EnrolRequest {
     pub allow_duplicate: bool,
     /// Check every photo for a presentation attack (`?liveness=passive`).
     pub liveness: LivenessMode,
+    /// The token of a passed enrol session (`POST /liveness/sessions`
+    /// with purpose `enrol`): redeemed once, and every photo must be the
+    /// face that answered the session.
+    pub liveness_token: Option<String>,
 }
 
 /// A face found in a photo, without biometric data.
@@ -713,6 +717,21 @@ impl FaceService {
         ))
     }
 
+    /// Whether `face` is the face that answered the session of a redeemed
+    /// token: the same model, and one person at the verify threshold.
+    pub(crate) fn is_session_face(
+        &self,
+        session: &face_store::liveness::RedeemedToken,
+        face: &Embedding,
+    ) -> Result<bool, ServiceError> {
+        if session.model_id != self.model().id {
+            return Ok(false);
+        }
+        let session_face = Embedding::new(session.embedding.clone(), Arc::clone(self.model()))
+            .map_err(ServiceError::from)?;
+        self.same_person(&session_face, face)
+    }
+
     /// The faces of one request, each of enrolment quality, all of one
     /// person (every photo matches the first at the verify threshold), and
     /// with `liveness` each live: `live_score` receives the lowest score,
@@ -776,7 +795,12 @@ impl FaceService {
         req: EnrolRequest,
         live_score: &mut Option<f32>,
     ) -> Result<Enrolled, ServiceError> {
-        let liveness = self.liveness.level_for_enrolment(req.liveness)?;
+        let mut liveness = self.liveness.level_for_enrolment(req.liveness)?;
+        // As for a verification with a token: the session proved a live
+        // person, not that these photos are of one.
+        if req.liveness_token.is_some() && self.liveness.passive_available() {
+            liveness = liveness.max(LivenessMode::Passive);
+        }
         if req.allow_duplicate {
             caller.require(
                 Scope::Admin,
@@ -797,6 +821,15 @@ impl FaceService {
             for face in &faces {
                 self.check_duplicate(face.face.embedding.values(), None)
                     .await?;
+            }
+        }
+        // Spent once nothing before the write can refuse the enrolment.
+        if let Some(token) = &req.liveness_token {
+            let session = self.redeem_liveness_token(caller, token, None).await?;
+            for (index, face) in faces.iter().enumerate() {
+                if !self.is_session_face(&session, &face.face.embedding)? {
+                    return Err(ServiceError::TokenFaceMismatch { index });
+                }
             }
         }
         let boxes = faces.iter().map(enrolled_face).collect();
@@ -1426,12 +1459,7 @@ impl FaceService {
         // threshold the key may not ask for leave it for the next try.
         let bound = match token {
             None => None,
-            Some(t) => Some(
-                self.store
-                    .redeem_liveness_token(crate::sessions::token_hash(t), caller.key_id, user_id)
-                    .await?
-                    .ok_or(ServiceError::LivenessTokenRefused)?,
-            ),
+            Some(t) => Some(self.redeem_liveness_token(caller, t, Some(user_id)).await?),
         };
         *live_score = face.live_score;
         let verdict = self.liveness.judge(liveness, face.live_score);
@@ -1442,12 +1470,7 @@ impl FaceService {
         // whatever its distance to the user.
         let mismatch = match &bound {
             None => false,
-            Some(t) => {
-                let session_face = Embedding::new(t.embedding.clone(), Arc::clone(self.model()))
-                    .map_err(ServiceError::from)?;
-                t.model_id != self.model().id
-                    || !self.same_person(&session_face, &face.embedding)?
-            }
+            Some(t) => !self.is_session_face(t, &face.embedding)?,
         };
         let reason = match (verdict == Some(LivenessVerdict::Attack), mismatch) {
             (true, _) => Some("liveness_failed"),

@@ -4,10 +4,11 @@
 //! answer, and visible only to the key that created them.
 //!
 //! Answering a session is `answer.rs`; the token a pass issues is
-//! redeemed by verification (`FaceService::verify_with_token`).
+//! redeemed here, once, by the verification (`FaceService::verify_with_token`)
+//! or the enrolment (`EnrolRequest::liveness_token`) it was for.
 
 use chrono::{DateTime, Utc};
-use face_store::liveness::{LivenessSession, NewLivenessSession};
+use face_store::liveness::{LivenessSession, NewLivenessSession, RedeemedToken};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -258,6 +259,43 @@ impl FaceService {
                 None => e.into(),
             })?;
         ChallengeSession::from_stored(stored)
+    }
+
+    /// Redeems a passed session's token once, for this key and, with
+    /// `user_id`, a verify session about that user (`None`: an enrol
+    /// session): what the token is bound to, or `LivenessTokenRefused`
+    /// (used, expired, another key's, another user's or purpose's,
+    /// unknown). One audit row either way (`liveness_token`, `redeemed`
+    /// with the session, or `refused`); the store's conditional delete
+    /// makes two redemptions of one token one success.
+    pub(crate) async fn redeem_liveness_token(
+        &self,
+        caller: &Caller,
+        token: &str,
+        user_id: Option<i64>,
+    ) -> Result<RedeemedToken, ServiceError> {
+        let redeemed = self
+            .store()
+            .redeem_liveness_token(token_hash(token), caller.key_id, user_id)
+            .await?;
+        let (outcome, detail) = match &redeemed {
+            Some(t) => ("redeemed", format!("session {}", t.session_id)),
+            None => (
+                "refused",
+                ServiceError::LivenessTokenRefused.kind().to_string(),
+            ),
+        };
+        self.audit()
+            .record(
+                caller,
+                "liveness_token",
+                outcome,
+                user_id,
+                None,
+                Some(detail),
+            )
+            .await;
+        redeemed.ok_or(ServiceError::LivenessTokenRefused)
     }
 
     /// A session, for the key that created it; `LivenessSessionNotFound`

@@ -125,6 +125,7 @@ async fn enrol(service: &FaceService, name: &str, clip: &str) -> i64 {
                 metadata: None,
                 allow_duplicate: false,
                 liveness: Default::default(),
+                liveness_token: None,
             },
         )
         .await

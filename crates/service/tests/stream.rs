@@ -30,6 +30,7 @@ async fn enrol(service: &FaceService, name: &str, image: Vec<u8>) -> Result<i64,
         metadata: None,
         allow_duplicate: false,
         liveness: Default::default(),
+        liveness_token: None,
     };
     Ok(service.enrol(&Caller::command_line(), req).await?.user.id)
 }

@@ -210,14 +210,15 @@ pub trait AccessStore: Send + Sync {
     ) -> Result<bool>;
 
     /// Redeems a token once: the one row with this hash, not expired,
-    /// issued to `key_id` for a session about `user_id`, is deleted and
-    /// returned; `None` for anything else (used, expired, another key or
-    /// user, unknown).
+    /// issued to `key_id` for a verify session about `user_id`
+    /// (`Some`) or for an enrol session (`None`), is deleted and returned;
+    /// `None` for anything else (used, expired, another key or user, the
+    /// other purpose, unknown).
     async fn redeem_liveness_token(
         &self,
         token_hash: [u8; 32],
         key_id: Option<KeyId>,
-        user_id: UserId,
+        user_id: Option<UserId>,
     ) -> Result<Option<crate::liveness::RedeemedToken>>;
 
     /// Deletes the sessions that expired more than `expired_for_secs` ago

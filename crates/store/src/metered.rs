@@ -287,7 +287,7 @@ impl AccessStore for Metered {
         &self,
         token_hash: [u8; 32],
         key_id: Option<KeyId>,
-        user_id: UserId,
+        user_id: Option<UserId>,
     ) -> Result<Option<crate::liveness::RedeemedToken>> {
         self.timed(
             "redeem_liveness_token",

@@ -16,7 +16,8 @@ use crate::input;
     request_body(content = RegisterRequest, description = "JSON with base64 photos, or multipart/form-data with the same field names"),
     responses(
         (status = 200, body = Registered),
-        (status = 400, body = ErrorJson, description = "no face, several faces, low quality, bad image, liveness_failed"),
+        (status = 400, body = ErrorJson, description = "no face, several faces, low quality, bad image, liveness_failed; token_face_mismatch: a photo is not the face that answered the liveness_token's session (the token is spent)"),
+        (status = 403, body = ErrorJson, description = "the key lacks the enrol scope; allow_duplicate without the admin scope; liveness_token_refused: the liveness_token is not a passed enrol session's of this key (used, expired, a verify session's, unknown)"),
         (status = 409, body = ErrorJson, description = "the face matches an enrolled user"),
         (status = 413, body = ErrorJson), (status = 415, body = ErrorJson), (status = 422, body = ErrorJson),
         (status = 501, body = ErrorJson, description = "liveness asked for, and this server has no passive check (see /stats/)"),
@@ -43,6 +44,7 @@ pub async fn register(
                 metadata: body.metadata,
                 allow_duplicate: body.allow_duplicate,
                 liveness,
+                liveness_token: body.liveness_token,
             },
         )
         .await?;

@@ -352,6 +352,45 @@ pub async fn enrol_d12(app: &TestApp, frames: &[Vec<u8>]) -> i64 {
     reg["user_id"].as_i64().unwrap()
 }
 
+/// The steps a liveness session's answer drew, as the API names them.
+pub fn steps_of(session: &Value) -> Vec<&str> {
+    session["challenge"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+/// Frames of `d12.mjpeg` that turn as `steps` ask, each turn followed by
+/// the return to frontal, if the clip has such a run (it turns left on
+/// 36–50, right on 79–92 and left on 162–173: `shared/video/README.md`).
+pub fn d12_run(steps: &[&str]) -> Option<std::ops::Range<usize>> {
+    match steps {
+        ["turn_left", "turn_right"] => Some(30..110),
+        ["turn_right", "turn_left"] => Some(60..183),
+        ["turn_left", "turn_right", "turn_left"] => Some(30..183),
+        _ => None,
+    }
+}
+
+/// `facegate keys create` with `cmd` (the binary, its store settings in
+/// the environment): the token it prints, the only line on stdout.
+pub fn create_key(mut cmd: std::process::Command, name: &str, scopes: &str) -> String {
+    let out = cmd
+        .args(["keys", "create", "--name", name, "--scopes", scopes])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("fg_"), "{token}");
+    token
+}
+
 /// The stream's WebSocket, as a client opens it (tokio-tungstenite).
 pub mod ws {
     use std::time::Duration;

@@ -387,18 +387,20 @@ impl AccessStore for PgStore {
         &self,
         token_hash: [u8; 32],
         key_id: Option<KeyId>,
-        user_id: UserId,
+        user_id: Option<UserId>,
     ) -> Result<Option<RedeemedToken>> {
         self.bounded(async {
             let client = self.inner.pool.get().await?;
             // One statement: of two concurrent redemptions, one deletes
-            // the row and the other finds none.
+            // the row and the other finds none. A verify session has its
+            // user and an enrol session none (`validate_session`), so the
+            // user's comparison also binds the purpose.
             let row = client
                 .query_opt(
                     "DELETE FROM liveness_tokens t USING liveness_sessions s \
                      WHERE t.token_hash = $1 AND t.session_id = s.id \
                        AND t.expires_at > clock_timestamp() \
-                       AND s.key_id IS NOT DISTINCT FROM $2 AND s.user_id = $3 \
+                       AND s.key_id IS NOT DISTINCT FROM $2 AND s.user_id IS NOT DISTINCT FROM $3 \
                      RETURNING t.session_id, t.model_id, t.embedding",
                     &[&token_hash.as_slice(), &key_id, &user_id],
                 )

@@ -424,15 +424,16 @@ impl AccessStore for SqliteStore {
         &self,
         token_hash: [u8; 32],
         key_id: Option<KeyId>,
-        user_id: UserId,
+        user_id: Option<UserId>,
     ) -> Result<Option<RedeemedToken>> {
         self.write(move |conn, _, _| {
             // One statement on the one writer: a token is deleted once.
+            // `IS` compares NULLs too: an enrol session has no user.
             let row: Option<(String, String, Vec<u8>)> = conn
                 .query_row(
                     "DELETE FROM liveness_tokens WHERE token_hash = ?1 AND expires_at > ?2 \
                      AND session_id IN (SELECT id FROM liveness_sessions \
-                                        WHERE key_id IS ?3 AND user_id = ?4) \
+                                        WHERE key_id IS ?3 AND user_id IS ?4) \
                      RETURNING session_id, model_id, embedding",
                     params![token_hash.as_slice(), now(), key_id, user_id],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

@@ -1375,7 +1375,7 @@ pub async fn liveness_sessions_and_tokens(store: &Arc<dyn FaceStore>) {
     );
 
     // Redeemed once, by its key, for its user.
-    let redeem = |hash: u8, key: Option<i64>, user_id: i64| {
+    let redeem = |hash: u8, key: Option<i64>, user_id: Option<i64>| {
         let store = Arc::clone(store);
         async move {
             store
@@ -1384,14 +1384,66 @@ pub async fn liveness_sessions_and_tokens(store: &Arc<dyn FaceStore>) {
                 .unwrap()
         }
     };
-    assert_eq!(redeem(1, Some(8), user.id).await, None, "another key");
-    assert_eq!(redeem(1, None, user.id).await, None, "no key");
-    assert_eq!(redeem(1, Some(7), other.id).await, None, "another user");
-    assert_eq!(redeem(2, Some(7), user.id).await, None, "an unknown token");
-    let redeemed = redeem(1, Some(7), user.id).await.unwrap();
+    assert_eq!(redeem(1, Some(8), Some(user.id)).await, None, "another key");
+    assert_eq!(redeem(1, None, Some(user.id)).await, None, "no key");
+    assert_eq!(
+        redeem(1, Some(7), Some(other.id)).await,
+        None,
+        "another user"
+    );
+    assert_eq!(
+        redeem(2, Some(7), Some(user.id)).await,
+        None,
+        "an unknown token"
+    );
+    let redeemed = redeem(1, Some(7), Some(user.id)).await.unwrap();
     assert_eq!(redeemed.session_id, "session0000000001");
     assert_eq!(redeemed.embedding, vec![0.25, -0.5, 1.0]);
-    assert_eq!(redeem(1, Some(7), user.id).await, None, "a second use");
+    assert_eq!(
+        redeem(1, Some(7), Some(user.id)).await,
+        None,
+        "a second use"
+    );
+
+    // An enrol session's token is redeemed without a user, and only so;
+    // a verify session's only with its user.
+    store
+        .create_liveness_session(session("session0000000007", None, 60))
+        .await
+        .unwrap();
+    store
+        .create_liveness_session(session("session0000000008", Some(user.id), 60))
+        .await
+        .unwrap();
+    for (id, byte) in [("session0000000007", 7), ("session0000000008", 8)] {
+        assert!(store
+            .finish_liveness_session(id, "passed", Some(token(byte)))
+            .await
+            .unwrap());
+    }
+    assert_eq!(
+        redeem(8, Some(7), None).await,
+        None,
+        "a verify token, no user"
+    );
+    assert_eq!(
+        redeem(7, Some(7), Some(user.id)).await,
+        None,
+        "an enrol token, a user"
+    );
+    assert_eq!(
+        redeem(7, Some(8), None).await,
+        None,
+        "an enrol token, another key"
+    );
+    let enrol = redeem(7, Some(7), None).await.unwrap();
+    assert_eq!(enrol.session_id, "session0000000007");
+    assert_eq!(
+        redeem(7, Some(7), None).await,
+        None,
+        "an enrol token, again"
+    );
+    assert!(redeem(8, Some(7), Some(user.id)).await.is_some());
 
     // Concurrent redemptions of one token: exactly one wins.
     store
@@ -1403,7 +1455,7 @@ pub async fn liveness_sessions_and_tokens(store: &Arc<dyn FaceStore>) {
         .await
         .unwrap());
     let tries: Vec<_> = (0..8)
-        .map(|_| tokio::spawn(redeem(3, Some(7), user.id)))
+        .map(|_| tokio::spawn(redeem(3, Some(7), Some(user.id))))
         .collect();
     let mut won = 0;
     for t in tries {
@@ -1433,7 +1485,11 @@ pub async fn liveness_sessions_and_tokens(store: &Arc<dyn FaceStore>) {
         .finish_liveness_session("session0000000004", "passed", Some(token(4)))
         .await
         .unwrap());
-    assert_eq!(redeem(6, Some(7), user.id).await, None, "an expired token");
+    assert_eq!(
+        redeem(6, Some(7), Some(user.id)).await,
+        None,
+        "an expired token"
+    );
 
     // Purging: the expired session goes, the open ones stay.
     assert!(store
