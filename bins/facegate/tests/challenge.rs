@@ -268,8 +268,17 @@ async fn post_as(app: &common::TestApp, token: &str, path: &str, body: &Value) -
 async fn an_enrol_token_enrols_its_face_once_and_tokens_keep_to_their_key_user_purpose_and_face() {
     let app = app(|s| s.security.liveness_session_ttl_secs = 600).await;
     let d12 = common::clip("d12.mjpeg");
-    let stranger = common::clip("d18.mjpeg")[0].clone();
+    let stranger = common::clip("d18.mjpeg").swap_remove(0);
+    let woman = common::clip("d3.mjpeg").swap_remove(0);
     let (_, booth) = app.new_key("booth", &["enrol", "recognize"]).await;
+    let (status, other) = app
+        .post_json(
+            "/register/",
+            json!({"name": "Plain", "image": common::b64(&stranger), "external_ref": "badge-7"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{other}");
+    let someone = other["user_id"].as_i64().unwrap();
     let enrol = json!({"purpose": "enrol"});
     // Every session first, then one wait for the longest batch.
     let (mismatched, r1) = session_for(&app, &enrol, d12_run).await;
@@ -283,7 +292,7 @@ async fn an_enrol_token_enrols_its_face_once_and_tokens_keep_to_their_key_user_p
     };
 
     // Someone else's photo with the token: refused, and the token spent.
-    let answer = app.post_json("/register/", register(&mismatched, &stranger));
+    let answer = app.post_json("/register/", register(&mismatched, &woman));
     refused_with(answer.await, 400, "token_face_mismatch");
     let answer = app.post_json("/register/", register(&mismatched, &d12[120]));
     refused_with(answer.await, 403, "liveness_token_refused");
@@ -291,25 +300,26 @@ async fn an_enrol_token_enrols_its_face_once_and_tokens_keep_to_their_key_user_p
     let body = register(&enrolling, &d12[120]);
     let answer = post_as(&app, &booth, "/register/", &body);
     refused_with(answer.await, 403, "liveness_token_refused");
+    // A reference already in use: refused before the token is spent.
+    let mut body = register(&enrolling, &d12[120]);
+    body["external_ref"] = json!("badge-7");
+    let (status, body) = app.post_json("/register/", body).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
     // Its key, the face that answered: enrolled once.
     let (status, body) = app
         .post_json("/register/", register(&enrolling, &d12[120]))
         .await;
     assert_eq!(status, 200, "{body}");
     let me = body["user_id"].as_i64().unwrap();
-    let answer = app.post_json("/register/", register(&enrolling, &stranger));
+    let answer = app.post_json("/register/", register(&enrolling, &woman));
     refused_with(answer.await, 403, "liveness_token_refused");
 
     // A verify session's token: not an enrolment's, not another user's,
     // not another key's; then it verifies its user once.
-    let (status, other) = app
-        .post_json(
-            "/register/",
-            json!({"name": "Plain", "image": common::b64(&stranger)}),
-        )
-        .await;
-    assert_eq!(status, 200, "{other}");
-    let someone = other["user_id"].as_i64().unwrap();
     let claim = json!({"purpose": "verify", "user_id": me});
     let (sid, run) = session_for(&app, &claim, d12_run).await;
     let (sid2, run2) = session_for(&app, &claim, d12_run).await;
@@ -317,8 +327,7 @@ async fn an_enrol_token_enrols_its_face_once_and_tokens_keep_to_their_key_user_p
     let token = passed_token(&app, &sid, &d12[run]).await;
     let token2 = passed_token(&app, &sid2, &d12[run2]).await;
     let verify = json!({"image": common::b64(&d12[100]), "liveness_token": token});
-    let d3 = common::clip("d3.mjpeg").swap_remove(0);
-    let answer = app.post_json("/register/", register(&token, &d3));
+    let answer = app.post_json("/register/", register(&token, &woman));
     refused_with(answer.await, 403, "liveness_token_refused");
     for (key, user) in [(app.token.as_str(), someone), (booth.as_str(), me)] {
         let path = format!("/users/{user}/verify");

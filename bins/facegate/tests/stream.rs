@@ -220,10 +220,10 @@ async fn a_spent_identification_budget_stops_the_searches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_messages_are_requests_under_the_keys_limit() {
-    // Three requests at once per key, then one every 10 s: the upgrade and
-    // two mode changes pass, the next message is refused.
+    // Three requests at once per key, then one a minute: the upgrade and
+    // two mode changes pass, the next messages are refused.
     let app = app(|s| {
-        s.security.rate_per_key_per_minute = 6;
+        s.security.rate_per_key_per_minute = 1;
         s.security.rate_burst = 2;
     })
     .await;
@@ -252,11 +252,27 @@ async fn text_messages_are_requests_under_the_keys_limit() {
         kinds.iter().all(|k| ["mode", "rate_limited"].contains(k)),
         "{kinds:?}"
     );
-    // Refused, not closed: the stream serves frames in its mode.
+    // Refused, not closed: the stream serves frames in its mode, and a
+    // frame sent right behind a refused message is answered too.
     let frame = common::clip("d12.mjpeg").swap_remove(0);
     ws.send(common::stream_frame(1, &frame)).await.unwrap();
     let event = next(&mut ws, Duration::from_secs(30)).await.unwrap();
     assert_eq!(event["type"], "frame", "{event}");
+    let ask = json!({"mode": "detect"}).to_string();
+    ws.send(Message::text(ask)).await.unwrap();
+    ws.send(common::stream_frame(2, &frame)).await.unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let e = next(&mut ws, Duration::from_secs(30)).await.unwrap();
+        kinds.push(
+            e["error"]
+                .as_str()
+                .unwrap_or(e["type"].as_str().unwrap())
+                .to_string(),
+        );
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["frame", "rate_limited"], "both answered");
     app.cleanup().await;
 }
 

@@ -53,6 +53,7 @@ const WORDS = {
   disabled: "Verification is disabled for this person; an administrator can reset it.",
   liveness_token_refused: "The check expired or was already used. Start again.",
   liveness_token_required: "This server requires the head-turn check.",
+  token_face_mismatch: "The photo is not of the person who did the head-turn check.",
   liveness_unavailable: "The liveness check is not installed on this server.",
   forbidden: "This key may not do that.",
   unauthorized: "The key is not valid (revoked or mistyped).",
@@ -300,6 +301,9 @@ async function enrolCamera() {
         drawBoxes(camera.video, e.faces);
         const n = e.faces.length;
         say("enrol-hint", n === 1 ? "One face in view: press Enrol to take the photo." : n === 0 ? "No face in view." : "More than one face in view.");
+      } else if (e.type === "error" && e.seq == null) {
+        // The mode was refused (a rate limit): the preview cannot be trusted.
+        say("enrol-hint", WORDS[e.error] || e.message, "bad");
       }
     });
     camera.ws.send(JSON.stringify({ mode: "detect" }));
@@ -438,6 +442,10 @@ async function identify() {
     camera = await startCamera("identify-video");
     const cam = camera;
     cam.ws = await openStream((e) => {
+      if (e.type === "error" && e.seq == null) {
+        say("identify-status", WORDS[e.error] || e.message, "bad");
+        return;
+      }
       if (e.type !== "frame") return;
       const faces = e.faces.map((f) => {
         const known = f.state === "identified";

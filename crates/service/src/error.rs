@@ -92,9 +92,9 @@ pub enum ServiceError {
         /// Position of the photo in the request (0-based).
         index: usize,
     },
-    /// The liveness token is not one this key may redeem for this user
-    /// now (used, expired, another key's or user's, unknown).
-    #[error("the liveness token is not valid for this key and user (used, expired, or issued for another); answer a new challenge session")]
+    /// The liveness token is not one this key may redeem here now (used,
+    /// expired, another key's, user's or purpose's, unknown).
+    #[error("the liveness token is not valid for this key and this verification or enrolment (used, expired, or issued for another); answer a new challenge session")]
     LivenessTokenRefused,
     /// A photo of an enrolment with a liveness token is not the face that
     /// answered the token's session (the token is spent).

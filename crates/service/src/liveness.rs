@@ -172,7 +172,8 @@ impl Liveness {
             LivenessMode::Challenge => Err(ServiceError::Invalid {
                 field: "liveness",
                 message: "a photo cannot answer the challenge: use passive here, or answer a \
-                          liveness session (POST /liveness/sessions) and verify with its token"
+                          liveness session (POST /liveness/sessions) and send its token \
+                          (liveness_token) with the verification or the enrolment"
                     .into(),
             }),
         }

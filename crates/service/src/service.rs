@@ -823,8 +823,26 @@ impl FaceService {
                     .await?;
             }
         }
-        // Spent once nothing before the write can refuse the enrolment.
+        let new_user = NewUser {
+            name: req.name.as_str().to_string(),
+            external_ref: req.external_ref,
+            metadata: req.metadata,
+        };
+        let unique_below = match req.allow_duplicate {
+            true => None,
+            false => Some(self.duplicate_threshold().await?),
+        };
         if let Some(token) = &req.liveness_token {
+            // Spent as late as can be: what the write would refuse for
+            // the user's own fields is checked first. Only a concurrent
+            // enrolment of the same face or reference, or a store failure,
+            // can still refuse the write after it (a new session, then).
+            face_store::validate::user(&new_user)?;
+            if let Some(reference) = &new_user.external_ref {
+                if self.user_by_reference(reference).await.is_ok() {
+                    return Err(ServiceError::Conflict("external_ref already in use".into()));
+                }
+            }
             let session = self.redeem_liveness_token(caller, token, None).await?;
             for (index, face) in faces.iter().enumerate() {
                 if !self.is_session_face(&session, &face.face.embedding)? {
@@ -834,21 +852,15 @@ impl FaceService {
         }
         let boxes = faces.iter().map(enrolled_face).collect();
         let templates: Vec<NewTemplate> = faces.into_iter().map(|f| template(f.face)).collect();
-        let new_user = NewUser {
-            name: req.name.as_str().to_string(),
-            external_ref: req.external_ref,
-            metadata: req.metadata,
-        };
         // The check above answers fast; the store checks again inside the
         // write, so two concurrent enrolments of one face cannot both pass.
-        let user = match req.allow_duplicate {
-            true => {
+        let user = match unique_below {
+            None => {
                 self.store
                     .create_user(new_user, &self.model, &templates)
                     .await?
             }
-            false => {
-                let unique_below = self.duplicate_threshold().await?;
+            Some(unique_below) => {
                 self.store
                     .create_unique_user(new_user, &self.model, &templates, unique_below)
                     .await?

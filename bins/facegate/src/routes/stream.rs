@@ -446,24 +446,24 @@ async fn serve(
                 return;
             }
             if let Some(request) = request {
-                if let Err(refused) = admitted(state, caller).await {
-                    // Refused: nothing changes, a challenge goes on.
-                    if !send(&mut session, refused).await {
-                        return;
+                let event = match admitted(state, caller).await {
+                    // Refused: nothing changes, a challenge goes on, and
+                    // the frame waiting beside it is served below.
+                    Err(refused) => refused,
+                    Ok(()) => {
+                        // Whatever comes next, an unfinished challenge ends.
+                        if let Some(unfinished) = answer.take() {
+                            let why = ServiceError::Conflict(
+                                "the stream changed mode before the challenge was met".into(),
+                            );
+                            state
+                                .service
+                                .abandon_session_answer(caller, unfinished, &why)
+                                .await;
+                        }
+                        apply(state, caller, (stream, answer), request).await
                     }
-                    continue;
-                }
-                // Whatever comes next, an unfinished challenge ends.
-                if let Some(unfinished) = answer.take() {
-                    let why = ServiceError::Conflict(
-                        "the stream changed mode before the challenge was met".into(),
-                    );
-                    state
-                        .service
-                        .abandon_session_answer(caller, unfinished, &why)
-                        .await;
-                }
-                let event = apply(state, caller, (stream, answer), request).await;
+                };
                 if !send(&mut session, event).await {
                     return;
                 }
@@ -516,19 +516,16 @@ async fn serve(
 /// reservation), and the one-slot mailbox alone would let a client that
 /// sends them back to back have them served as fast as the store answers.
 /// Refused: the error event (`rate_limited` with `retry_after_secs`, or
-/// `rate_limits_unavailable`), and the stream goes on as it was.
+/// `rate_limits_unavailable`), and the stream goes on as it was. A caller
+/// with neither a key nor an address is not counted, as the guard does not
+/// count it.
 async fn admitted(state: &AppState, caller: &Caller) -> Result<(), serde_json::Value> {
-    let (limit, key, what) = match caller.key_id {
-        Some(id) => (Limit::ApiKey, id.to_string(), "API key"),
-        None => (
-            Limit::ClientAddress,
-            caller
-                .client_key
-                .clone()
-                .or_else(|| caller.client.clone())
-                .unwrap_or_default(),
-            "client address",
-        ),
+    let (limit, key, what) = match (caller.key_id, &caller.client_key, &caller.client) {
+        (Some(id), _, _) => (Limit::ApiKey, id.to_string(), "API key"),
+        (None, Some(client), _) | (None, None, Some(client)) => {
+            (Limit::ClientAddress, client.clone(), "client address")
+        }
+        (None, None, None) => return Ok(()),
     };
     match state.service.limits().take(limit, &key).await {
         Ok(()) => Ok(()),
