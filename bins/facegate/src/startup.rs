@@ -216,16 +216,49 @@ impl Application {
     }
 
     /// Runs until stopped (SIGINT/SIGTERM finish in-flight requests first).
+    /// When it returns, the state is released: the store is closed and,
+    /// with SQLite, the data directory's lock is free for the next server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        match self.metrics {
-            Some((_, metrics)) => {
-                futures_util::future::try_join(self.server, metrics).await?;
-                Ok(())
-            }
-            None => self.server.await,
-        }
+        let Self {
+            server,
+            metrics,
+            state,
+            ..
+        } = self;
+        let served = match metrics {
+            Some((_, metrics)) => futures_util::future::try_join(server, metrics)
+                .await
+                .map(|_| ()),
+            None => server.await,
+        };
+        released(state).await;
+        served
     }
 }
+
+/// Waits, at most `RELEASE_WAIT`, until `state` is the last handle to the
+/// state, then drops it. The server's future ends when its workers are told
+/// to stop; each worker thread drops its copy of the app, and with it a
+/// handle to the state, a moment later. Without the wait, a server started
+/// on the same SQLite directory right after this one returned could find
+/// the directory still claimed.
+async fn released(state: web::Data<AppState>) {
+    let state = state.into_inner();
+    let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+    while Arc::strong_count(&state) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if Arc::strong_count(&state) > 1 {
+        tracing::warn!(
+            handles = Arc::strong_count(&state) - 1,
+            "the server stopped with its state still in use elsewhere; the store closes when \
+             the last use ends"
+        );
+    }
+}
+
+/// How long a stopped server waits for its workers to let go of the state.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// The second listener: `GET /metrics` without a key, nothing else (every
 /// other path is a JSON 404). For a scraper on the operator's network; the

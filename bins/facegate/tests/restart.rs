@@ -1,7 +1,9 @@
 //! Durability across a crash: enrol, kill the server with SIGKILL, start it
 //! again on the same data directory, and the person is still recognised;
 //! a verification lockout holds across the same crash. The key comes from
-//! `facegate keys create`, as an operator's first key does.
+//! `facegate keys create`, as an operator's first key does. One SQLite
+//! directory is one server's: a second is refused, and a stopped one lets
+//! go of it at once.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -305,4 +307,32 @@ async fn a_second_server_on_one_sqlite_directory_refuses_to_start() {
     wait_healthy(&client, &base).await;
     again.kill().unwrap();
     again.wait().unwrap();
+}
+
+/// A server stopped gracefully in this process lets go of its SQLite
+/// directory by the time its run returns, so the next one starts on it at
+/// once (the workers drop their copies of the state a moment after the
+/// server's future ends; model_switch.rs once lost that race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_frees_its_data_directory_for_the_next_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        let mut app = common::spawn_with(facegate::settings::StoreKind::Sqlite, |s| {
+            common::use_fast_pipeline(s);
+            s.store.data_dir = data.path().to_path_buf();
+        })
+        .await
+        .unwrap();
+        // Requests on several connections, so that several workers hold
+        // the app when it stops.
+        let requests = (0..8).map(|_| {
+            let client = reqwest::Client::new();
+            let url = app.url("/health");
+            async move { client.get(url).send().await.unwrap().status() }
+        });
+        for status in futures_util::future::join_all(requests).await {
+            assert_eq!(status, 200);
+        }
+        app.stop().await;
+    }
 }
