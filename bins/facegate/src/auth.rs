@@ -77,23 +77,39 @@ pub async fn guard<B: MessageBody + 'static>(
     }
 }
 
+/// Spends one request of `key` under `limit`, counting a refusal in
+/// `facegate_rate_limited_total`: the guard's requests and the stream's
+/// text messages are charged through it.
+pub(crate) async fn charge(
+    limits: &dyn RateLimits,
+    limit: Limit,
+    key: &str,
+) -> Result<(), Refusal> {
+    let taken = limits.take(limit, key).await;
+    if matches!(taken, Err(Refusal::Limited { .. })) {
+        metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit.as_str()).increment(1);
+    }
+    taken
+}
+
+/// What `limit` counts, as a refusal's message names it.
+pub(crate) fn counted(limit: Limit) -> &'static str {
+    match limit {
+        Limit::ApiKey => "API key",
+        Limit::ClientAddress => "client address",
+        Limit::FailedIdentifications => "failed identifications",
+    }
+}
+
 /// Spends one request of `key` under `limit`: 429 with the wait when over,
 /// 503 when the shared limit store does not answer (fail closed).
 async fn limited(limits: &dyn RateLimits, limit: Limit, key: &str) -> Result<(), ApiError> {
-    match limits.take(limit, key).await {
+    match charge(limits, limit, key).await {
         Ok(()) => Ok(()),
-        Err(Refusal::Limited { retry_after_secs }) => {
-            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit.as_str()).increment(1);
-            let what = match limit {
-                Limit::ApiKey => "API key",
-                Limit::ClientAddress => "client address",
-                Limit::FailedIdentifications => "failed identifications",
-            };
-            Err(ApiError::rate_limited(
-                what,
-                u32::try_from(retry_after_secs).unwrap_or(u32::MAX),
-            ))
-        }
+        Err(Refusal::Limited { retry_after_secs }) => Err(ApiError::rate_limited(
+            counted(limit),
+            u32::try_from(retry_after_secs).unwrap_or(u32::MAX),
+        )),
         Err(Refusal::Unavailable) => Err(face_service::ServiceError::RateLimitsUnavailable.into()),
     }
 }

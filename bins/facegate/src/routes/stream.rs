@@ -520,17 +520,17 @@ async fn serve(
 /// with neither a key nor an address is not counted, as the guard does not
 /// count it.
 async fn admitted(state: &AppState, caller: &Caller) -> Result<(), serde_json::Value> {
-    let (limit, key, what) = match (caller.key_id, &caller.client_key, &caller.client) {
-        (Some(id), _, _) => (Limit::ApiKey, id.to_string(), "API key"),
+    let (limit, key) = match (caller.key_id, &caller.client_key, &caller.client) {
+        (Some(id), _, _) => (Limit::ApiKey, id.to_string()),
         (None, Some(client), _) | (None, None, Some(client)) => {
-            (Limit::ClientAddress, client.clone(), "client address")
+            (Limit::ClientAddress, client.clone())
         }
         (None, None, None) => return Ok(()),
     };
-    match state.service.limits().take(limit, &key).await {
+    match crate::auth::charge(state.service.limits(), limit, &key).await {
         Ok(()) => Ok(()),
         Err(Refusal::Limited { retry_after_secs }) => {
-            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit.as_str()).increment(1);
+            let what = crate::auth::counted(limit);
             Err(
                 json!({"type": "error", "seq": null, "error": "rate_limited",
                 "retry_after_secs": retry_after_secs,
